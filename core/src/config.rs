@@ -1,0 +1,211 @@
+//! Plugin configuration: JSON in, typed settings out. Unknown keys and wrong
+//! types are errors that name the key, never silently defaulted.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::red::cardinality::DEFAULT_MAX_SERIES;
+use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
+use crate::red::route::{PathTemplate, RouteNormalizer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the offending key (`.` for the document itself).
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid plugin configuration at `{}`: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    pub fn new(path: &str, message: impl Into<String>) -> Self {
+        Self { path: path.to_string(), message: message.into() }
+    }
+}
+
+/// Parses any config struct, reporting the JSON path of the first error.
+/// An empty (or all-whitespace) document means "all defaults".
+pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ConfigError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError { path, message: e.into_inner().to_string() }
+    })?;
+    Ok(value)
+}
+
+/// Where RED metrics go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Exposition {
+    /// The host's metrics API (Envoy `/stats/prometheus`).
+    #[default]
+    Host,
+    /// Served by the plugin itself on `metrics_path`.
+    #[serde(rename = "self")]
+    SelfServed,
+    Both,
+}
+
+/// The JSON document of the HTTP filter and the uwsgi network filter.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedConfig {
+    /// Fixed `service` label; when absent the host's upstream cluster name is used.
+    pub service: Option<String>,
+    /// Use the host's route name (Envoy `xds.route_name`) when it has one.
+    pub use_route_name: bool,
+    /// Path templates such as `/users/{id}`, tried in order.
+    pub route_patterns: Vec<String>,
+    /// Collapse numeric/UUID/hex path segments to `:id` when no template matched.
+    pub collapse_ids: bool,
+    /// Hard cap on distinct label sets; the rest go to `route="__overflow__"`.
+    pub max_series: usize,
+    /// Histogram upper bounds in seconds.
+    pub buckets_seconds: Vec<f64>,
+    pub exposition: Exposition,
+    /// Path answered by the plugin in `self`/`both` mode.
+    pub metrics_path: String,
+}
+
+impl Default for RedConfig {
+    fn default() -> Self {
+        Self {
+            service: None,
+            use_route_name: true,
+            route_patterns: Vec::new(),
+            collapse_ids: true,
+            max_series: DEFAULT_MAX_SERIES,
+            buckets_seconds: DEFAULT_BUCKETS_SECONDS.to_vec(),
+            exposition: Exposition::Host,
+            metrics_path: "/metrics".to_string(),
+        }
+    }
+}
+
+/// Upper bound for `max_series`: beyond it one plugin could hold hundreds of
+/// MB of label sets, which is never what a metrics plugin should do.
+pub const MAX_SERIES_LIMIT: usize = 100_000;
+
+/// Validated, ready-to-use settings.
+#[derive(Debug, Clone)]
+pub struct RedSettings {
+    pub service: Option<String>,
+    pub use_route_name: bool,
+    pub routes: RouteNormalizer,
+    pub max_series: usize,
+    pub buckets: Buckets,
+    pub exposition: Exposition,
+    pub metrics_path: String,
+}
+
+impl RedConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<RedSettings, ConfigError> {
+        parse_json::<RedConfig>(bytes)?.validate()
+    }
+
+    pub fn validate(self) -> Result<RedSettings, ConfigError> {
+        let templates = self
+            .route_patterns
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                PathTemplate::parse(t)
+                    .map_err(|e| ConfigError::new(&format!("route_patterns[{i}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.max_series == 0 || self.max_series > MAX_SERIES_LIMIT {
+            return Err(ConfigError::new(
+                "max_series",
+                format!("must be between 1 and {MAX_SERIES_LIMIT}, got {}", self.max_series),
+            ));
+        }
+        let buckets = Buckets::new(self.buckets_seconds)
+            .map_err(|e| ConfigError::new("buckets_seconds", e.to_string()))?;
+        if !self.metrics_path.starts_with('/') {
+            return Err(ConfigError::new("metrics_path", "must start with '/'"));
+        }
+        if let Some(s) = &self.service {
+            if s.is_empty() || s.len() > 128 {
+                return Err(ConfigError::new("service", "must be 1 to 128 bytes"));
+            }
+        }
+        Ok(RedSettings {
+            service: self.service,
+            use_route_name: self.use_route_name,
+            routes: RouteNormalizer::new(templates, self.collapse_ids),
+            max_series: self.max_series,
+            buckets,
+            exposition: self.exposition,
+            metrics_path: self.metrics_path,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_means_defaults() {
+        let s = RedConfig::from_json(b"").unwrap();
+        assert_eq!(s.max_series, 1000);
+        assert_eq!(s.buckets.bounds().len(), 14);
+        let s = RedConfig::from_json(b"{}").unwrap();
+        assert!(s.use_route_name);
+    }
+
+    #[test]
+    fn full_config() {
+        let s = RedConfig::from_json(
+            br#"{"service":"shop","route_patterns":["/users/{id}"],"max_series":50,
+                "buckets_seconds":[0.1,1],"exposition":"both","collapse_ids":false}"#,
+        )
+        .unwrap();
+        assert_eq!(s.service.as_deref(), Some("shop"));
+        assert_eq!(s.routes.route(None, "/users/9"), "/users/{id}");
+        assert_eq!(s.routes.route(None, "/x/9"), "/x/9");
+        assert_eq!(s.exposition, Exposition::Both);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = RedConfig::from_json(br#"{"max_seris": 5}"#).unwrap_err();
+        assert!(e.to_string().contains("max_seris"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = RedConfig::from_json(br#"{"max_series": "lots"}"#).unwrap_err();
+        assert_eq!(e.path, "max_series");
+        assert!(e.to_string().contains("max_series"), "{e}");
+        let e = RedConfig::from_json(br#"{"route_patterns": ["/ok", 5]}"#).unwrap_err();
+        assert_eq!(e.path, "route_patterns[1]");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        assert_eq!(RedConfig::from_json(br#"{"max_series":0}"#).unwrap_err().path, "max_series");
+        assert_eq!(
+            RedConfig::from_json(br#"{"buckets_seconds":[2,1]}"#).unwrap_err().path,
+            "buckets_seconds"
+        );
+        assert_eq!(
+            RedConfig::from_json(br#"{"route_patterns":["nope"]}"#).unwrap_err().path,
+            "route_patterns[0]"
+        );
+        assert!(RedConfig::from_json(b"{").is_err());
+        assert_eq!(RedConfig::from_json(br#"{"exposition":"x"}"#).unwrap_err().path, "exposition");
+    }
+}

@@ -1,0 +1,63 @@
+//! Tag-encoded stat names for Envoy's host metrics.
+//!
+//! Envoy has no label API for Wasm metrics; labels survive as tags only when
+//! they are encoded into the stat name and pulled out again by `stats_tags`
+//! regexes in the bootstrap. The encoding is `key=.=value;.;` per label,
+//! followed by the metric name; the regex for a key is
+//! `(key=\.=(.*?);\.;)` (see `stats_tags_yaml`).
+
+/// Label values may not contain the `;.;` terminator; `.` is replaced too so
+/// Envoy's dot-separated stat-name tokenizer and the lazy regexes never see
+/// a value that looks like structure.
+fn clean_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '.' => out.push('_'),
+            ';' => out.push('_'),
+            c if c.is_control() => out.push('_'),
+            c => out.push(c),
+        }
+    }
+}
+
+pub fn encode<L: AsRef<str>>(name: &str, labels: &[(&str, L)]) -> String {
+    let mut out = String::with_capacity(name.len() + labels.len() * 24);
+    for (k, v) in labels {
+        out.push_str(k);
+        out.push_str("=.=");
+        clean_value(v.as_ref(), &mut out);
+        out.push_str(";.;");
+    }
+    out.push_str(name);
+    out
+}
+
+/// The `stats_config.stats_tags` entries for the given label keys, as YAML
+/// list items (for generated configs and docs).
+pub fn stats_tags_yaml(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("- tag_name: {k}\n  regex: \"({k}=\\\\.=(.*?);\\\\.;)\"\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_labels_before_name() {
+        assert_eq!(
+            encode("uwsgi_red_requests_total", &[("method", "GET"), ("route", "/a.b;c")]),
+            "method=.=GET;.;route=.=/a_b_c;.;uwsgi_red_requests_total"
+        );
+        assert_eq!(encode::<&str>("x", &[]), "x");
+    }
+
+    #[test]
+    fn yaml_regex_escapes_dots() {
+        assert_eq!(
+            stats_tags_yaml(&["route"]),
+            "- tag_name: route\n  regex: \"(route=\\\\.=(.*?);\\\\.;)\"\n"
+        );
+    }
+}

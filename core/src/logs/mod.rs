@@ -1,0 +1,1 @@
+//! Request-log line parsers (uWSGI default request log, gunicorn access log).

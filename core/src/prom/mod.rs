@@ -1,0 +1,3 @@
+//! Prometheus text exposition (version 0.0.4).
+
+pub mod text;

@@ -1,0 +1,136 @@
+//! Cumulative-bucket histogram with boundaries in seconds.
+
+use std::fmt;
+
+/// OpenTelemetry's advisory boundaries for `http.server.request.duration`.
+pub const DEFAULT_BUCKETS_SECONDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Validated upper bounds (seconds), strictly increasing, finite, positive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(Vec<f64>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketsError(pub &'static str);
+
+impl fmt::Display for BucketsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for BucketsError {}
+
+/// More buckets than this only costs memory per series for no insight.
+pub const MAX_BUCKETS: usize = 64;
+
+impl Buckets {
+    pub fn new(bounds: Vec<f64>) -> Result<Self, BucketsError> {
+        if bounds.is_empty() {
+            return Err(BucketsError("at least one bucket boundary is needed"));
+        }
+        if bounds.len() > MAX_BUCKETS {
+            return Err(BucketsError("at most 64 bucket boundaries"));
+        }
+        if bounds.iter().any(|b| !b.is_finite() || *b <= 0.0) {
+            return Err(BucketsError("bucket boundaries must be finite and > 0 (seconds)"));
+        }
+        if bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(BucketsError("bucket boundaries must be strictly increasing"));
+        }
+        Ok(Self(bounds))
+    }
+
+    pub fn bounds(&self) -> &[f64] {
+        &self.0
+    }
+
+    /// Boundaries in whole microseconds, for hosts whose histograms take
+    /// integers (Envoy's `histogram_bucket_settings`).
+    pub fn bounds_micros(&self) -> Vec<u64> {
+        self.0.iter().map(|s| (s * 1e6).round() as u64).collect()
+    }
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self(DEFAULT_BUCKETS_SECONDS.to_vec())
+    }
+}
+
+/// Per-bucket (non-cumulative) counts; the last slot is `+Inf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    pub fn new(buckets: &Buckets) -> Self {
+        Self { counts: vec![0; buckets.0.len() + 1], sum: 0.0, count: 0 }
+    }
+
+    pub fn observe(&mut self, buckets: &Buckets, seconds: f64) {
+        // NaN or negative durations (clock skew) land in the first bucket
+        // rather than poisoning the sum.
+        let v = if seconds.is_finite() && seconds > 0.0 { seconds } else { 0.0 };
+        let idx = buckets.0.partition_point(|b| *b < v);
+        self.counts[idx] += 1;
+        self.sum += v;
+        self.count += 1;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Cumulative counts aligned with the bounds, `+Inf` last.
+    pub fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+        self.counts.iter().scan(0u64, |acc, c| {
+            *acc += c;
+            Some(*acc)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn le_boundaries_are_inclusive() {
+        let b = Buckets::new(vec![0.1, 1.0]).unwrap();
+        let mut h = Histogram::new(&b);
+        h.observe(&b, 0.1);
+        h.observe(&b, 0.5);
+        h.observe(&b, 1.0);
+        h.observe(&b, 3.0);
+        h.observe(&b, f64::NAN);
+        assert_eq!(h.cumulative().collect::<Vec<_>>(), vec![2, 4, 5]);
+        assert_eq!(h.count(), 5);
+        assert!((h.sum() - 4.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn invalid_buckets_rejected() {
+        assert!(Buckets::new(vec![]).is_err());
+        assert!(Buckets::new(vec![1.0, 1.0]).is_err());
+        assert!(Buckets::new(vec![-1.0]).is_err());
+        assert!(Buckets::new(vec![f64::INFINITY]).is_err());
+        assert_eq!(Buckets::default().bounds_micros()[0], 5000);
+    }
+}

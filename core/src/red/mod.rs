@@ -1,0 +1,9 @@
+//! RED (Rate, Errors, Duration) aggregation.
+
+pub mod aggregate;
+pub mod cardinality;
+pub mod histogram;
+pub mod labels;
+pub mod method;
+pub mod names;
+pub mod route;

@@ -1,0 +1,1 @@
+//! The uWSGI stats server document and its mapping to metric families.
