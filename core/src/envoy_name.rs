@@ -6,13 +6,13 @@
 //! followed by the metric name; the regex for a key is
 //! `(key=\.=(.*?);\.;)` (see `stats_tags_yaml`).
 
-/// Label values may not contain the `;.;` terminator; `.` is replaced too so
-/// Envoy's dot-separated stat-name tokenizer and the lazy regexes never see
-/// a value that looks like structure.
+/// Label values may not contain `;` (the terminator is `;.;`) or control
+/// characters. Dots are kept: the tag regexes match lazily up to `;.;`, and
+/// a route such as `/static/app.js` must reach Prometheus unchanged
+/// (asserted by the host tests).
 fn clean_value(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
-            '.' => out.push('_'),
             ';' => out.push('_'),
             c if c.is_control() => out.push('_'),
             c => out.push(c),
@@ -48,7 +48,7 @@ mod tests {
     fn encodes_labels_before_name() {
         assert_eq!(
             encode("uwsgi_red_requests_total", &[("method", "GET"), ("route", "/a.b;c")]),
-            "method=.=GET;.;route=.=/a_b_c;.;uwsgi_red_requests_total"
+            "method=.=GET;.;route=.=/a.b_c;.;uwsgi_red_requests_total"
         );
         assert_eq!(encode::<&str>("x", &[]), "x");
     }

