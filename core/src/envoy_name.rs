@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn encodes_labels_before_name() {
         assert_eq!(
-            encode("uwsgi_red_requests_total", &[("method", "GET"), ("route", "/a.b;c")]),
+            encode(
+                "uwsgi_red_requests_total",
+                &[("method", "GET"), ("route", "/a.b;c")]
+            ),
             "method=.=GET;.;route=.=/a.b_c;.;uwsgi_red_requests_total"
         );
         assert_eq!(encode::<&str>("x", &[]), "x");

@@ -7,4 +7,5 @@ pub mod logs;
 pub mod prom;
 pub mod red;
 pub mod stats;
+pub mod statsd;
 pub mod uwsgi;

@@ -1,1 +1,50 @@
 //! Request-log line parsers (uWSGI default request log, gunicorn access log).
+//!
+//! Parsers borrow from the line and never allocate; a line that is not a
+//! request line (banner, traceback, garbage) yields `None`, never a panic.
+
+pub mod gunicorn;
+pub mod record;
+pub mod time;
+pub mod uwsgi;
+
+pub use record::{LogFormat, RequestRecord};
+
+/// Tries every known format. uWSGI first: its lines carry a fixed `[pid: `
+/// marker, so it rejects foreign lines fastest.
+pub fn parse_line(line: &str) -> Option<RequestRecord<'_>> {
+    uwsgi::parse(line).or_else(|| gunicorn::parse(line))
+}
+
+/// `(path, query)` of a request target; the query excludes the `?`.
+pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
+/// A token of ASCII digits only (no sign, no blank), parsed.
+pub(crate) fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A valid HTTP status code (100..=999 as three digits).
+pub(crate) fn status(s: &str) -> Option<u16> {
+    if s.len() != 3 {
+        return None;
+    }
+    digits::<u16>(s).filter(|c| *c >= 100)
+}
+
+/// An HTTP method token (RFC 9110 `token`), so a prose line is not a request.
+pub(crate) fn method(s: &str) -> Option<&str> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    ok.then_some(s)
+}

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use super::cardinality::CardinalityLimiter;
 use super::histogram::{Buckets, Histogram};
 use super::labels::LabelSet;
-use super::names;
-use crate::prom::text::{MetricType, TextEncoder};
+use crate::prom::text::Format;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -18,8 +17,20 @@ pub struct Series {
 }
 
 impl Series {
-    fn new(buckets: &Buckets) -> Self {
-        Self { requests: 0, errors: 0, duration: Histogram::new(buckets), ttfb: Histogram::new(buckets) }
+    pub fn new(buckets: &Buckets) -> Self {
+        Self {
+            requests: 0,
+            errors: 0,
+            duration: Histogram::new(buckets),
+            ttfb: Histogram::new(buckets),
+        }
+    }
+
+    pub fn merge(&mut self, other: &Series) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.duration.merge(&other.duration);
+        self.ttfb.merge(&other.ttfb);
     }
 }
 
@@ -41,14 +52,25 @@ pub struct RedAggregate {
 
 impl RedAggregate {
     pub fn new(buckets: Buckets, max_series: usize) -> Self {
-        Self { buckets, limiter: CardinalityLimiter::new(max_series), series: BTreeMap::new() }
+        Self {
+            buckets,
+            limiter: CardinalityLimiter::new(max_series),
+            series: BTreeMap::new(),
+        }
     }
 
     pub fn record(&mut self, obs: Observation) {
-        let key = if self.limiter.admit(&obs.labels) { obs.labels } else { obs.labels.overflow() };
+        let key = if self.limiter.admit(&obs.labels) {
+            obs.labels
+        } else {
+            obs.labels.overflow()
+        };
         let is_error = key.is_error();
         let buckets = &self.buckets;
-        let s = self.series.entry(key).or_insert_with(|| Series::new(buckets));
+        let s = self
+            .series
+            .entry(key)
+            .or_insert_with(|| Series::new(buckets));
         s.requests += 1;
         if is_error {
             s.errors += 1;
@@ -77,27 +99,13 @@ impl RedAggregate {
 
     /// Prometheus text with second-based histograms.
     pub fn encode_prometheus(&self) -> String {
-        let mut e = TextEncoder::new();
-        let pairs: Vec<_> = self.series.iter().map(|(l, s)| (l.pairs(), s)).collect();
-        e.family(names::REQUESTS_TOTAL, "Requests seen by the proxy, by bounded label set.", MetricType::Counter);
-        for (l, s) in &pairs {
-            e.sample(names::REQUESTS_TOTAL, l, s.requests as f64);
-        }
-        e.family(names::ERRORS_TOTAL, "Requests answered 5xx or not answered at all.", MetricType::Counter);
-        for (l, s) in &pairs {
-            e.sample(names::ERRORS_TOTAL, l, s.errors as f64);
-        }
-        e.family(names::DURATION_SECONDS, "First request byte to last response byte, seen at the proxy.", MetricType::Histogram);
-        for (l, s) in &pairs {
-            e.histogram(names::DURATION_SECONDS, l, &self.buckets, &s.duration);
-        }
-        e.family(names::TTFB_SECONDS, "First request byte to first response byte, seen at the proxy.", MetricType::Histogram);
-        for (l, s) in &pairs {
-            e.histogram(names::TTFB_SECONDS, l, &self.buckets, &s.ttfb);
-        }
-        e.family(names::DROPPED_LABEL_SETS_TOTAL, "Requests folded into the overflow series by the cardinality cap.", MetricType::Counter);
-        e.sample::<&str>(names::DROPPED_LABEL_SETS_TOTAL, &[], self.dropped() as f64);
-        e.finish()
+        super::expose::encode(
+            Format::Prometheus,
+            &self.buckets,
+            self.series.iter(),
+            self.dropped(),
+            None,
+        )
     }
 }
 
@@ -123,7 +131,10 @@ mod tests {
         a.record(obs("BREW", 418, "/pot", 0.2));
         assert_eq!(a.series_count(), 3);
         let get200 = a.series().find(|(l, _)| l.code == 200).unwrap().1;
-        assert_eq!((get200.requests, get200.errors, get200.duration.count()), (3, 0, 3));
+        assert_eq!(
+            (get200.requests, get200.errors, get200.duration.count()),
+            (3, 0, 3)
+        );
         let get500 = a.series().find(|(l, _)| l.code == 500).unwrap().1;
         assert_eq!((get500.requests, get500.errors), (1, 1));
         assert!(a.series().any(|(l, _)| l.method == "_OTHER"));
@@ -138,9 +149,17 @@ mod tests {
         a.record(obs("GET", 502, "/new", 0.01));
         assert_eq!(a.series_count(), 12, "10 admitted + 2xx and 5xx overflow");
         assert_eq!(a.dropped(), 91);
-        let over: u64 = a.series().filter(|(l, _)| l.is_overflow()).map(|(_, s)| s.requests).sum();
+        let over: u64 = a
+            .series()
+            .filter(|(l, _)| l.is_overflow())
+            .map(|(_, s)| s.requests)
+            .sum();
         assert_eq!(over, 91);
-        let over_err: u64 = a.series().filter(|(l, _)| l.is_overflow()).map(|(_, s)| s.errors).sum();
+        let over_err: u64 = a
+            .series()
+            .filter(|(l, _)| l.is_overflow())
+            .map(|(_, s)| s.errors)
+            .sum();
         assert_eq!(over_err, 1);
         let text = a.encode_prometheus();
         assert!(text.contains("uwsgi_red_dropped_label_sets_total 91\n"));

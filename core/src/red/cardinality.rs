@@ -17,7 +17,11 @@ pub struct CardinalityLimiter<K> {
 
 impl<K: Hash + Eq> CardinalityLimiter<K> {
     pub fn new(cap: usize) -> Self {
-        Self { admitted: HashSet::new(), cap, dropped: 0 }
+        Self {
+            admitted: HashSet::new(),
+            cap,
+            dropped: 0,
+        }
     }
 
     /// True when `key` may have a series of its own.

@@ -34,10 +34,14 @@ impl Buckets {
             return Err(BucketsError("at most 64 bucket boundaries"));
         }
         if bounds.iter().any(|b| !b.is_finite() || *b <= 0.0) {
-            return Err(BucketsError("bucket boundaries must be finite and > 0 (seconds)"));
+            return Err(BucketsError(
+                "bucket boundaries must be finite and > 0 (seconds)",
+            ));
         }
         if bounds.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(BucketsError("bucket boundaries must be strictly increasing"));
+            return Err(BucketsError(
+                "bucket boundaries must be strictly increasing",
+            ));
         }
         Ok(Self(bounds))
     }
@@ -69,13 +73,21 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn new(buckets: &Buckets) -> Self {
-        Self { counts: vec![0; buckets.0.len() + 1], sum: 0.0, count: 0 }
+        Self {
+            counts: vec![0; buckets.0.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
     }
 
     pub fn observe(&mut self, buckets: &Buckets, seconds: f64) {
         // NaN or negative durations (clock skew) land in the first bucket
         // rather than poisoning the sum.
-        let v = if seconds.is_finite() && seconds > 0.0 { seconds } else { 0.0 };
+        let v = if seconds.is_finite() && seconds > 0.0 {
+            seconds
+        } else {
+            0.0
+        };
         let idx = buckets.0.partition_point(|b| *b < v);
         self.counts[idx] += 1;
         self.sum += v;
@@ -92,6 +104,27 @@ impl Histogram {
 
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Per-bucket (non-cumulative) counts, `+Inf` last.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Rebuilds a histogram from per-bucket counts (one per bound plus
+    /// `+Inf`) and a sum, as serialised state holds them. `None` when the
+    /// shape does not fit `buckets`, the sum is not a finite non-negative
+    /// number, or the total overflows.
+    pub fn from_parts(buckets: &Buckets, counts: Vec<u64>, sum: f64) -> Option<Self> {
+        if counts.len() != buckets.0.len() + 1 || !sum.is_finite() || sum < 0.0 {
+            return None;
+        }
+        let count = counts.iter().try_fold(0u64, |acc, c| acc.checked_add(*c))?;
+        Some(Self { counts, sum, count })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     pub fn sum(&self) -> f64 {

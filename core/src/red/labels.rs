@@ -16,7 +16,13 @@ pub struct LabelSet {
 }
 
 impl LabelSet {
-    pub fn new(method: &str, code: u16, route: String, service: String, protocol: &'static str) -> Self {
+    pub fn new(
+        method: &str,
+        code: u16,
+        route: String,
+        service: String,
+        protocol: &'static str,
+    ) -> Self {
         let code = clamp_code(code);
         Self {
             method: normalize_method(method),

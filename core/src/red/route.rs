@@ -42,14 +42,18 @@ impl std::error::Error for TemplateError {}
 
 impl PathTemplate {
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let err = |reason| TemplateError { template: text.to_string(), reason };
+        let err = |reason| TemplateError {
+            template: text.to_string(),
+            reason,
+        };
         if !text.starts_with('/') {
             return Err(err("must start with '/'"));
         }
         let parts: Vec<&str> = split_segments(text).collect();
         let mut segments = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let seg = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            let seg = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
+            {
                 if let Some(name) = inner.strip_suffix('*') {
                     if i + 1 != parts.len() {
                         return Err(err("a {name*} parameter must be the last segment"));
@@ -71,7 +75,10 @@ impl PathTemplate {
             };
             segments.push(seg);
         }
-        Ok(Self { text: text.to_string(), segments })
+        Ok(Self {
+            text: text.to_string(),
+            segments,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -111,7 +118,10 @@ pub struct RouteNormalizer {
 
 impl RouteNormalizer {
     pub fn new(templates: Vec<PathTemplate>, collapse_ids: bool) -> Self {
-        Self { templates, collapse_ids }
+        Self {
+            templates,
+            collapse_ids,
+        }
     }
 
     /// `route_name` is the host's explicit name (empty or `None` when the
@@ -194,7 +204,10 @@ mod tests {
 
     fn norm(templates: &[&str]) -> RouteNormalizer {
         RouteNormalizer::new(
-            templates.iter().map(|t| PathTemplate::parse(t).unwrap()).collect(),
+            templates
+                .iter()
+                .map(|t| PathTemplate::parse(t).unwrap())
+                .collect(),
             true,
         )
     }
@@ -210,7 +223,10 @@ mod tests {
     #[test]
     fn templates_match_whole_segments_in_order() {
         let n = norm(&["/users/{id}/orders/{oid}", "/users/{id}", "/static/{path*}"]);
-        assert_eq!(n.route(None, "/users/7/orders/9?x=1"), "/users/{id}/orders/{oid}");
+        assert_eq!(
+            n.route(None, "/users/7/orders/9?x=1"),
+            "/users/{id}/orders/{oid}"
+        );
         assert_eq!(n.route(None, "/users/alice"), "/users/{id}");
         assert_eq!(n.route(None, "/static/css/site.css"), "/static/{path*}");
         // no template: collapse fallback
@@ -226,9 +242,16 @@ mod tests {
             collapse_ids("/u/3f2504e0-4f89-11d3-9a0c-0305e82c3301/x"),
             "/u/:id/x"
         );
-        assert_eq!(collapse_ids("/commit/9fceb02d0ae598e95dc970b74767f19372d61af8"), "/commit/:id");
+        assert_eq!(
+            collapse_ids("/commit/9fceb02d0ae598e95dc970b74767f19372d61af8"),
+            "/commit/:id"
+        );
         assert_eq!(collapse_ids("/about/"), "/about/");
-        assert_eq!(collapse_ids("/deadbeef"), "/deadbeef", "no digit: a word, not an id");
+        assert_eq!(
+            collapse_ids("/deadbeef"),
+            "/deadbeef",
+            "no digit: a word, not an id"
+        );
         assert_eq!(collapse_ids("/v2/api"), "/v2/api");
     }
 

@@ -1,1 +1,19 @@
-//! The uwsgi wire protocol (request heads, response status). Filled in by the protocol work.
+//! The uwsgi wire protocol: request heads (streaming decoder, encoder),
+//! the response status, the modifier table, and the per-connection
+//! exchange tracker the network filter is built on.
+
+pub mod config;
+pub mod decoder;
+pub mod exchange;
+pub mod modifier;
+pub mod packet;
+pub mod response;
+
+pub use decoder::{decode_head, DecodeError, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
+pub use exchange::{ConnectionTracker, Event, Exchange, PROTOCOL};
+pub use packet::{encode_head, Header, RequestHead, Var, Vars, HEADER_LEN};
+pub use response::{ResponseError, Status, StatusParser, StatusProgress};
+
+/// Counter of streams the filter could not decode, by `reason`
+/// (`DecodeError::reason` / `ResponseError::reason`).
+pub const DECODE_ERRORS_TOTAL: &str = "uwsgi_red_decode_errors_total";

@@ -25,15 +25,21 @@ pub enum Internal {
     DefineMetric,
     RecordMetric,
     SharedData,
+    /// Self mode: the stored state could not be decoded and was replaced.
+    SharedStateReset,
+    /// Self mode: the host refused the scrape's local response.
+    SendResponse,
     MissingDuration,
 }
 
 impl Internal {
-    fn reason(self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             Internal::DefineMetric => "define_metric",
             Internal::RecordMetric => "record_metric",
             Internal::SharedData => "shared_data",
+            Internal::SharedStateReset => "shared_state_reset",
+            Internal::SendResponse => "send_response",
             Internal::MissingDuration => "missing_duration",
         }
     }

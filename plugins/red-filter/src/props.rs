@@ -1,7 +1,13 @@
-//! Reading Envoy attributes. Each read is a host call (and a guest
+//! Reading host attributes. Each read is a host call (and a guest
 //! allocation), so callers read only what they need.
+//!
+//! Hosts encode numbers differently: Envoy sends integers, timestamps and
+//! durations as 8 little-endian bytes (nanoseconds for times), while
+//! ngx_wasm_module sends every property as text (`"200"`, durations and
+//! timestamps as decimal seconds such as `"0.012"`). Both are accepted.
 
 use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
 
 pub fn bytes(path: &[&str]) -> Option<Vec<u8>> {
     hostcalls::get_property(path.to_vec()).ok().flatten()
@@ -11,10 +17,68 @@ pub fn string(path: &[&str]) -> Option<String> {
     bytes(path).and_then(|b| String::from_utf8(b).ok())
 }
 
-/// Integers, timestamps and durations arrive as 8 little-endian bytes
-/// (timestamps and durations in nanoseconds).
-pub fn int64(path: &[&str]) -> Option<i64> {
-    let b = bytes(path)?;
-    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+/// A time or duration attribute, in nanoseconds.
+pub fn nanos(path: &[&str]) -> Option<i64> {
+    decode_nanos(&bytes(path)?)
+}
+
+/// Decimal text is recognised first: an Envoy 8-byte value is never all
+/// ASCII digits and dots (its top byte is below `'0'` for any duration,
+/// status or timestamp before 2079).
+fn as_text(b: &[u8]) -> Option<&str> {
+    let text = !b.is_empty() && b.iter().all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'-');
+    text.then(|| std::str::from_utf8(b).ok()).flatten()
+}
+
+fn as_le(b: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = b.try_into().ok()?;
     Some(i64::from_le_bytes(arr))
+}
+
+pub fn decode_nanos(b: &[u8]) -> Option<i64> {
+    match as_text(b) {
+        Some(t) => {
+            // Exact decimal: a float would lose microseconds on timestamps.
+            let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+            if frac.len() > 9 || frac.contains(['.', '-']) || whole.contains('-') {
+                return None;
+            }
+            let secs: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+            let frac_ns: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+            secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+        }
+        None => as_le(b),
+    }
+}
+
+/// Header reads are map lookups in Envoy, cheaper than attribute (CEL)
+/// evaluation. In an access logger they read the logged request's headers.
+pub fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+}
+
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoy_binary_values() {
+        assert_eq!(decode_nanos(&12_345_678i64.to_le_bytes()), Some(12_345_678));
+        let now_ns = 1_760_000_000_123_456_789i64;
+        assert_eq!(decode_nanos(&now_ns.to_le_bytes()), Some(now_ns));
+        assert_eq!(decode_nanos(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn nginx_text_values() {
+        assert_eq!(decode_nanos(b"20000000"), Some(20_000_000_000_000_000), "8 digits are text, not LE bytes");
+        assert_eq!(decode_nanos(b"0.012"), Some(12_000_000));
+        assert_eq!(decode_nanos(b"1760000000.123").map(|n| n / 1_000_000), Some(1_760_000_000_123));
+        assert_eq!(decode_nanos(b"1.2.3"), None);
+        assert_eq!(decode_nanos(b""), None);
+    }
 }

@@ -1,0 +1,116 @@
+//! Criterion benches for the uwsgi codec over the captured nginx packets:
+//! whole-head decode (zero-copy path), byte-split streaming decode, and the
+//! response status. Prints the `BENCH uwsgi_decode_native_mbps` headline
+//! (head bytes per second: bodies are skipped by arithmetic, never read).
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use criterion::{criterion_group, Criterion, Throughput};
+use uwsgi_red_core::uwsgi::response::StatusParser;
+use uwsgi_red_core::uwsgi::{decode_head, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
+
+fn packets() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("pkt_") && n.ends_with(".bin"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect()
+}
+
+/// What the network filter does per request: decode the head, read the
+/// vars it labels with. Returns the head length.
+fn decode(pkt: &[u8]) -> usize {
+    match decode_head(pkt, DEFAULT_HEAD_LIMIT) {
+        Ok(Progress::Head { head, consumed }) => {
+            let vars = head.request_vars();
+            black_box(vars.content_length());
+            black_box(vars);
+            consumed
+        }
+        other => panic!("captured packet failed to decode: {other:?}"),
+    }
+}
+
+fn head_bytes(pkts: &[Vec<u8>]) -> u64 {
+    pkts.iter().map(|p| decode(p) as u64).sum()
+}
+
+fn benches(c: &mut Criterion) {
+    let pkts = packets();
+    let bytes = head_bytes(&pkts);
+    let mut g = c.benchmark_group("uwsgi");
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("decode_captured_packets", |b| {
+        b.iter(|| {
+            for p in &pkts {
+                black_box(decode(black_box(p)));
+            }
+        })
+    });
+    g.bench_function("decode_captured_packets_split_in_2", |b| {
+        b.iter(|| {
+            for p in &pkts {
+                let mut d = HeadDecoder::default();
+                let mid = p.len().min(200) / 2;
+                black_box(d.feed(&p[..mid]).is_ok());
+                black_box(matches!(d.feed(&p[mid..]), Ok(Progress::Head { .. })));
+            }
+        })
+    });
+    g.finish();
+    let resp = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/resp_uwsgi_socket_200.bin"),
+    )
+    .unwrap();
+    c.bench_function("uwsgi_response_status", |b| {
+        b.iter(|| {
+            let mut p = StatusParser::default();
+            black_box(p.feed(black_box(&resp)).ok())
+        })
+    });
+}
+
+fn headline() {
+    let pkts = packets();
+    let bytes = head_bytes(&pkts) as f64;
+    for _ in 0..2000 {
+        for p in &pkts {
+            black_box(decode(black_box(p)));
+        }
+    }
+    let t = Instant::now();
+    let mut rounds = 0u64;
+    while t.elapsed().as_secs_f64() < 1.0 {
+        for _ in 0..1000 {
+            for p in &pkts {
+                black_box(decode(black_box(p)));
+            }
+        }
+        rounds += 1000;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "BENCH uwsgi_decode_native_mbps {:.1} MB/s",
+        bytes * rounds as f64 / secs / 1e6
+    );
+    println!(
+        "BENCH uwsgi_decode_native_ns_per_packet {:.1} ns",
+        secs * 1e9 / (rounds as f64 * pkts.len() as f64)
+    );
+}
+
+criterion_group!(group, benches);
+
+fn main() {
+    group();
+    Criterion::default().configure_from_args().final_summary();
+    headline();
+}

@@ -1,0 +1,323 @@
+//! Settings of the `uwsgi-stats` Envoy plugin. One module, two roles:
+//!
+//! - the **poller** (bootstrap singleton): `{"targets":[{"name":"app1",
+//!   "cluster":"uwsgi_stats_app1"}],"interval_ms":1000,"timeout_ms":800}`;
+//! - the **admin** HTTP filter that serves the latest snapshot:
+//!   `{"mode":"admin","snapshot_path":"/uwsgi/snapshot.json"}`.
+//!
+//! Parsed with [`crate::config::parse_json`]: unknown keys and wrong types
+//! are errors naming the key; [`PluginConfig::from_json`] also validates.
+
+use serde::Deserialize;
+
+use super::families::MapOptions;
+use crate::config::{parse_json, ConfigError};
+
+/// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
+/// filter reads: `<prefix>/snapshot.json` and `<prefix>/metrics.txt`.
+pub const DEFAULT_SHARED_DATA_PREFIX: &str = "uwsgi_stats";
+
+pub fn snapshot_key(prefix: &str) -> String {
+    format!("{prefix}/snapshot.json")
+}
+
+pub fn metrics_key(prefix: &str) -> String {
+    format!("{prefix}/metrics.txt")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Poller,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Value of the `target` label; `[A-Za-z0-9_-]`, 1–64 bytes.
+    pub name: String,
+    /// Envoy cluster whose endpoint is the uWSGI `--stats` socket (run with `--stats-http`).
+    pub cluster: String,
+    /// Request path; uWSGI ignores it.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// `:authority` of the poll request; defaults to the cluster name.
+    #[serde(default)]
+    pub authority: Option<String>,
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollerConfig {
+    pub mode: Mode,
+    pub targets: Vec<TargetConfig>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Export `uwsgi_worker_core_*` (one series per worker × core).
+    pub per_core: bool,
+    /// Export `--enable-metrics` values as `uwsgi_metric_value`.
+    pub uwsgi_metrics: bool,
+    pub max_document_bytes: usize,
+    /// Cap on distinct host series; beyond it new series are dropped and counted.
+    pub max_series: usize,
+    pub shared_data_prefix: String,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Poller,
+            targets: Vec::new(),
+            interval_ms: 1000,
+            timeout_ms: 800,
+            per_core: false,
+            uwsgi_metrics: true,
+            max_document_bytes: super::DEFAULT_MAX_DOCUMENT_BYTES,
+            max_series: 20_000,
+            shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
+        }
+    }
+}
+
+impl PollerConfig {
+    pub fn map_options(&self) -> MapOptions {
+        MapOptions {
+            per_core: self.per_core,
+            uwsgi_metrics: self.uwsgi_metrics,
+        }
+    }
+
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        if self.targets.is_empty() {
+            return Err(ConfigError::new(
+                "targets",
+                "at least one target is required",
+            ));
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            let ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].name"),
+                    "must be 1 to 64 characters of [A-Za-z0-9_-]",
+                ));
+            }
+            if self.targets[..i].iter().any(|o| o.name == t.name) {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].name"),
+                    "duplicate target name",
+                ));
+            }
+            if t.cluster.is_empty() {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].cluster"),
+                    "must not be empty",
+                ));
+            }
+            if !t.path.starts_with('/') {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].path"),
+                    "must start with '/'",
+                ));
+            }
+        }
+        if !(100..=3_600_000).contains(&self.interval_ms) {
+            return Err(ConfigError::new(
+                "interval_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
+        if !(1..=60_000).contains(&self.timeout_ms) {
+            return Err(ConfigError::new(
+                "timeout_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        if self.max_document_bytes < 1024 || self.max_document_bytes > 256 * 1024 * 1024 {
+            return Err(ConfigError::new(
+                "max_document_bytes",
+                "must be between 1024 and 268435456",
+            ));
+        }
+        if self.max_series == 0 || self.max_series > 1_000_000 {
+            return Err(ConfigError::new(
+                "max_series",
+                "must be between 1 and 1000000",
+            ));
+        }
+        validate_prefix(&self.shared_data_prefix)?;
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub mode: Mode,
+    /// Answers with the snapshot JSON (no `vars`).
+    pub snapshot_path: String,
+    /// Answers with the full-precision Prometheus text of the last polls.
+    pub metrics_path: String,
+    pub shared_data_prefix: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Admin,
+            snapshot_path: "/uwsgi/snapshot.json".to_string(),
+            metrics_path: "/uwsgi/metrics".to_string(),
+            shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        for (key, p) in [
+            ("snapshot_path", &self.snapshot_path),
+            ("metrics_path", &self.metrics_path),
+        ] {
+            if !p.starts_with('/') {
+                return Err(ConfigError::new(key, "must start with '/'"));
+            }
+        }
+        if self.snapshot_path == self.metrics_path {
+            return Err(ConfigError::new(
+                "metrics_path",
+                "must differ from snapshot_path",
+            ));
+        }
+        validate_prefix(&self.shared_data_prefix)?;
+        Ok(self)
+    }
+}
+
+fn validate_prefix(p: &str) -> Result<(), ConfigError> {
+    if p.is_empty() || p.len() > 128 {
+        return Err(ConfigError::new(
+            "shared_data_prefix",
+            "must be 1 to 128 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// The validated configuration of one plugin instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginConfig {
+    Poller(PollerConfig),
+    Admin(AdminConfig),
+}
+
+#[derive(Deserialize)]
+struct ModeOnly {
+    #[serde(default)]
+    mode: Mode,
+}
+
+impl PluginConfig {
+    /// `mode` (default `poller`) picks the schema; the rest is parsed strictly.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let mode = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Mode::Poller
+        } else {
+            // Only `mode` is read here; unknown keys are judged by the full parse.
+            serde_json::from_slice::<ModeOnly>(bytes)
+                .map(|m| m.mode)
+                .or_else(|_| parse_json::<PollerConfig>(bytes).map(|c| c.mode))?
+        };
+        match mode {
+            Mode::Poller => Ok(Self::Poller(parse_json::<PollerConfig>(bytes)?.validate()?)),
+            Mode::Admin => Ok(Self::Admin(parse_json::<AdminConfig>(bytes)?.validate()?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poller(json: &str) -> Result<PollerConfig, ConfigError> {
+        match PluginConfig::from_json(json.as_bytes())? {
+            PluginConfig::Poller(p) => Ok(p),
+            other => panic!("expected poller, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_example_parses_with_defaults() {
+        let p = poller(r#"{"targets":[{"name":"app1","cluster":"uwsgi_stats_app1"}],"interval_ms":1000,"timeout_ms":800}"#)
+            .unwrap();
+        assert_eq!(p.targets[0].path, "/");
+        assert_eq!(p.targets[0].cluster, "uwsgi_stats_app1");
+        assert!(!p.per_core);
+        assert_eq!(p.shared_data_prefix, "uwsgi_stats");
+        assert_eq!(
+            snapshot_key(&p.shared_data_prefix),
+            "uwsgi_stats/snapshot.json"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = poller(r#"{"targets":[{"name":"a","cluster":"c","clustr":1}]}"#).unwrap_err();
+        assert!(e.to_string().contains("clustr"), "{e}");
+        assert_eq!(
+            poller(r#"{"targets":[{"name":"a","cluster":5}]}"#)
+                .unwrap_err()
+                .path,
+            "targets[0].cluster"
+        );
+        assert_eq!(
+            poller(r#"{"interval_ms":"fast"}"#).unwrap_err().path,
+            "interval_ms"
+        );
+        assert_eq!(poller("{}").unwrap_err().path, "targets");
+        assert_eq!(poller("").unwrap_err().path, "targets");
+        assert_eq!(
+            poller(r#"{"targets":[{"name":"a b","cluster":"c"}]}"#)
+                .unwrap_err()
+                .path,
+            "targets[0].name"
+        );
+        assert_eq!(
+            poller(r#"{"targets":[{"name":"a","cluster":"c"},{"name":"a","cluster":"d"}]}"#)
+                .unwrap_err()
+                .path,
+            "targets[1].name"
+        );
+        assert_eq!(
+            poller(r#"{"targets":[{"name":"a","cluster":"c"}],"timeout_ms":0}"#)
+                .unwrap_err()
+                .path,
+            "timeout_ms"
+        );
+        assert_eq!(poller(r#"{"mode":"proxy"}"#).unwrap_err().path, "mode");
+        assert!(PluginConfig::from_json(b"{").is_err());
+    }
+
+    #[test]
+    fn admin_mode() {
+        let c = PluginConfig::from_json(br#"{"mode":"admin","snapshot_path":"/s.json"}"#).unwrap();
+        let PluginConfig::Admin(a) = c else {
+            panic!("admin expected")
+        };
+        assert_eq!(a.snapshot_path, "/s.json");
+        assert_eq!(a.metrics_path, "/uwsgi/metrics");
+        let e = PluginConfig::from_json(br#"{"mode":"admin","targets":[]}"#).unwrap_err();
+        assert!(e.to_string().contains("targets"), "{e}");
+        let e = PluginConfig::from_json(br#"{"mode":"admin","snapshot_path":"x"}"#).unwrap_err();
+        assert_eq!(e.path, "snapshot_path");
+    }
+}

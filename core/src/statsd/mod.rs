@@ -1,0 +1,12 @@
+//! StatsD metric names from gunicorn (`--statsd-host`) and uWSGI
+//! (`--stats-push statsd:...`) as a StatsD receiver (e.g. the OpenTelemetry
+//! Collector's) names them, and their mapping to OpenTelemetry HTTP semantic
+//! conventions. Pure functions over names and numbers: the OTLP plumbing
+//! lives in the plugin.
+
+pub mod exphist;
+pub mod names;
+pub mod semconv;
+
+pub use names::{classify, GunicornMetric, Source, StatsdMetric, UwsgiMetric};
+pub use semconv::{map, AttrValue, Instrument, Mapping, Outcome};

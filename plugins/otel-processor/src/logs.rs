@@ -1,0 +1,90 @@
+//! Request-log bodies (filelog receiver, one line per record) to structured
+//! attributes named after OpenTelemetry semantic conventions.
+
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
+use uwsgi_red_core::logs::{parse_line, LogFormat, RequestRecord};
+use uwsgi_red_core::statsd::semconv::error_type;
+
+use crate::otlp::{bool_value, double_value, int_value, set_attr, str_value};
+use crate::ProcessorConfig;
+
+/// Marks every record this processor looked at: `true` when parsed.
+pub const ATTR_PARSED: &str = "uwsgi_red.log.parsed";
+pub const ATTR_FORMAT: &str = "uwsgi_red.log.format";
+
+pub fn annotate(_cfg: &ProcessorConfig, data: &mut LogsData) {
+    for rl in &mut data.resource_logs {
+        for sl in &mut rl.scope_logs {
+            for rec in &mut sl.log_records {
+                annotate_record(rec);
+            }
+        }
+    }
+}
+
+pub fn annotate_record(rec: &mut LogRecord) {
+    let line = match rec.body.as_ref().and_then(|b| b.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        _ => String::new(),
+    };
+    match parse_line(&line) {
+        Some(r) => apply(rec, &r),
+        None => set_attr(&mut rec.attributes, ATTR_PARSED, bool_value(false)),
+    }
+}
+
+fn apply(rec: &mut LogRecord, r: &RequestRecord<'_>) {
+    let a = &mut rec.attributes;
+    set_attr(a, ATTR_PARSED, bool_value(true));
+    set_attr(a, ATTR_FORMAT, str_value(r.format.as_str()));
+    set_attr(a, "http.request.method", str_value(r.method));
+    set_attr(a, "url.path", str_value(r.path));
+    if let Some(q) = r.query {
+        set_attr(a, "url.query", str_value(q));
+    }
+    set_attr(a, "http.response.status_code", int_value(r.status.into()));
+    if let Some(e) = error_type(r.status) {
+        set_attr(a, "error.type", str_value(e));
+    }
+    if let Some(v) = r.protocol_version() {
+        set_attr(a, "network.protocol.version", str_value(v));
+    }
+    if let Some(s) = r.duration_seconds() {
+        set_attr(a, "http.server.request.duration", double_value(s));
+    }
+    if let Some(b) = r.response_bytes {
+        set_attr(a, "http.response.body.size", int_value(b as i64));
+    }
+    if !r.remote_addr.is_empty() {
+        set_attr(a, "client.address", str_value(r.remote_addr));
+    }
+    if let Some(u) = r.remote_user {
+        set_attr(a, "enduser.id", str_value(u));
+    }
+    if let Some(ua) = r.user_agent {
+        set_attr(a, "user_agent.original", str_value(ua));
+    }
+    if let Some(re) = r.referer {
+        set_attr(a, "http.request.header.referer", str_value(re));
+    }
+    if let Some(pid) = r.pid {
+        set_attr(a, "process.pid", int_value(pid.into()));
+    }
+    if let Some(c) = r.core {
+        set_attr(a, "uwsgi.core.id", int_value(c.into()));
+    }
+    if let Some(n) = r.worker_requests {
+        set_attr(a, "uwsgi.worker.requests", int_value(n as i64));
+    }
+    if r.format == LogFormat::Uwsgi {
+        if let Some(v) = r.vars {
+            set_attr(a, "uwsgi.request.vars", int_value(v.into()));
+        }
+    }
+    if rec.time_unix_nano == 0 {
+        if let Some(t) = r.time_unix_nanos {
+            rec.time_unix_nano = t;
+        }
+    }
+}

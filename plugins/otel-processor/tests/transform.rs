@@ -1,0 +1,380 @@
+//! The guest logic natively (no Wasm runtime): OTLP fixtures shaped like the
+//! Collector's statsd/filelog receivers' output, in and out as protobuf.
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Metric,
+    MetricsData, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use otel_processor::{load_config, process_logs, process_metrics};
+use prost::Message;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn delta_sum(name: &str, v: i64) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(Data::Sum(Sum {
+            data_points: vec![NumberDataPoint {
+                value: Some(Value::AsInt(v)),
+                start_time_unix_nano: 1,
+                time_unix_nano: 2,
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }
+}
+
+fn gauge(name: &str, v: f64) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                value: Some(Value::AsDouble(v)),
+                time_unix_nano: 2,
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    }
+}
+
+fn timer(name: &str) -> Metric {
+    // scale 0: bucket i is (2^i, 2^(i+1)] ms; offset 0 -> (1,2] ms x3, offset 10 -> (1.024,2.048] s x1.
+    Metric {
+        name: name.into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                count: 4,
+                sum: Some(1504.5),
+                scale: 0,
+                zero_count: 0,
+                positive: Some(Buckets {
+                    offset: 0,
+                    bucket_counts: vec![3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                }),
+                min: Some(1.5),
+                max: Some(1500.0),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+        })),
+        ..Default::default()
+    }
+}
+
+fn batch(metrics: Vec<Metric>) -> MetricsData {
+    MetricsData {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("host.name", any_value::Value::StringValue("h1".into()))],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn run(cfg: &str, data: &MetricsData) -> MetricsData {
+    let out = process_metrics(&load_config(cfg.as_bytes()), &data.encode_to_vec());
+    assert_eq!(out.status_reason, None);
+    MetricsData::decode(&out.payload[..]).expect("valid OTLP out")
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], k: &str) -> Option<&'a any_value::Value> {
+    attrs
+        .iter()
+        .find(|a| a.key == k)
+        .and_then(|a| a.value.as_ref()?.value.as_ref())
+}
+
+fn service(rm: &ResourceMetrics) -> Option<String> {
+    match attr(&rm.resource.as_ref()?.attributes, "service.name")? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn gunicorn_metrics_become_semconv_and_others_stay() {
+    let input = batch(vec![
+        delta_sum("app.gunicorn.request.status.200", 5),
+        delta_sum("app.gunicorn.request.status.503", 2),
+        delta_sum("app.gunicorn.requests", 7),
+        timer("app.gunicorn.request.duration"),
+        gauge("app.gunicorn.workers", 2.0),
+        delta_sum("app.gunicorn.log.warning", 1),
+        gauge("unrelated.thing", 3.0),
+    ]);
+    let out = run(r#"{"services":{"app":"shop"}}"#, &input);
+    assert_eq!(out.resource_metrics.len(), 2);
+    let untouched = &out.resource_metrics[0];
+    assert_eq!(
+        untouched.scope_metrics[0].metrics,
+        vec![gauge("unrelated.thing", 3.0)]
+    );
+    assert_eq!(service(untouched), None);
+
+    let rm = &out.resource_metrics[1];
+    assert_eq!(service(rm).as_deref(), Some("shop"));
+    assert!(
+        attr(&rm.resource.as_ref().unwrap().attributes, "host.name").is_some(),
+        "resource kept"
+    );
+    let scope = &rm.scope_metrics[0];
+    assert_eq!(
+        scope.scope.as_ref().unwrap().name,
+        "uwsgi-red/otel-processor"
+    );
+    let names: Vec<_> = scope.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "http.server.request.count",
+            "http.server.request.duration",
+            "gunicorn.workers",
+            "gunicorn.log.records"
+        ]
+    );
+
+    let Some(Data::Sum(counts)) = &scope.metrics[0].data else {
+        panic!()
+    };
+    assert!(counts.is_monotonic);
+    assert_eq!(
+        counts.aggregation_temporality,
+        AggregationTemporality::Delta as i32
+    );
+    let by_code: Vec<_> = counts
+        .data_points
+        .iter()
+        .map(|p| {
+            (
+                attr(&p.attributes, "http.response.status_code").cloned(),
+                attr(&p.attributes, "error.type").cloned(),
+                p.value,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_code,
+        vec![
+            (
+                Some(any_value::Value::IntValue(200)),
+                None,
+                Some(Value::AsInt(5))
+            ),
+            (
+                Some(any_value::Value::IntValue(503)),
+                Some(any_value::Value::StringValue("503".into())),
+                Some(Value::AsInt(2))
+            ),
+        ]
+    );
+
+    let Some(Data::Histogram(h)) = &scope.metrics[1].data else {
+        panic!("explicit histogram")
+    };
+    assert_eq!(scope.metrics[1].unit, "s");
+    let p = &h.data_points[0];
+    assert_eq!(
+        (p.count, p.sum, p.min, p.max),
+        (4, Some(1.5045), Some(0.0015), Some(1.5))
+    );
+    assert_eq!(p.explicit_bounds[0], 0.005);
+    // (1,2] ms -> le 0.005 s; (1.024,2.048] s -> le 2.5 s.
+    assert_eq!(
+        p.bucket_counts,
+        vec![3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn redundant_series_kept_on_request() {
+    let input = batch(vec![delta_sum("app.gunicorn.requests", 7)]);
+    let out = run("{}", &input);
+    assert!(
+        out.resource_metrics.is_empty(),
+        "gunicorn's total is dropped by default"
+    );
+    let out = run(r#"{"keep_redundant":true}"#, &input);
+    assert_eq!(out, input);
+}
+
+#[test]
+fn uwsgi_absolute_counters_become_cumulative() {
+    let input = batch(vec![
+        delta_sum("myapp.worker.1.requests", 22),
+        delta_sum("myapp.worker.2.requests", 2),
+        delta_sum("myapp.worker.0.requests", 24),
+        gauge("myapp.worker.1.avg_response_time", 63241.0),
+        gauge("myapp.core.busy_workers", 1.0),
+        delta_sum("uwsgi.worker.1.requests", 3),
+    ]);
+    let out = run(r#"{"uwsgi_prefixes":["myapp"]}"#, &input);
+    // uwsgi.* is not claimed when only myapp is configured.
+    assert_eq!(
+        out.resource_metrics[0].scope_metrics[0].metrics,
+        vec![delta_sum("uwsgi.worker.1.requests", 3)]
+    );
+    let rm = &out.resource_metrics[1];
+    assert_eq!(service(rm).as_deref(), Some("myapp"));
+    let m = &rm.scope_metrics[0].metrics;
+    assert_eq!(m[0].name, "http.server.request.count");
+    let Some(Data::Sum(s)) = &m[0].data else {
+        panic!()
+    };
+    assert_eq!(
+        s.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    let vals: Vec<_> = s
+        .data_points
+        .iter()
+        .map(|p| {
+            (
+                attr(&p.attributes, "worker.id").cloned(),
+                p.value,
+                p.start_time_unix_nano,
+            )
+        })
+        .collect();
+    assert_eq!(
+        vals,
+        vec![
+            (
+                Some(any_value::Value::IntValue(1)),
+                Some(Value::AsInt(22)),
+                0
+            ),
+            (
+                Some(any_value::Value::IntValue(2)),
+                Some(Value::AsInt(2)),
+                0
+            )
+        ]
+    );
+    assert_eq!(m[1].name, "uwsgi.worker.average_response_time");
+    let Some(Data::Gauge(g)) = &m[1].data else {
+        panic!()
+    };
+    assert_eq!(g.data_points[0].value, Some(Value::AsDouble(0.063241)));
+    assert_eq!(m[2].name, "uwsgi.workers");
+    assert_eq!(m.len(), 3, "worker 0 dropped");
+}
+
+#[test]
+fn undecodable_input_passes_through_with_reason() {
+    let garbage = b"\x0a\xff\xff\xff\xff\x0fnot protobuf".to_vec();
+    let out = process_metrics(&load_config(b"{}"), &garbage);
+    assert_eq!(out.payload, garbage);
+    assert!(out.status_reason.unwrap().contains("passed through"));
+    let out = process_logs(&load_config(b"{}"), &garbage);
+    assert_eq!(out.payload, garbage);
+    assert!(out.status_reason.is_some());
+}
+
+#[test]
+fn bad_config_passes_through_naming_the_key() {
+    let input = batch(vec![delta_sum("app.gunicorn.request.status.200", 1)]).encode_to_vec();
+    let out = process_metrics(&load_config(br#"{"prefixes":["x"]}"#), &input);
+    assert_eq!(out.payload, input);
+    assert!(out.status_reason.unwrap().contains("prefixes"));
+}
+
+#[test]
+fn empty_payload_is_empty() {
+    let out = process_metrics(&load_config(b"null"), &[]);
+    assert!(out.payload.is_empty() && out.status_reason.is_none());
+}
+
+fn log_batch(lines: &[&str]) -> LogsData {
+    LogsData {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: lines
+                    .iter()
+                    .map(|l| LogRecord {
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(l.to_string())),
+                        }),
+                        attributes: vec![kv(
+                            "log.file.name",
+                            any_value::Value::StringValue("x.log".into()),
+                        )],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[test]
+fn log_lines_become_attributes() {
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/../../core/tests/vectors/");
+    let uwsgi = std::fs::read_to_string(format!("{vectors}uwsgi_fulllog_logdate.log")).unwrap();
+    let gunicorn =
+        std::fs::read_to_string(format!("{vectors}gunicorn_access_default.log")).unwrap();
+    let lines: Vec<&str> = uwsgi.lines().chain(gunicorn.lines()).collect();
+    let input = log_batch(&lines);
+    let out = process_logs(&load_config(b"{}"), &input.encode_to_vec());
+    assert_eq!(out.status_reason, None);
+    let out = LogsData::decode(&out.payload[..]).unwrap();
+    let recs = &out.resource_logs[0].scope_logs[0].log_records;
+    assert_eq!(recs.len(), lines.len());
+    let mut parsed = 0;
+    for (rec, line) in recs.iter().zip(&lines) {
+        assert_eq!(
+            rec.body.as_ref().unwrap().value,
+            Some(any_value::Value::StringValue(line.to_string())),
+            "body kept"
+        );
+        assert!(
+            attr(&rec.attributes, "log.file.name").is_some(),
+            "receiver attributes kept"
+        );
+        match attr(&rec.attributes, "uwsgi_red.log.parsed") {
+            Some(any_value::Value::BoolValue(true)) => parsed += 1,
+            Some(any_value::Value::BoolValue(false)) => {
+                assert_eq!(rec.attributes.len(), 2, "{line}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(parsed, 7 + 20);
+    let raise = recs
+        .iter()
+        .find(|r| {
+            attr(&r.attributes, "url.path") == Some(&any_value::Value::StringValue("/raise".into()))
+        })
+        .unwrap();
+    assert_eq!(
+        attr(&raise.attributes, "error.type"),
+        Some(&any_value::Value::StringValue("500".into()))
+    );
+    assert_eq!(
+        attr(&raise.attributes, "process.pid"),
+        Some(&any_value::Value::IntValue(24264))
+    );
+}

@@ -1,0 +1,137 @@
+//! JS bindings of the browser stats viewer: a thin wasm-bindgen adapter over
+//! `core::stats` (decoding, invalid-JSON repair, HTTP stripping) and this
+//! crate's [`derive`] (views and rates). Errors become JS exceptions carrying
+//! core's message. `vars` never reach JS: the core model does not hold them.
+//!
+//! ```js
+//! import init, { decode, decodeTargets } from './pkg/stats_viewer.js';
+//! await init();
+//! const s = decode(text);          // string, Uint8Array or ArrayBuffer
+//! s.view();                        // workers, status counts, queues, apps, caches
+//! s.rates(prev, seconds);          // req/s, exceptions/s, tx bytes/s per worker and total
+//! ```
+
+pub mod derive;
+pub mod source;
+
+use js_sys::{ArrayBuffer, Uint8Array};
+use serde::Serialize;
+use uwsgi_red_core::stats::{self, StatsDocument};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// One decoded uWSGI stats document.
+#[wasm_bindgen]
+#[derive(Debug, Clone)]
+pub struct Stats {
+    doc: StatsDocument,
+    repairs: usize,
+    body_bytes: usize,
+}
+
+#[wasm_bindgen]
+impl Stats {
+    /// Strings rewritten by core's invalid-JSON repair (0 for valid JSON).
+    #[wasm_bindgen(getter)]
+    pub fn repairs(&self) -> u32 {
+        u32::try_from(self.repairs).unwrap_or(u32::MAX)
+    }
+
+    /// Size of the JSON body after any HTTP head.
+    #[wasm_bindgen(getter, js_name = bodyBytes)]
+    pub fn body_bytes(&self) -> u32 {
+        u32::try_from(self.body_bytes).unwrap_or(u32::MAX)
+    }
+
+    /// Worker rows, status counts, totals, listen/socket queues, apps, caches.
+    pub fn view(&self) -> Result<JsValue, JsError> {
+        to_js(&derive::view(&self.doc))
+    }
+
+    /// Rates from `prev` (an earlier snapshot of the same server) to this one,
+    /// `elapsed_seconds` apart.
+    pub fn rates(&self, prev: &Stats, elapsed_seconds: f64) -> Result<JsValue, JsError> {
+        let r = derive::rates(&prev.doc, &self.doc, elapsed_seconds).map_err(|e| JsError::new(&e.to_string()))?;
+        to_js(&r)
+    }
+}
+
+/// One target of a decoded source: the document itself, or one entry of the
+/// Envoy uwsgi-stats plugin's snapshot.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Target {
+    inner: source::Target,
+}
+
+#[wasm_bindgen]
+impl Target {
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name.clone()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn up(&self) -> bool {
+        self.inner.up
+    }
+    #[wasm_bindgen(getter)]
+    pub fn stale(&self) -> bool {
+        self.inner.stale
+    }
+    #[wasm_bindgen(getter, js_name = lastError)]
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.clone()
+    }
+    #[wasm_bindgen(getter, js_name = lastSuccessMs)]
+    pub fn last_success_ms(&self) -> Option<f64> {
+        self.inner.last_success_ms.map(|v| v as f64)
+    }
+    #[wasm_bindgen(getter, js_name = generatedAtMs)]
+    pub fn generated_at_ms(&self) -> Option<f64> {
+        self.inner.generated_at_ms.map(|v| v as f64)
+    }
+    #[wasm_bindgen(getter)]
+    pub fn repairs(&self) -> f64 {
+        self.inner.repairs as f64
+    }
+    /// The target's document, or `undefined` when it has none yet.
+    pub fn stats(&self) -> Option<Stats> {
+        self.inner.document.clone().map(|doc| Stats { doc, repairs: self.inner.repairs as usize, body_bytes: 0 })
+    }
+}
+
+/// Decodes a uWSGI stats document: raw JSON or a whole `--stats-http` reply,
+/// as a string, `Uint8Array` or `ArrayBuffer`. Throws with core's message.
+#[wasm_bindgen]
+pub fn decode(input: JsValue) -> Result<Stats, JsError> {
+    let bytes = bytes_of(&input)?;
+    let d = stats::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
+    Ok(Stats { doc: d.document, repairs: d.repairs, body_bytes: d.body_bytes })
+}
+
+/// Like [`decode`], but also accepts the Envoy uwsgi-stats snapshot; a plain
+/// document becomes one target called `name`.
+#[wasm_bindgen(js_name = decodeTargets)]
+pub fn decode_targets(input: JsValue, name: &str) -> Result<Vec<Target>, JsError> {
+    let bytes = bytes_of(&input)?;
+    let targets = source::decode_targets(&bytes, name).map_err(|e| JsError::new(&e.to_string()))?;
+    Ok(targets.into_iter().map(|inner| Target { inner }).collect())
+}
+
+fn bytes_of(input: &JsValue) -> Result<Vec<u8>, JsError> {
+    if let Some(s) = input.as_string() {
+        return Ok(s.into_bytes());
+    }
+    if let Some(a) = input.dyn_ref::<Uint8Array>() {
+        return Ok(a.to_vec());
+    }
+    if let Some(b) = input.dyn_ref::<ArrayBuffer>() {
+        return Ok(Uint8Array::new(b).to_vec());
+    }
+    Err(JsError::new("expected the stats document as a string, Uint8Array or ArrayBuffer"))
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    // Plain objects and `null` for `None`, as JSON.parse would give.
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+}

@@ -1,0 +1,251 @@
+//! `uwsgi-stats`: an Envoy plugin that polls uWSGI stats servers and exports
+//! what uwsgi_exporter exports, without a separate exporter daemon.
+//!
+//! One module, two roles picked by the plugin configuration's `mode`:
+//! - `poller` (default): run as a bootstrap singleton (`envoy.bootstrap.wasm`,
+//!   `singleton: true`), so polling happens once per Envoy process. On each
+//!   tick it calls every target's cluster with `dispatch_http_call`, decodes
+//!   with `core::stats`, and updates host metrics. It also writes the latest
+//!   snapshot JSON and Prometheus text to proxy-wasm shared data.
+//! - `admin`: an HTTP filter that answers the snapshot and metrics paths from
+//!   shared data. A bootstrap singleton cannot serve HTTP, so this filter does
+//!   that part. Put it only on an admin listener bound to 127.0.0.1, never on
+//!   the public one. Shared data is scoped by `vm_id`, so both roles must use
+//!   the same `vm_config.vm_id`.
+//!
+//! All protocol logic is in `uwsgi-red-core`; this crate is the host adapter.
+
+pub mod export;
+pub mod poller;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType as HostMetricType};
+use uwsgi_red_core::prom::text::MetricType;
+use uwsgi_red_core::stats::config::{metrics_key, snapshot_key, AdminConfig, PluginConfig};
+
+use export::MetricsHost;
+use poller::Poller;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// proxy-wasm metric calls. A failing host call is logged and skipped:
+/// metrics must never take the proxy down.
+struct Host;
+
+impl MetricsHost for Host {
+    fn define(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        let kind = match kind {
+            MetricType::Counter => HostMetricType::Counter,
+            MetricType::Histogram => HostMetricType::Histogram,
+            _ => HostMetricType::Gauge,
+        };
+        hostcalls::define_metric(kind, name)
+            .map_err(|e| log(LogLevel::Warn, &format!("define_metric {name}: {e:?}")))
+            .ok()
+    }
+
+    fn record(&mut self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+
+    fn increment(&mut self, id: u32, by: u64) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+}
+
+fn log(level: LogLevel, msg: &str) {
+    let _ = hostcalls::log(level, &format!("uwsgi-stats: {msg}"));
+}
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Default)]
+enum Role {
+    #[default]
+    Unconfigured,
+    Poller(Box<Poller>),
+    Admin(AdminConfig),
+}
+
+#[derive(Default)]
+struct Root {
+    role: Role,
+}
+
+impl Root {
+    fn poll_all(&mut self) {
+        let Role::Poller(p) = &mut self.role else { return };
+        let now = now_ms();
+        let timeout = Duration::from_millis(p.config.timeout_ms);
+        for i in 0..p.targets.len() {
+            if p.targets[i].in_flight.is_some() {
+                // Envoy always calls back (success, failure or timeout), so a
+                // call in flight is waited for, never duplicated.
+                continue;
+            }
+            let t = &p.config.targets[i];
+            let authority = t.authority.clone().unwrap_or_else(|| t.cluster.clone());
+            let headers = vec![(":method", "GET"), (":path", t.path.as_str()), (":authority", authority.as_str())];
+            match hostcalls::dispatch_http_call(&t.cluster, headers, None, vec![], timeout) {
+                Ok(token) => {
+                    p.targets[i].in_flight = Some(token);
+                    p.targets[i].in_flight_since_ms = now;
+                }
+                Err(e) => {
+                    let msg = format!("dispatch to cluster {:?} failed: {e:?}", t.cluster);
+                    log(LogLevel::Warn, &msg);
+                    p.on_dispatch_error(&mut Host, i, &msg);
+                    publish(p, now);
+                }
+            }
+        }
+    }
+}
+
+fn publish(p: &Poller, now: u64) {
+    let out = p.publish(now);
+    let prefix = &p.config.shared_data_prefix;
+    // cas None: only this singleton writes these keys.
+    if let Err(e) = hostcalls::set_shared_data(&snapshot_key(prefix), Some(&out.snapshot_json), None) {
+        log(LogLevel::Warn, &format!("set_shared_data snapshot: {e:?}"));
+    }
+    let _ = hostcalls::set_shared_data(&metrics_key(prefix), Some(out.metrics_text.as_bytes()), None);
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let Role::Poller(p) = &mut self.role else { return };
+        let Some(i) = p.targets.iter().position(|t| t.in_flight == Some(token)) else { return };
+        p.targets[i].in_flight = None;
+        let status = if num_headers == 0 {
+            None
+        } else {
+            hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .and_then(|s| s.parse::<u16>().ok())
+        };
+        let mut body = |n: usize| {
+            hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, n)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let was_up = p.targets[i].snapshot.up;
+        let now = now_ms();
+        p.on_reply(&mut Host, i, status, body_size, &mut body, now);
+        let t = &p.targets[i];
+        if was_up != t.snapshot.up {
+            let state = if t.snapshot.up { "up".to_string() } else { format!("down ({:?})", t.snapshot.last_error) };
+            log(LogLevel::Info, &format!("target {} is {state}", t.name));
+        }
+        publish(p, now);
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match PluginConfig::from_json(&bytes) {
+            Ok(PluginConfig::Poller(c)) => {
+                let _ = hostcalls::set_tick_period(Duration::from_millis(c.interval_ms));
+                log(LogLevel::Info, &format!("polling {} target(s) every {} ms", c.targets.len(), c.interval_ms));
+                self.role = Role::Poller(Box::new(Poller::new(c)));
+                true
+            }
+            Ok(PluginConfig::Admin(c)) => {
+                self.role = Role::Admin(c);
+                true
+            }
+            Err(e) => {
+                // Refusing the configuration makes Envoy reject the plugin at startup.
+                log(LogLevel::Critical, &e.to_string());
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.poll_all();
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // proxy-wasm requires a context; a poller misplaced on a listener passes traffic through.
+        let admin = match &self.role {
+            Role::Admin(c) => Some(c.clone()),
+            _ => None,
+        };
+        Some(Box::new(AdminFilter { config: admin }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// Answers the admin paths from shared data; every other request continues
+/// untouched.
+struct AdminFilter {
+    config: Option<AdminConfig>,
+}
+
+impl Context for AdminFilter {}
+
+impl HttpContext for AdminFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(c) = &self.config else { return Action::Continue };
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        let path = path.split('?').next().unwrap_or_default();
+        let (key, content_type) = if path == c.snapshot_path {
+            (snapshot_key(&c.shared_data_prefix), "application/json")
+        } else if path == c.metrics_path {
+            (metrics_key(&c.shared_data_prefix), "text/plain; version=0.0.4; charset=utf-8")
+        } else {
+            return Action::Continue;
+        };
+        let method = self.get_http_request_header(":method").unwrap_or_default();
+        if method != "GET" && method != "HEAD" {
+            self.send_http_response(405, vec![("allow", "GET, HEAD")], Some(b"method not allowed\n"));
+            return Action::Pause;
+        }
+        match hostcalls::get_shared_data(&key) {
+            Ok((Some(body), _)) => self.send_http_response(
+                200,
+                vec![("content-type", content_type), ("cache-control", "no-store")],
+                Some(&body),
+            ),
+            _ => self.send_http_response(
+                503,
+                vec![("content-type", "application/json"), ("retry-after", "1")],
+                Some(b"{\"error\":\"no uWSGI stats snapshot yet (is the uwsgi-stats poller running with the same vm_id?)\"}"),
+            ),
+        }
+        Action::Pause
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uwsgi_red_core::stats::families::LABEL_NAMES;
+
+    /// The example bootstrap must extract every label the plugin encodes.
+    #[test]
+    fn example_has_a_stats_tag_per_label() {
+        let yaml = include_str!("../../../examples/envoy-uwsgi-stats/envoy.yaml");
+        for l in LABEL_NAMES {
+            let rule = format!("{{tag_name: {l}, regex: \"({l}=\\\\.=(.*?);\\\\.;)\"}}");
+            assert!(yaml.contains(&rule), "missing stats_tags rule {rule}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! One poll result per target -> host metrics, snapshot and full-precision
+//! Prometheus text. Host-independent (the host calls go through
+//! [`MetricsHost`]), so the whole poll outcome logic is tested natively.
+
+use uwsgi_red_core::stats::config::PollerConfig;
+use uwsgi_red_core::stats::families::{encode_text, map_document, scrape_families, Family, ScrapeStatus};
+use uwsgi_red_core::stats::snapshot::{Snapshot, TargetSnapshot};
+use uwsgi_red_core::stats::{decode_with_limit, Decoded};
+
+use crate::export::{Exporter, MetricsHost};
+
+/// Why a poll failed before a document was decoded (Envoy-side reasons);
+/// decode failures use `StatsError::reason()`. All values are fixed strings
+/// so `uwsgi_scrape_errors_total{reason}` stays bounded.
+pub fn transport_reason(status: Option<u16>, body_prefix: &[u8]) -> &'static str {
+    match status {
+        None => "unreachable",
+        Some(504) => "timeout",
+        Some(503) if contains(body_prefix, b"protocol error") => "protocol",
+        Some(503) => "connect",
+        Some(_) => "http_status",
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[derive(Debug, Default)]
+pub struct TargetState {
+    pub name: String,
+    /// Token of the call in flight, if any.
+    pub in_flight: Option<u32>,
+    pub in_flight_since_ms: u64,
+    pub snapshot: TargetSnapshot,
+    /// Families of the last successful poll (for the admin text).
+    pub families: Vec<Family>,
+}
+
+#[derive(Debug)]
+pub struct Poller {
+    pub config: PollerConfig,
+    pub targets: Vec<TargetState>,
+    pub exporter: Exporter,
+}
+
+/// What to publish after a poll: the snapshot JSON and the Prometheus text.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot_json: Vec<u8>,
+    pub metrics_text: String,
+}
+
+impl Poller {
+    pub fn new(config: PollerConfig) -> Self {
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| TargetState {
+                name: t.name.clone(),
+                snapshot: TargetSnapshot { target: t.name.clone(), ..Default::default() },
+                ..Default::default()
+            })
+            .collect();
+        let exporter = Exporter::new(config.max_series);
+        Self { config, targets, exporter }
+    }
+
+    /// A reply arrived for target `i`: `status` is `None` when Envoy gave no
+    /// headers (reset, no route). `body` is fetched lazily so oversized
+    /// bodies are never copied into the VM.
+    pub fn on_reply(
+        &mut self,
+        host: &mut dyn MetricsHost,
+        i: usize,
+        status: Option<u16>,
+        body_size: usize,
+        body: &mut dyn FnMut(usize) -> Vec<u8>,
+        now_ms: u64,
+    ) {
+        let limit = self.config.max_document_bytes;
+        let result = match status {
+            Some(200) if body_size > limit => Err(("too_large", format!("document of {body_size} bytes exceeds {limit}"))),
+            Some(200) => decode_with_limit(&body(body_size), limit).map_err(|e| (e.reason(), e.to_string())),
+            other => {
+                let prefix = body(body_size.min(512));
+                let reason = transport_reason(other, &prefix);
+                let detail = String::from_utf8_lossy(&prefix).trim().to_string();
+                Err((reason, format!("status {other:?}: {detail}")))
+            }
+        };
+        match result {
+            Ok(decoded) => self.success(host, i, decoded, now_ms),
+            Err((reason, message)) => self.failure(host, i, reason, &message),
+        }
+    }
+
+    /// `dispatch_http_call` itself failed (unknown cluster, bad headers).
+    pub fn on_dispatch_error(&mut self, host: &mut dyn MetricsHost, i: usize, message: &str) {
+        self.failure(host, i, "dispatch", message);
+    }
+
+    fn success(&mut self, host: &mut dyn MetricsHost, i: usize, d: Decoded, now_ms: u64) {
+        let opts = self.config.map_options();
+        let t = &mut self.targets[i];
+        let status = ScrapeStatus { up: true, repairs: d.repairs as u64, document_bytes: d.body_bytes as u64 };
+        let mut fams = scrape_families(&t.name, &status);
+        fams.extend(map_document(&d.document, &t.name, &opts));
+        let name = t.name.clone();
+        self.exporter.export(host, &name, &fams);
+        let labels = [("target", name.as_str())];
+        self.exporter.add(host, "uwsgi_stats_repairs_total", &labels, d.repairs as u64);
+        self.exporter.set_gauge(host, "uwsgi_scrape_last_success_timestamp_seconds", &labels, now_ms / 1000);
+        let t = &mut self.targets[i];
+        t.families = fams;
+        t.snapshot = TargetSnapshot {
+            target: name,
+            up: true,
+            stale: false,
+            last_success_ms: Some(now_ms),
+            last_error: None,
+            repairs: d.repairs as u64,
+            document: Some(d.document),
+        };
+    }
+
+    fn failure(&mut self, host: &mut dyn MetricsHost, i: usize, reason: &str, message: &str) {
+        let name = self.targets[i].name.clone();
+        self.exporter.zero_gauges(host, &name);
+        let down = ScrapeStatus::default();
+        let fams = scrape_families(&name, &down);
+        // Re-exporting only the self-metrics: uwsgi_up=0, size 0.
+        self.exporter.export(host, &name, &fams);
+        self.exporter.add(host, "uwsgi_scrape_errors_total", &[("target", &name), ("reason", reason)], 1);
+        let t = &mut self.targets[i];
+        t.families = fams;
+        t.snapshot.up = false;
+        t.snapshot.stale = t.snapshot.document.is_some();
+        t.snapshot.last_error = Some(format!("{reason}: {message}"));
+    }
+
+    pub fn publish(&self, now_ms: u64) -> Published {
+        let snapshot = Snapshot {
+            generated_at_ms: now_ms,
+            targets: self.targets.iter().map(|t| t.snapshot.clone()).collect(),
+        };
+        // One text for all targets: same family from several targets must be
+        // one block, so merge samples by family name in first-seen order.
+        let mut merged: Vec<Family> = Vec::new();
+        for f in self.targets.iter().flat_map(|t| &t.families) {
+            match merged.iter_mut().find(|m| m.name == f.name) {
+                Some(m) => m.samples.extend(f.samples.iter().cloned()),
+                None => merged.push(f.clone()),
+            }
+        }
+        Published { snapshot_json: snapshot.to_json(), metrics_text: encode_text(&merged) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uwsgi_red_core::prom::text::MetricType;
+    use uwsgi_red_core::stats::config::PluginConfig;
+
+    #[derive(Default)]
+    struct Host(Vec<(String, u64)>);
+    impl MetricsHost for Host {
+        fn define(&mut self, _: MetricType, name: &str) -> Option<u32> {
+            self.0.push((name.to_string(), 0));
+            Some(self.0.len() as u32 - 1)
+        }
+        fn record(&mut self, id: u32, v: u64) {
+            self.0[id as usize].1 = v;
+        }
+        fn increment(&mut self, id: u32, by: u64) {
+            self.0[id as usize].1 += by;
+        }
+    }
+    impl Host {
+        fn get(&self, n: &str) -> Option<u64> {
+            self.0.iter().find(|(k, _)| k == n).map(|(_, v)| *v)
+        }
+    }
+
+    fn poller() -> Poller {
+        let PluginConfig::Poller(c) = PluginConfig::from_json(
+            br#"{"targets":[{"name":"a","cluster":"ca"},{"name":"b","cluster":"cb"}],"max_document_bytes":4096}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        Poller::new(c)
+    }
+
+    const DOC: &[u8] = br#"{"version":"2.0.30","cwd":"/x\y","workers":[{"id":1,"requests":4,"status":"busy"}]}"#;
+
+    #[test]
+    fn success_then_failures_with_reasons() {
+        let mut p = poller();
+        let mut h = Host::default();
+        p.on_reply(&mut h, 0, Some(200), DOC.len(), &mut |_| DOC.to_vec(), 5_000);
+        assert_eq!(h.get("target=.=a;.;uwsgi_up"), Some(1));
+        assert_eq!(h.get("target=.=a;.;uwsgi_stats_repairs_total"), Some(1));
+        assert_eq!(h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_busy"), Some(1));
+        assert_eq!(h.get("target=.=a;.;uwsgi_scrape_last_success_timestamp_seconds"), Some(5));
+        let out = p.publish(6_000);
+        let text = out.metrics_text;
+        assert!(text.contains("uwsgi_worker_requests_total{target=\"a\",worker_id=\"1\"} 4"), "{text}");
+        let snap: Snapshot = serde_json_from(&out.snapshot_json);
+        assert_eq!(snap.target("a").unwrap().document.as_ref().unwrap().cwd, "/x\\y");
+
+        let body = b"upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+        p.on_reply(&mut h, 0, Some(503), body.len(), &mut |n| body[..n].to_vec(), 7_000);
+        assert_eq!(h.get("target=.=a;.;uwsgi_up"), Some(0));
+        assert_eq!(h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_busy"), Some(0));
+        assert_eq!(h.get("target=.=a;.;reason=.=protocol;.;uwsgi_scrape_errors_total"), Some(1));
+        assert_eq!(h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_requests_total"), Some(4));
+        let snap: Snapshot = serde_json_from(&p.publish(8_000).snapshot_json);
+        let a = snap.target("a").unwrap();
+        assert!(!a.up && a.stale);
+        assert!(a.last_error.as_deref().unwrap().starts_with("protocol:"));
+
+        p.on_reply(&mut h, 1, Some(200), 5000, &mut |_| panic!("oversized body must not be fetched"), 9_000);
+        assert_eq!(h.get("target=.=b;.;reason=.=too_large;.;uwsgi_scrape_errors_total"), Some(1));
+        p.on_reply(&mut h, 1, Some(200), 10, &mut |_| b"{\"version\":".to_vec(), 9_000);
+        assert_eq!(h.get("target=.=b;.;reason=.=truncated;.;uwsgi_scrape_errors_total"), Some(1));
+        p.on_reply(&mut h, 1, None, 0, &mut |_| Vec::new(), 9_000);
+        assert_eq!(h.get("target=.=b;.;reason=.=unreachable;.;uwsgi_scrape_errors_total"), Some(1));
+        p.on_reply(&mut h, 1, Some(504), 0, &mut |_| Vec::new(), 9_000);
+        assert_eq!(h.get("target=.=b;.;reason=.=timeout;.;uwsgi_scrape_errors_total"), Some(1));
+        p.on_dispatch_error(&mut h, 1, "BadArgument");
+        assert_eq!(h.get("target=.=b;.;reason=.=dispatch;.;uwsgi_scrape_errors_total"), Some(1));
+        let text = p.publish(10_000).metrics_text;
+        assert!(text.contains("uwsgi_up{target=\"b\"} 0"), "{text}");
+        assert_eq!(text.matches("# TYPE uwsgi_up gauge").count(), 1, "{text}");
+    }
+
+    fn serde_json_from(b: &[u8]) -> Snapshot {
+        // The snapshot JSON must read back into the same types the viewer uses.
+        uwsgi_red_core::config::parse_json::<Snapshot>(b).unwrap()
+    }
+
+    #[test]
+    fn reasons() {
+        assert_eq!(transport_reason(Some(503), b"upstream connect error ... connection failure"), "connect");
+        assert_eq!(transport_reason(Some(404), b""), "http_status");
+    }
+}
