@@ -5,6 +5,7 @@
 #   ./build.sh demo    real uWSGI + real Envoy + red-filter, bounded traffic, RED table
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
 #   ./build.sh viewer  build the browser stats viewer and serve it on 127.0.0.1 (PORT, default 8089)
+#   ./build.sh fuzz    cargo-fuzz targets in fuzz/, N seconds each (needs nightly + cargo-fuzz)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -157,11 +158,23 @@ cmd_viewer() {
   exec python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/plugins/stats-viewer/www" "$port"
 }
 
+cmd_fuzz() {
+  local secs="${1:-30}" t
+  rustup toolchain list | grep -q '^nightly' \
+    || { echo "cargo fuzz needs a nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
+  command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+  for t in decoder response tracker; do
+    log "fuzz $t for ${secs}s"
+    (cd "$ROOT/fuzz" && cargo +nightly fuzz run "$t" -- -max_total_time="$secs")
+  done
+}
+
 case "${1:-}" in
   build) shift; cmd_build "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   demo) shift; cmd_demo "$@" ;;
   viewer) shift; cmd_viewer "$@" ;;
-  *) echo "usage: $0 {build|test|demo|bench|viewer}" >&2; exit 2 ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
+  *) echo "usage: $0 {build|test|demo|bench|viewer|fuzz}" >&2; exit 2 ;;
 esac

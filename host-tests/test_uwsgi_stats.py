@@ -313,8 +313,8 @@ def test_load_values_agree_with_stats_json(env):
     assert all("vars" not in c for w in app1["document"]["workers"] for c in w["cores"])
     exact = get_text(f"http://127.0.0.1:{s.snapshot}/uwsgi/metrics")
     w1 = d["workers"][0]
-    assert value(exact, "uwsgi_worker_average_response_time_seconds", target="app1", worker_id="1") in (
-        w1["avg_rt"] / 1e6, pytest.approx(w1["avg_rt"] / 1e6, abs=2e-3))
+    assert value(exact, "uwsgi_worker_average_response_time_seconds", target="app1", worker_id=str(w1["id"])) == \
+        pytest.approx(w1["avg_rt"] / 1e6, rel=1e-12)
     assert value_of(exact, "uwsgi_socket_max_queue_length",
                     {"target": "app1", "name": f"127.0.0.1:{s.app1.port}", "proto": "http11"}) == 100
     # ... and only there: the public listener proxies the path to the app like any other.
@@ -368,7 +368,10 @@ def test_faults_are_counted_and_traffic_is_unchanged(env):
             break
         time.sleep(0.05)
     text = prom(s)
+    snap = json.loads(get_text(f"http://127.0.0.1:{s.snapshot}/uwsgi/snapshot.json"))
+    errors = {t["target"]: t["last_error"] for t in snap["targets"]}
     for t, r in EXPECTED_FAULTS.items():
+        assert errors[t].startswith(r + ":"), errors
         assert value(text, "uwsgi_up", target=t) == 0, t
         assert value(text, "uwsgi_scrape_errors_total", target=t, reason=r) >= 2, (t, r, [
             (l, v) for l, v in samples(text, "uwsgi_scrape_errors_total") if l.get("target") == t])
@@ -429,8 +432,11 @@ def test_killed_worker_respawn_is_exported(env):
 
     def exported():
         text = prom(s)
+        # uWSGI keeps a worker's totals across a respawn; so must the export.
         return (value(text, "uwsgi_worker_respawn_count_total", target="app1", worker_id=wid) == nw["respawn_count"]
-                and value(text, "uwsgi_worker_pid", target="app1", worker_id=wid) == nw["pid"])
+                and value(text, "uwsgi_worker_pid", target="app1", worker_id=wid) == nw["pid"]
+                and value(text, "uwsgi_worker_requests_total", target="app1", worker_id=wid) == nw["requests"]
+                and nw["requests"] >= w["requests"])
     wait_for(exported, 10, 0.3, "respawn_count in Envoy")
     assert value(prom(s), "uwsgi_workers", target="app1") == 4
     status, _, body = through_envoy(s, "/after-kill")

@@ -8,17 +8,22 @@ use std::fmt::Write;
 use uwsgi_red_core::uwsgi::{decode_head, modifier, DecodeError, Progress, DEFAULT_HEAD_LIMIT};
 
 pub fn describe(packet: &[u8]) -> Result<String, String> {
-    let (head, consumed) = match decode_head(packet, DEFAULT_HEAD_LIMIT).map_err(|e| e.to_string())? {
-        Progress::Head { head, consumed } => (head, consumed),
-        Progress::NeedMore => {
-            let needed = if packet.len() < 4 {
-                4
-            } else {
-                4 + u16::from_le_bytes([packet[1], packet[2]]) as usize
-            };
-            return Err(DecodeError::Truncated { got: packet.len(), needed }.to_string());
-        }
-    };
+    let (head, consumed) =
+        match decode_head(packet, DEFAULT_HEAD_LIMIT).map_err(|e| e.to_string())? {
+            Progress::Head { head, consumed } => (head, consumed),
+            Progress::NeedMore => {
+                let needed = if packet.len() < 4 {
+                    4
+                } else {
+                    4 + u16::from_le_bytes([packet[1], packet[2]]) as usize
+                };
+                return Err(DecodeError::Truncated {
+                    got: packet.len(),
+                    needed,
+                }
+                .to_string());
+            }
+        };
     let h = head.header;
     let mut out = String::new();
     let _ = writeln!(
@@ -38,12 +43,20 @@ pub fn describe(packet: &[u8]) -> Result<String, String> {
             let _ = writeln!(out, "{}={}", escape(v.key), escape(v.value));
         }
     } else {
-        let _ = writeln!(out, "# payload ({}): {}", modifier::name(h.modifier1), escape(head.payload));
+        let _ = writeln!(
+            out,
+            "# payload ({}): {}",
+            modifier::name(h.modifier1),
+            escape(head.payload)
+        );
     }
     if let Some(cl) = head.content_length() {
         let body = packet.len() - consumed;
         if cl as usize != body {
-            let _ = writeln!(out, "# note: CONTENT_LENGTH={cl} but {body} body bytes follow");
+            let _ = writeln!(
+                out,
+                "# note: CONTENT_LENGTH={cl} but {body} body bytes follow"
+            );
         }
     }
     Ok(out)

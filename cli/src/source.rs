@@ -33,14 +33,21 @@ impl Source {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, "/"),
             };
-            Ok(Self::Http { addr: host_port(addr, s)?, path: path.to_string() })
+            Ok(Self::Http {
+                addr: host_port(addr, s)?,
+                path: path.to_string(),
+            })
         } else if let Some(path) = s.strip_prefix("unix://") {
             if path.is_empty() {
-                return Err(format!("{s:?}: missing socket path (unix:///run/uwsgi/stats.sock)"));
+                return Err(format!(
+                    "{s:?}: missing socket path (unix:///run/uwsgi/stats.sock)"
+                ));
             }
             Ok(Self::Unix(path.to_string()))
         } else if s.contains("://") {
-            Err(format!("{s:?}: unsupported scheme (use a file, tcp://, http:// or unix://)"))
+            Err(format!(
+                "{s:?}: unsupported scheme (use a file, tcp://, http:// or unix://)"
+            ))
         } else {
             Ok(Self::File(s.to_string()))
         }
@@ -99,10 +106,16 @@ impl Conn for UnixStream {
 }
 
 fn request(host: &str, path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: uwsgi-red\r\nAccept: */*\r\n\r\n").into_bytes()
+    format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: uwsgi-red\r\nAccept: */*\r\n\r\n")
+        .into_bytes()
 }
 
-fn converse<C: Conn>(mut s: C, host: &str, http_path: Option<&str>, timeout: Duration) -> Result<Vec<u8>, String> {
+fn converse<C: Conn>(
+    mut s: C,
+    host: &str,
+    http_path: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     let io = |e: std::io::Error| format!("{host}: {e}");
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -113,7 +126,12 @@ fn converse<C: Conn>(mut s: C, host: &str, http_path: Option<&str>, timeout: Dur
             match s.read(&mut buf) {
                 Ok(0) => return Err(format!("{host}: connection closed without a reply")),
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     s.write_all(&request(host, "/")).map_err(io)?;
                 }
                 Err(e) => return Err(io(e)),
@@ -124,7 +142,10 @@ fn converse<C: Conn>(mut s: C, host: &str, http_path: Option<&str>, timeout: Dur
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("{host}: timed out after {} ms waiting for the stats reply", timeout.as_millis()));
+            return Err(format!(
+                "{host}: timed out after {} ms waiting for the stats reply",
+                timeout.as_millis()
+            ));
         }
         s.set_read_timeout(Some(left)).map_err(io)?;
         match s.read(&mut buf) {
@@ -135,7 +156,14 @@ fn converse<C: Conn>(mut s: C, host: &str, http_path: Option<&str>, timeout: Dur
                     return Err(format!("{host}: reply larger than {MAX_READ} bytes"));
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io(e)),
         }
@@ -149,15 +177,31 @@ mod tests {
 
     #[test]
     fn parses_sources() {
-        assert_eq!(Source::parse("tcp://127.0.0.1:9191").unwrap(), Source::Tcp("127.0.0.1:9191".into()));
+        assert_eq!(
+            Source::parse("tcp://127.0.0.1:9191").unwrap(),
+            Source::Tcp("127.0.0.1:9191".into())
+        );
         assert_eq!(
             Source::parse("http://localhost:1717/stats").unwrap(),
-            Source::Http { addr: "localhost:1717".into(), path: "/stats".into() }
+            Source::Http {
+                addr: "localhost:1717".into(),
+                path: "/stats".into()
+            }
         );
-        assert_eq!(Source::parse("unix:///run/s.sock").unwrap(), Source::Unix("/run/s.sock".into()));
-        assert_eq!(Source::parse("doc.json").unwrap(), Source::File("doc.json".into()));
-        assert!(Source::parse("tcp://nohost").unwrap_err().contains("host:port"));
-        assert!(Source::parse("ftp://x").unwrap_err().contains("unsupported scheme"));
+        assert_eq!(
+            Source::parse("unix:///run/s.sock").unwrap(),
+            Source::Unix("/run/s.sock".into())
+        );
+        assert_eq!(
+            Source::parse("doc.json").unwrap(),
+            Source::File("doc.json".into())
+        );
+        assert!(Source::parse("tcp://nohost")
+            .unwrap_err()
+            .contains("host:port"));
+        assert!(Source::parse("ftp://x")
+            .unwrap_err()
+            .contains("unsupported scheme"));
         assert!(Source::parse("unix://").is_err());
     }
 }

@@ -17,18 +17,30 @@ fn vector(name: &str) -> String {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_uwsgi-red")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_uwsgi-red"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
     let o = run(args);
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
 fn fails(args: &[&str], code: i32) -> String {
     let o = run(args);
-    assert_eq!(o.status.code(), Some(code), "{args:?}: stdout {}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{args:?}: stdout {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let err = String::from_utf8(o.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "one-line error expected: {err:?}");
     assert!(o.stdout.is_empty());
@@ -37,22 +49,36 @@ fn fails(args: &[&str], code: i32) -> String {
 
 #[test]
 fn stats_from_file_prints_exporter_names() {
-    let out = ok(&["stats", &vector("stats_b_4x4_load_http.bin"), "--target", "app1"]);
+    let out = ok(&[
+        "stats",
+        &vector("stats_b_4x4_load_http.bin"),
+        "--target",
+        "app1",
+    ]);
     assert!(out.contains("# TYPE uwsgi_worker_requests_total counter\n"));
-    assert!(out.contains("uwsgi_worker_requests_total{target=\"app1\",worker_id=\"1\"} 19\n"), "{out}");
-    assert!(out.contains("uwsgi_worker_average_response_time_seconds{target=\"app1\",worker_id=\"1\"} 0.000205\n"));
+    assert!(
+        out.contains("uwsgi_worker_requests_total{target=\"app1\",worker_id=\"1\"} 19\n"),
+        "{out}"
+    );
+    assert!(out.contains(
+        "uwsgi_worker_average_response_time_seconds{target=\"app1\",worker_id=\"1\"} 0.000205\n"
+    ));
     assert!(out.contains("uwsgi_workers{target=\"app1\"} 4\n"));
     assert!(out.contains("uwsgi_up{target=\"app1\"} 1\n"));
     assert!(!out.contains("uwsgi_worker_core_busy"));
     assert!(!out.contains("session=abc"));
     let per_core = ok(&["stats", &vector("stats_b_4x4_load_http.bin"), "--per-core"]);
-    assert!(per_core.contains("uwsgi_worker_core_busy{target=\"uwsgi\",worker_id=\"4\",core_id=\"3\"} 1\n"));
+    assert!(per_core
+        .contains("uwsgi_worker_core_busy{target=\"uwsgi\",worker_id=\"4\",core_id=\"3\"} 1\n"));
 }
 
 #[test]
 fn stats_repairs_invalid_capture() {
     let out = ok(&["stats", &vector("stats_k_cwd_backslash_invalid_http.bin")]);
-    assert!(out.contains("uwsgi_stats_repaired_strings{target=\"uwsgi\"} 1\n"), "{out}");
+    assert!(
+        out.contains("uwsgi_stats_repaired_strings{target=\"uwsgi\"} 1\n"),
+        "{out}"
+    );
     assert!(out.contains("uwsgi_workers{target=\"uwsgi\"} 2\n"));
 }
 
@@ -113,7 +139,11 @@ fn stats_bad_input_is_one_line_and_nonzero() {
     std::fs::write(&garbage, b"\x00\x01not json").unwrap();
     let e = fails(&["stats", garbage.to_str().unwrap()], 1);
     assert!(e.contains("not_json"), "{e}");
-    std::fs::write(&garbage, br#"{"version":"2.0.30","workers":[{"id":"one"}]}"#).unwrap();
+    std::fs::write(
+        &garbage,
+        br#"{"version":"2.0.30","workers":[{"id":"one"}]}"#,
+    )
+    .unwrap();
     let e = fails(&["stats", garbage.to_str().unwrap()], 1);
     assert!(e.contains("workers[0].id"), "{e}");
     std::fs::write(&garbage, b"{\"version\":\"2.0.30\",\n\"workers\":[").unwrap();
@@ -122,7 +152,11 @@ fn stats_bad_input_is_one_line_and_nonzero() {
     let _ = std::fs::remove_file(&garbage);
 
     // Port with nothing listening.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let e = fails(&["stats", &format!("tcp://127.0.0.1:{port}")], 1);
     assert!(e.contains(&port.to_string()), "{e}");
 
@@ -134,10 +168,18 @@ fn stats_bad_input_is_one_line_and_nonzero() {
 
 #[test]
 fn decode_matches_the_captured_description() {
-    for name in ["pkt_get_root", "pkt_get_query_many_headers", "pkt_post_10k_form", "pkt_options_cors"] {
+    for name in [
+        "pkt_get_root",
+        "pkt_get_query_many_headers",
+        "pkt_post_10k_form",
+        "pkt_options_cors",
+    ] {
         let out = ok(&["decode", &vector(&format!("{name}.bin"))]);
         let txt = std::fs::read_to_string(vectors().join(format!("{name}.txt"))).unwrap();
-        let expected: Vec<&str> = txt.lines().take_while(|l| !l.starts_with("# body_sha256")).collect();
+        let expected: Vec<&str> = txt
+            .lines()
+            .take_while(|l| !l.starts_with("# body_sha256"))
+            .collect();
         let got: Vec<&str> = out.lines().collect();
         assert_eq!(got, expected, "{name}");
     }

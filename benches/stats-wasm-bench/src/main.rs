@@ -22,10 +22,17 @@ fn run(n: u32) -> u128 {
 }
 
 fn main() {
-    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
-    run(n / 10 + 1); // warm-up (JIT tiers, allocator)
-    // Median of 5 rounds: the machine is shared and noisy.
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
+    // Warm-up (JIT tiers, allocator), then the median of 5 rounds: the machine is shared and noisy.
+    run(n / 10 + 1);
     let mut rounds: Vec<u128> = (0..5).map(|_| run(n)).collect();
     rounds.sort_unstable();
-    println!("iterations={n} total_ns={} doc_bytes={}", rounds[2], DOC.len());
+    println!(
+        "iterations={n} total_ns={} doc_bytes={}",
+        rounds[2],
+        DOC.len()
+    );
 }

@@ -45,7 +45,10 @@ fn decode(pkt: &[u8]) -> usize {
 }
 
 fn main() {
-    let min_secs: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);
+    let min_secs: f64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0);
     let round_bytes: usize = PACKETS.iter().map(|p| decode(p)).sum();
     // Warm-up, then whole rounds until the time is up.
     for _ in 0..1000 {
@@ -69,5 +72,8 @@ fn main() {
     let secs = t.elapsed().as_secs_f64();
     let bytes = round_bytes as f64 * rounds as f64;
     println!("MBPS {:.1}", bytes / secs / 1e6);
-    println!("NS_PER_PACKET {:.1}", secs * 1e9 / (rounds as f64 * PACKETS.len() as f64));
+    println!(
+        "NS_PER_PACKET {:.1}",
+        secs * 1e9 / (rounds as f64 * PACKETS.len() as f64)
+    );
 }

@@ -467,9 +467,12 @@ pub enum CasWrite {
 /// [`CasWrite::Mismatch`] when the key changed since that token was read.
 /// `set` with `None` writes unconditionally (proxy-wasm has no atomic
 /// create; see [`ensure_created`]).
+/// A stored value (absent when the key does not exist) and its CAS token.
+pub type Versioned = (Option<Vec<u8>>, Option<u32>);
+
 pub trait KvStore {
     type Error;
-    fn get(&mut self) -> Result<(Option<Vec<u8>>, Option<u32>), Self::Error>;
+    fn get(&mut self) -> Result<Versioned, Self::Error>;
     fn set(&mut self, value: &[u8], cas: Option<u32>) -> Result<CasWrite, Self::Error>;
 }
 
@@ -584,7 +587,7 @@ mod tests {
 
     impl KvStore for MemStore {
         type Error = ();
-        fn get(&mut self) -> Result<(Option<Vec<u8>>, Option<u32>), ()> {
+        fn get(&mut self) -> Result<Versioned, ()> {
             let g = self.0.lock().unwrap();
             Ok((g.0.clone(), g.0.as_ref().map(|_| g.1)))
         }
@@ -722,7 +725,7 @@ mod tests {
         }
         impl KvStore for Racy {
             type Error = ();
-            fn get(&mut self) -> Result<(Option<Vec<u8>>, Option<u32>), ()> {
+            fn get(&mut self) -> Result<Versioned, ()> {
                 let r = self.inner.get();
                 if self.races > 0 {
                     self.races -= 1;

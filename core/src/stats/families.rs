@@ -175,7 +175,8 @@ pub fn map_document(doc: &StatsDocument, target: &str, opts: &MapOptions) -> Vec
 
     // Sockets: uWSGI can list one socket several times (uwsgi_exporter #22);
     // the first entry for a name+proto wins.
-    let socket_fams: [(&'static str, &'static str, fn(&super::model::Socket) -> u64); 4] = [
+    type SocketGet = fn(&super::model::Socket) -> u64;
+    let socket_fams: [(&'static str, &'static str, SocketGet); 4] = [
         (
             "uwsgi_socket_queue_length",
             "Length of socket queue.",

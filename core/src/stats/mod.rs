@@ -86,14 +86,28 @@ pub fn decode_with_limit(reply: &[u8], max_bytes: usize) -> Result<Decoded, Stat
 }
 
 fn parse(json: &[u8]) -> Result<StatsDocument, StatsError> {
+    // Fast path without path tracking; the JSON path is only worth its cost
+    // when there is an error to report.
+    match serde_json::from_slice::<StatsDocument>(json) {
+        Ok(doc) => Ok(doc),
+        Err(e) if e.classify() == Category::Data => Err(parse_with_path(json)),
+        Err(e) => Err(classify(e, String::from("."))),
+    }
+}
+
+fn parse_with_path(json: &[u8]) -> StatsError {
     let de = &mut serde_json::Deserializer::from_slice(json);
-    let doc: StatsDocument = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
-        classify(e.into_inner(), path)
-    })?;
-    // Bytes after the document mean it was not one document.
-    de.end().map_err(|e| classify(e, String::from(".")))?;
-    Ok(doc)
+    match serde_path_to_error::deserialize::<_, StatsDocument>(&mut *de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            classify(e.into_inner(), path)
+        }
+        // Only reached if the two parses disagree, which they cannot.
+        Ok(_) => StatsError::Schema {
+            path: ".".into(),
+            message: "inconsistent document".into(),
+        },
+    }
 }
 
 fn classify(e: serde_json::Error, path: String) -> StatsError {

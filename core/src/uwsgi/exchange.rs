@@ -172,6 +172,11 @@ impl ConnectionTracker {
         self.phase == Phase::Passthrough
     }
 
+    /// True after `on_close`: later callbacks are no-ops.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Bytes held for a head split across callbacks (≤ the head limit).
     pub fn buffered(&self) -> usize {
         self.decoder.buffered()
@@ -425,6 +430,7 @@ mod tests {
         let mut out = Vec::new();
         t.on_close(500, &mut out);
         assert!(out.is_empty(), "already finished");
+        assert!(t.is_closed());
     }
 
     #[test]

@@ -310,17 +310,14 @@ impl StatusParser {
                     if self.name_is(b"location") {
                         self.location = true;
                     }
-                    self.st = St::SkipLine;
-                    if b == b'\n' {
-                        self.st = St::LineStart;
-                    }
+                    self.st = if b == b'\n' {
+                        St::LineStart
+                    } else {
+                        St::SkipLine
+                    };
                 }
             },
-            St::SkipLine => {
-                if b == b'\n' {
-                    self.st = St::LineStart;
-                }
-            }
+            St::SkipLine if b == b'\n' => self.st = St::LineStart,
             St::EndCr => match b {
                 b'\n' => self.end_of_headers(),
                 _ => self.fail_not_http(),

@@ -25,7 +25,12 @@ pub fn vectors_dir() -> PathBuf {
 pub fn vector_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().into_string().expect("UTF-8 file name"))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 file name")
+        })
         .filter(|n| n != "SOURCES.md")
         .collect();
     v.sort();
@@ -47,7 +52,8 @@ pub fn input(dir: &Path, args: &Value) -> Vec<u8> {
 
 /// Line `args.line` of `args.file`, split on `\n` like JavaScript's `split`.
 pub fn line(dir: &Path, args: &Value) -> String {
-    let text = String::from_utf8(read(dir, args["file"].as_str().expect("args.file"))).expect("UTF-8 log");
+    let text =
+        String::from_utf8(read(dir, args["file"].as_str().expect("args.file"))).expect("UTF-8 log");
     let i = args["line"].as_u64().expect("args.line") as usize;
     text.split('\n').nth(i).expect("line index").to_string()
 }
@@ -72,49 +78,97 @@ pub fn replay_options() -> Value {
 pub fn all(dir: &Path) -> Vec<Case> {
     let mut out = Vec::new();
     let mut add = |call: &'static str, detail: String, args: Value| {
-        out.push(Case { id: format!("{call} {detail}"), call, args });
+        out.push(Case {
+            id: format!("{call} {detail}"),
+            call,
+            args,
+        });
     };
     let default_map = json!({ "perCore": false, "uwsgiMetrics": true });
     let wide_map = json!({ "perCore": true, "uwsgiMetrics": false });
 
     for f in vector_files(dir) {
         let bytes = read(dir, &f);
-        add("uwsgi.decode-head", f.clone(), json!({ "file": f, "limit": null }));
+        add(
+            "uwsgi.decode-head",
+            f.clone(),
+            json!({ "file": f, "limit": null }),
+        );
         add("uwsgi.response-status", f.clone(), json!({ "file": f }));
         add("stats.decode", f.clone(), json!({ "file": f }));
-        add("stats.families", f.clone(), json!({ "file": f, "target": "t1", "options": default_map }));
-        add("stats.prometheus-text", f.clone(), json!({ "file": f, "target": "t1", "options": default_map }));
+        add(
+            "stats.families",
+            f.clone(),
+            json!({ "file": f, "target": "t1", "options": default_map }),
+        );
+        add(
+            "stats.prometheus-text",
+            f.clone(),
+            json!({ "file": f, "target": "t1", "options": default_map }),
+        );
 
         if f.starts_with("pkt_") && f.ends_with(".bin") {
             let half = bytes.len() / 2;
-            add("uwsgi.decode-head", format!("{f}[..{half}]"), json!({ "file": f, "prefix": half }));
-            add("uwsgi.decode-head", format!("{f}[..2]"), json!({ "file": f, "prefix": 2 }));
-            add("uwsgi.decode-head", format!("{f} limit 64"), json!({ "file": f, "limit": 64 }));
+            add(
+                "uwsgi.decode-head",
+                format!("{f}[..{half}]"),
+                json!({ "file": f, "prefix": half }),
+            );
+            add(
+                "uwsgi.decode-head",
+                format!("{f}[..2]"),
+                json!({ "file": f, "prefix": 2 }),
+            );
+            add(
+                "uwsgi.decode-head",
+                format!("{f} limit 64"),
+                json!({ "file": f, "limit": 64 }),
+            );
             add("uwsgi.encode-head", f.clone(), json!({ "file": f }));
         }
         if f.starts_with("resp_") {
             for p in [0usize, 5, 12] {
-                add("uwsgi.response-status", format!("{f}[..{p}]"), json!({ "file": f, "prefix": p }));
+                add(
+                    "uwsgi.response-status",
+                    format!("{f}[..{p}]"),
+                    json!({ "file": f, "prefix": p }),
+                );
             }
         }
         if f.starts_with("stats_") {
-            add("stats.families", format!("{f} per-core"), json!({ "file": f, "target": "t2", "options": wide_map }));
+            add(
+                "stats.families",
+                format!("{f} per-core"),
+                json!({ "file": f, "target": "t2", "options": wide_map }),
+            );
             add(
                 "stats.prometheus-text",
                 format!("{f} per-core"),
                 json!({ "file": f, "target": "t2", "options": wide_map }),
             );
             if let Some(p) = bytes.len().checked_sub(40) {
-                add("stats.decode", format!("{f}[..{p}]"), json!({ "file": f, "prefix": p }));
+                add(
+                    "stats.decode",
+                    format!("{f}[..{p}]"),
+                    json!({ "file": f, "prefix": p }),
+                );
             }
         }
         if is_text(&f) {
             let text = String::from_utf8(bytes).unwrap_or_else(|_| panic!("{f} is not UTF-8"));
             for (i, _) in text.split('\n').enumerate() {
-                add("logs.parse-line", format!("{f}:{}", i + 1), json!({ "file": f, "line": i }));
+                add(
+                    "logs.parse-line",
+                    format!("{f}:{}", i + 1),
+                    json!({ "file": f, "line": i }),
+                );
             }
             if f.ends_with(".log") {
-                add("red.replay", f.clone(), json!({ "file": f, "options": replay_options() }));
+                add(
+                    "red.replay",
+                    f.clone(),
+                    json!({ "file": f, "options": replay_options() }),
+                );
             }
         }
     }
@@ -122,27 +176,49 @@ pub fn all(dir: &Path) -> Vec<Case> {
     add("red.default-options", String::new(), json!({}));
     let mut bad = replay_options();
     bad["maxSeries"] = json!(0);
-    add("red.create", "max-series 0".into(), json!({ "options": bad }));
+    add(
+        "red.create",
+        "max-series 0".into(),
+        json!({ "options": bad }),
+    );
     let mut bad = replay_options();
     bad["bucketsSeconds"] = json!([2.0, 1.0]);
-    add("red.create", "buckets not increasing".into(), json!({ "options": bad }));
+    add(
+        "red.create",
+        "buckets not increasing".into(),
+        json!({ "options": bad }),
+    );
     let mut bad = replay_options();
     bad["routePatterns"] = json!(["/ok", "no-slash"]);
-    add("red.create", "bad template".into(), json!({ "options": bad }));
+    add(
+        "red.create",
+        "bad template".into(),
+        json!({ "options": bad }),
+    );
     let mut bad = replay_options();
     bad["service"] = json!("");
-    add("red.create", "empty service".into(), json!({ "options": bad }));
+    add(
+        "red.create",
+        "empty service".into(),
+        json!({ "options": bad }),
+    );
     out
 }
 
+/// Owned `(key, value)` pairs, as `encode-head` takes them.
+pub type OwnedVars = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The vars of a decoded packet, for `encode-head`: `(modifier1, modifier2, vars)`.
-pub fn packet_vars(bytes: &[u8]) -> (u8, u8, Vec<(Vec<u8>, Vec<u8>)>) {
+pub fn packet_vars(bytes: &[u8]) -> (u8, u8, OwnedVars) {
     use uwsgi_red_core::uwsgi::{decode_head, Progress, DEFAULT_HEAD_LIMIT};
     match decode_head(bytes, DEFAULT_HEAD_LIMIT) {
         Ok(Progress::Head { head, .. }) => (
             head.header.modifier1,
             head.header.modifier2,
-            head.vars.iter().map(|v| (v.key.to_vec(), v.value.to_vec())).collect(),
+            head.vars
+                .iter()
+                .map(|v| (v.key.to_vec(), v.value.to_vec()))
+                .collect(),
         ),
         other => panic!("captured packet does not decode: {other:?}"),
     }
@@ -150,6 +226,16 @@ pub fn packet_vars(bytes: &[u8]) -> (u8, u8, Vec<(Vec<u8>, Vec<u8>)>) {
 
 /// Arguments of `red.recorder.record` for one parsed log line: the path as
 /// route, the duration in seconds (0 when the format logs none).
-pub fn record_args(method: &str, path: &str, status: u16, duration_us: Option<u64>) -> (String, String, u16, f64) {
-    (method.to_string(), path.to_string(), status, duration_us.map_or(0.0, |us| us as f64 / 1e6))
+pub fn record_args(
+    method: &str,
+    path: &str,
+    status: u16,
+    duration_us: Option<u64>,
+) -> (String, String, u16, f64) {
+    (
+        method.to_string(),
+        path.to_string(),
+        status,
+        duration_us.map_or(0.0, |us| us as f64 / 1e6),
+    )
 }

@@ -76,7 +76,12 @@ pub fn camel(snake: &str) -> String {
 }
 
 pub fn object(fields: Vec<(&str, Value)>) -> Value {
-    Value::Object(fields.into_iter().map(|(k, v)| (camel(k), v)).collect::<Map<_, _>>())
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (camel(k), v))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 pub fn tag(name: &str, val: Option<Value>) -> Value {

@@ -37,13 +37,24 @@ mod tests {
         let dir = cases::vectors_dir();
         let all = cases::all(&dir);
         for f in cases::vector_files(&dir) {
-            assert!(all.iter().any(|c| c.args["file"] == f.as_str()), "{f} is in no case");
+            assert!(
+                all.iter().any(|c| c.args["file"] == f.as_str()),
+                "{f} is in no case"
+            );
         }
         let calls: std::collections::BTreeSet<_> = all.iter().map(|c| c.call).collect();
         // Every WIT function; `red.replay` drives every recorder method.
         let every = [
-            "logs.parse-line", "red.create", "red.default-options", "red.replay", "stats.decode", "stats.families",
-            "stats.prometheus-text", "uwsgi.decode-head", "uwsgi.encode-head", "uwsgi.modifier-name",
+            "logs.parse-line",
+            "red.create",
+            "red.default-options",
+            "red.replay",
+            "stats.decode",
+            "stats.families",
+            "stats.prometheus-text",
+            "uwsgi.decode-head",
+            "uwsgi.encode-head",
+            "uwsgi.modifier-name",
             "uwsgi.response-status",
         ];
         assert_eq!(calls, every.into_iter().collect());
@@ -58,7 +69,9 @@ mod tests {
         let f = fixture();
         let cases = f["cases"].as_array().unwrap();
         let has = |call: &str, pred: &dyn Fn(&Value) -> bool| {
-            cases.iter().any(|c| c["call"] == call && pred(&c["expected"]))
+            cases
+                .iter()
+                .any(|c| c["call"] == call && pred(&c["expected"]))
         };
         for (call, tag) in [
             ("uwsgi.decode-head", "truncated"),
@@ -67,14 +80,23 @@ mod tests {
             ("stats.decode", "not-json"),
             ("stats.decode", "truncated"),
         ] {
-            assert!(has(call, &|e| e["err"]["tag"] == tag), "{call} never gives {tag}");
+            assert!(
+                has(call, &|e| e["err"]["tag"] == tag),
+                "{call} never gives {tag}"
+            );
         }
         assert!(has("uwsgi.decode-head", &|e| e["ok"]["method"] == "POST"));
         assert!(has("uwsgi.response-status", &|e| e["ok"]["code"] == 404));
-        assert!(has("stats.decode", &|e| e["ok"]["repairs"] != 0), "the backslash cwd is repaired");
+        assert!(
+            has("stats.decode", &|e| e["ok"]["repairs"] != 0),
+            "the backslash cwd is repaired"
+        );
         assert!(has("logs.parse-line", &|e| e["format"] == "gunicorn-millis"));
         assert!(has("logs.parse-line", &|e| e["format"] == "uwsgi"));
-        assert!(has("red.replay", &|e| e["dropped"] != "0"), "a replay overflows the cap");
+        assert!(
+            has("red.replay", &|e| e["dropped"] != "0"),
+            "a replay overflows the cap"
+        );
         assert!(has("red.create", &|e| e["err"]["path"] == "max_series"));
     }
 }

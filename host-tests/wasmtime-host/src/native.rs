@@ -52,34 +52,56 @@ pub fn run(dir: &Path, case: &Case) -> Value {
     let limit = || a["limit"].as_u64().map(|l| l as u32);
     let target = || a["target"].as_str().expect("target").to_string();
     match case.call {
-        "uwsgi.decode-head" => <Component as uwsgi::Guest>::decode_head(cases::input(dir, a), limit()).js(),
+        "uwsgi.decode-head" => {
+            <Component as uwsgi::Guest>::decode_head(cases::input(dir, a), limit()).js()
+        }
         "uwsgi.encode-head" => {
             let (m1, m2, vars) = cases::packet_vars(&cases::input(dir, a));
             <Component as uwsgi::Guest>::encode_head(m1, m2, vars).js()
         }
-        "uwsgi.response-status" => <Component as uwsgi::Guest>::response_status(cases::input(dir, a)).js(),
-        "uwsgi.modifier-name" => (0..=255u8).map(<Component as uwsgi::Guest>::modifier_name).collect::<Vec<_>>().js(),
+        "uwsgi.response-status" => {
+            <Component as uwsgi::Guest>::response_status(cases::input(dir, a)).js()
+        }
+        "uwsgi.modifier-name" => (0..=255u8)
+            .map(<Component as uwsgi::Guest>::modifier_name)
+            .collect::<Vec<_>>()
+            .js(),
         "stats.decode" => <Component as stats::Guest>::decode(cases::input(dir, a)).js(),
-        "stats.families" => {
-            <Component as stats::Guest>::families(cases::input(dir, a), target(), map_options(&a["options"])).js()
-        }
-        "stats.prometheus-text" => {
-            <Component as stats::Guest>::prometheus_text(cases::input(dir, a), target(), map_options(&a["options"]))
-                .js()
-        }
+        "stats.families" => <Component as stats::Guest>::families(
+            cases::input(dir, a),
+            target(),
+            map_options(&a["options"]),
+        )
+        .js(),
+        "stats.prometheus-text" => <Component as stats::Guest>::prometheus_text(
+            cases::input(dir, a),
+            target(),
+            map_options(&a["options"]),
+        )
+        .js(),
         "logs.parse-line" => <Component as logs::Guest>::parse_line(cases::line(dir, a)).js(),
         "red.default-options" => <Component as red::Guest>::default_options().js(),
-        "red.create" => RecorderCore::new(recorder_options(&a["options"])).map(|_| 0u8).js(),
+        "red.create" => RecorderCore::new(recorder_options(&a["options"]))
+            .map(|_| 0u8)
+            .js(),
         "red.replay" => {
-            let mut r = RecorderCore::new(recorder_options(&a["options"])).expect("replay options are valid");
-            let text = String::from_utf8(cases::read(dir, a["file"].as_str().expect("file"))).expect("UTF-8");
+            let mut r = RecorderCore::new(recorder_options(&a["options"]))
+                .expect("replay options are valid");
+            let text = String::from_utf8(cases::read(dir, a["file"].as_str().expect("file")))
+                .expect("UTF-8");
             for line in text.split('\n') {
                 if let Some(rec) = <Component as logs::Guest>::parse_line(line.to_string()) {
-                    let (m, p, s, d) = cases::record_args(&rec.method, &rec.path, rec.status, rec.duration_us);
+                    let (m, p, s, d) =
+                        cases::record_args(&rec.method, &rec.path, rec.status, rec.duration_us);
                     r.record(&m, &p, s, d);
                 }
             }
-            replay_summary(r.series_count(), r.dropped(), r.prometheus_text(), r.families().js())
+            replay_summary(
+                r.series_count(),
+                r.dropped(),
+                r.prometheus_text(),
+                r.families().js(),
+            )
         }
         other => panic!("unknown call {other}"),
     }

@@ -50,7 +50,10 @@ impl Host {
     pub fn load() -> wasmtime::Result<Self> {
         let path = artifact();
         if !path.exists() {
-            return Err(wasmtime::format_err!("{} is missing: run ./build.sh build first", path.display()));
+            return Err(wasmtime::format_err!(
+                "{} is missing: run ./build.sh build first",
+                path.display()
+            ));
         }
         let engine = Engine::new(&Config::new())?;
         let component = Component::from_file(&engine, &path)?;
@@ -61,12 +64,14 @@ impl Host {
             .map(|(name, _)| name.to_string())
             .find(|n| n.starts_with("wasi:random/insecure-seed@"));
         if let Some(name) = seed {
-            linker.instance(&name)?.func_wrap("insecure-seed", |_, (): ()| {
-                // Only seeds HashSet's hasher; any value works, a random
-                // one keeps HashDoS resistance as on a real WASI host.
-                let s = RandomState::new();
-                Ok(((s.hash_one(1u8), s.hash_one(2u8)),))
-            })?;
+            linker
+                .instance(&name)?
+                .func_wrap("insecure-seed", |_, (): ()| {
+                    // Only seeds HashSet's hasher; any value works, a random
+                    // one keeps HashDoS resistance as on a real WASI host.
+                    let s = RandomState::new();
+                    Ok(((s.hash_one(1u8), s.hash_one(2u8)),))
+                })?;
         }
         linker.define_unknown_imports_as_traps(&component)?;
         let mut store = Store::new(&engine, ());
@@ -99,13 +104,28 @@ impl Host {
                 names.js()
             }
             "stats.decode" => s.call_decode(st, &cases::input(dir, a))?.js(),
-            "stats.families" => s.call_families(st, &cases::input(dir, a), &target(), map_options(&a["options"]))?.js(),
-            "stats.prometheus-text" => {
-                s.call_prometheus_text(st, &cases::input(dir, a), &target(), map_options(&a["options"]))?.js()
-            }
+            "stats.families" => s
+                .call_families(
+                    st,
+                    &cases::input(dir, a),
+                    &target(),
+                    map_options(&a["options"]),
+                )?
+                .js(),
+            "stats.prometheus-text" => s
+                .call_prometheus_text(
+                    st,
+                    &cases::input(dir, a),
+                    &target(),
+                    map_options(&a["options"]),
+                )?
+                .js(),
             "logs.parse-line" => l.call_parse_line(st, &cases::line(dir, a))?.js(),
             "red.default-options" => r.call_default_options(st)?.js(),
-            "red.create" => match r.recorder().call_create(&mut *st, &recorder_options(&a["options"]))? {
+            "red.create" => match r
+                .recorder()
+                .call_create(&mut *st, &recorder_options(&a["options"]))?
+            {
                 Ok(handle) => {
                     handle.resource_drop(&mut *st)?;
                     Ok::<u8, red::ConfigError>(0).js()
@@ -120,7 +140,8 @@ impl Host {
                 let text = String::from_utf8(cases::read(dir, a["file"].as_str().expect("file")))?;
                 for line in text.split('\n') {
                     if let Some(p) = l.call_parse_line(&mut *st, line)? {
-                        let (m, path, code, d) = cases::record_args(&p.method, &p.path, p.status, p.duration_us);
+                        let (m, path, code, d) =
+                            cases::record_args(&p.method, &p.path, p.status, p.duration_us);
                         rec.call_record(&mut *st, handle, &m, &path, code, d)?;
                     }
                 }
@@ -155,8 +176,12 @@ fn recorder_options(v: &Value) -> red::RecorderOptions {
         max_series: g.max_series,
         buckets_seconds: g.buckets_seconds,
         protocol: match g.protocol {
-            uwsgi_red_component::bindings::exports::uwsgi_red::core::red::Protocol::Http => red::Protocol::Http,
-            uwsgi_red_component::bindings::exports::uwsgi_red::core::red::Protocol::Uwsgi => red::Protocol::Uwsgi,
+            uwsgi_red_component::bindings::exports::uwsgi_red::core::red::Protocol::Http => {
+                red::Protocol::Http
+            }
+            uwsgi_red_component::bindings::exports::uwsgi_red::core::red::Protocol::Uwsgi => {
+                red::Protocol::Uwsgi
+            }
         },
     }
 }

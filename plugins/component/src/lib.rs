@@ -18,8 +18,8 @@ use uwsgi_red_core::uwsgi::modifier::{self, Payload};
 use uwsgi_red_core::uwsgi::packet::EncodeError as CoreEncodeError;
 use uwsgi_red_core::uwsgi::response::StatusSource as CoreSource;
 use uwsgi_red_core::uwsgi::{
-    encode_head, DecodeError as CoreDecodeError, HeadDecoder, Progress, ResponseError as CoreResponseError,
-    StatusParser, DEFAULT_HEAD_LIMIT,
+    encode_head, DecodeError as CoreDecodeError, HeadDecoder, Progress,
+    ResponseError as CoreResponseError, StatusParser, DEFAULT_HEAD_LIMIT,
 };
 
 /// Generated ABI glue: lifting and lowering are `unsafe` by nature, so the
@@ -40,7 +40,9 @@ pub mod bindings {
     export!(Component with_types_in self);
 }
 
-use bindings::exports::uwsgi_red::core::{logs as wlogs, metrics as wm, red as wred, stats as wstats, uwsgi as wu};
+use bindings::exports::uwsgi_red::core::{
+    logs as wlogs, metrics as wm, red as wred, stats as wstats, uwsgi as wu,
+};
 
 /// The implementation of every exported interface. Public so a native host
 /// (the wasmtime test crate) can call the same code without Wasm to get the
@@ -75,12 +77,19 @@ fn stats_family(f: &core_families::Family) -> wm::MetricFamily {
         name: f.name.to_string(),
         help: f.help.to_string(),
         kind: metric_type(f.kind),
-        integer_form: f.integer_form.map(|i| wm::IntegerForm { name: i.name.to_string(), factor: i.factor }),
+        integer_form: f.integer_form.map(|i| wm::IntegerForm {
+            name: i.name.to_string(),
+            factor: i.factor,
+        }),
         points: wm::Points::Scalars(
             f.samples
                 .iter()
                 .map(|s| wm::Sample {
-                    labels: s.labels.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), v.clone()))
+                        .collect(),
                     value: s.value,
                 })
                 .collect(),
@@ -99,14 +108,20 @@ fn octets(b: &[u8]) -> wu::Octets {
 
 fn decode_error(e: CoreDecodeError) -> wu::DecodeError {
     match e {
-        CoreDecodeError::Truncated { got, needed } => {
-            wu::DecodeError::Truncated(wu::Truncation { got: u32_of(got), needed: u32_of(needed) })
-        }
+        CoreDecodeError::Truncated { got, needed } => wu::DecodeError::Truncated(wu::Truncation {
+            got: u32_of(got),
+            needed: u32_of(needed),
+        }),
         CoreDecodeError::VarOverrun { offset } => wu::DecodeError::VarOverrun(u32_of(offset)),
         CoreDecodeError::DatasizeTooLarge { datasize, limit } => {
-            wu::DecodeError::DatasizeTooLarge(wu::Oversize { datasize, limit: u32_of(limit) })
+            wu::DecodeError::DatasizeTooLarge(wu::Oversize {
+                datasize,
+                limit: u32_of(limit),
+            })
         }
-        CoreDecodeError::UnknownModifier { modifier1 } => wu::DecodeError::UnknownModifier(modifier1),
+        CoreDecodeError::UnknownModifier { modifier1 } => {
+            wu::DecodeError::UnknownModifier(modifier1)
+        }
     }
 }
 
@@ -120,7 +135,10 @@ fn response_error(e: CoreResponseError) -> wu::ResponseError {
 }
 
 impl wu::Guest for Component {
-    fn decode_head(packet: Vec<u8>, limit: Option<u32>) -> Result<wu::RequestHead, wu::DecodeError> {
+    fn decode_head(
+        packet: Vec<u8>,
+        limit: Option<u32>,
+    ) -> Result<wu::RequestHead, wu::DecodeError> {
         let limit = limit.map_or(DEFAULT_HEAD_LIMIT, |l| l as usize);
         // The streaming decoder, fed once: its `finish` turns "need more"
         // into the precise Truncated error a one-shot caller wants.
@@ -128,7 +146,9 @@ impl wu::Guest for Component {
         let (head, consumed) = match d.feed(&packet).map_err(decode_error)? {
             Progress::Head { head, consumed } => (head, consumed),
             Progress::NeedMore => {
-                let e = d.finish().unwrap_or(CoreDecodeError::Truncated { got: 0, needed: 4 });
+                let e = d
+                    .finish()
+                    .unwrap_or(CoreDecodeError::Truncated { got: 0, needed: 4 });
                 return Err(decode_error(e));
             }
         };
@@ -146,16 +166,29 @@ impl wu::Guest for Component {
             method: head.var_str(b"REQUEST_METHOD").map(str::to_string),
             path: head.var_str(b"PATH_INFO").map(str::to_string),
             content_length: head.content_length(),
-            vars: head.vars.iter().map(|v| wu::Var { key: octets(v.key), value: octets(v.value) }).collect(),
+            vars: head
+                .vars
+                .iter()
+                .map(|v| wu::Var {
+                    key: octets(v.key),
+                    value: octets(v.value),
+                })
+                .collect(),
             payload: (head.kind == Payload::Opaque).then(|| head.payload.to_vec()),
         })
     }
 
-    fn encode_head(modifier1: u8, modifier2: u8, vars: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<u8>, wu::EncodeError> {
+    fn encode_head(
+        modifier1: u8,
+        modifier2: u8,
+        vars: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<u8>, wu::EncodeError> {
         let mut out = Vec::new();
         encode_head(modifier1, modifier2, &vars, &mut out).map_err(|e| match e {
             CoreEncodeError::ItemTooLong { len } => wu::EncodeError::ItemTooLong(u32_of(len)),
-            CoreEncodeError::DatasizeTooLarge { datasize } => wu::EncodeError::DatasizeTooLarge(u32_of(datasize)),
+            CoreEncodeError::DatasizeTooLarge { datasize } => {
+                wu::EncodeError::DatasizeTooLarge(u32_of(datasize))
+            }
         })?;
         Ok(out)
     }
@@ -189,19 +222,29 @@ fn stats_error(e: CoreStatsError) -> wstats::StatsError {
     use wstats::StatsError as W;
     match e {
         CoreStatsError::Empty => W::Empty,
-        CoreStatsError::TooLarge { size, limit } => {
-            W::TooLarge(wstats::SizeLimit { size: u64_of(size), limit: u64_of(limit) })
-        }
+        CoreStatsError::TooLarge { size, limit } => W::TooLarge(wstats::SizeLimit {
+            size: u64_of(size),
+            limit: u64_of(limit),
+        }),
         CoreStatsError::HttpStatus { status } => W::HttpStatus(status),
         CoreStatsError::BadHttp { message } => W::BadHttp(message),
         CoreStatsError::NotJson { found } => W::NotJson(found),
-        CoreStatsError::Truncated { line, column } => {
-            W::Truncated(wstats::Position { line: u32_of(line), column: u32_of(column) })
+        CoreStatsError::Truncated { line, column } => W::Truncated(wstats::Position {
+            line: u32_of(line),
+            column: u32_of(column),
+        }),
+        CoreStatsError::InvalidJson {
+            line,
+            column,
+            message,
+        } => W::InvalidJson(wstats::SyntaxError {
+            line: u32_of(line),
+            column: u32_of(column),
+            message,
+        }),
+        CoreStatsError::Schema { path, message } => {
+            W::Schema(wstats::SchemaError { path, message })
         }
-        CoreStatsError::InvalidJson { line, column, message } => {
-            W::InvalidJson(wstats::SyntaxError { line: u32_of(line), column: u32_of(column), message })
-        }
-        CoreStatsError::Schema { path, message } => W::Schema(wstats::SchemaError { path, message }),
     }
 }
 
@@ -277,7 +320,14 @@ fn document(d: &model::StatsDocument) -> wstats::StatsDocument {
         uid: d.uid,
         gid: d.gid,
         cwd: d.cwd.clone(),
-        locks: d.locks.iter().map(|l| wstats::Lock { name: l.name.clone(), pid: l.pid }).collect(),
+        locks: d
+            .locks
+            .iter()
+            .map(|l| wstats::Lock {
+                name: l.name.clone(),
+                pid: l.pid,
+            })
+            .collect(),
         sockets: d
             .sockets
             .iter()
@@ -347,14 +397,21 @@ fn document(d: &model::StatsDocument) -> wstats::StatsDocument {
         }),
         daemons: d.daemons.as_ref().map(|ds| {
             ds.iter()
-                .map(|x| wstats::Daemon { cmd: x.cmd.clone(), pid: x.pid, respawns: x.respawns })
+                .map(|x| wstats::Daemon {
+                    cmd: x.cmd.clone(),
+                    pid: x.pid,
+                    respawns: x.respawns,
+                })
                 .collect()
         }),
     }
 }
 
 fn map_options(o: wstats::MapOptions) -> core_families::MapOptions {
-    core_families::MapOptions { per_core: o.per_core, uwsgi_metrics: o.uwsgi_metrics }
+    core_families::MapOptions {
+        per_core: o.per_core,
+        uwsgi_metrics: o.uwsgi_metrics,
+    }
 }
 
 fn core_families_of(
@@ -363,7 +420,11 @@ fn core_families_of(
     options: wstats::MapOptions,
 ) -> Result<Vec<core_families::Family>, wstats::StatsError> {
     let decoded = stats::decode(reply).map_err(stats_error)?;
-    Ok(core_families::map_document(&decoded.document, target, &map_options(options)))
+    Ok(core_families::map_document(
+        &decoded.document,
+        target,
+        &map_options(options),
+    ))
 }
 
 impl wstats::Guest for Component {
@@ -381,7 +442,10 @@ impl wstats::Guest for Component {
         target: String,
         options: wstats::MapOptions,
     ) -> Result<Vec<wm::MetricFamily>, wstats::StatsError> {
-        Ok(core_families_of(&reply, &target, options)?.iter().map(stats_family).collect())
+        Ok(core_families_of(&reply, &target, options)?
+            .iter()
+            .map(stats_family)
+            .collect())
     }
 
     fn prometheus_text(
@@ -389,7 +453,9 @@ impl wstats::Guest for Component {
         target: String,
         options: wstats::MapOptions,
     ) -> Result<String, wstats::StatsError> {
-        Ok(core_families::encode_text(&core_families_of(&reply, &target, options)?))
+        Ok(core_families::encode_text(&core_families_of(
+            &reply, &target, options,
+        )?))
     }
 }
 
@@ -460,15 +526,32 @@ impl RecorderCore {
             buckets_seconds: options.buckets_seconds,
             ..RedConfig::default()
         };
-        let settings = config.validate().map_err(|e| wred::ConfigError { path: e.path, message: e.message })?;
+        let settings = config.validate().map_err(|e| wred::ConfigError {
+            path: e.path,
+            message: e.message,
+        })?;
         let aggregate = RedAggregate::new(settings.buckets.clone(), settings.max_series);
-        Ok(Self { settings, protocol: protocol_label(options.protocol), aggregate })
+        Ok(Self {
+            settings,
+            protocol: protocol_label(options.protocol),
+            aggregate,
+        })
     }
 
     pub fn record(&mut self, method: &str, route: &str, status: u16, duration_seconds: f64) {
-        let facts = RequestFacts { method, path: route, route_name: None, code: status, upstream: None };
+        let facts = RequestFacts {
+            method,
+            path: route,
+            route_name: None,
+            code: status,
+            upstream: None,
+        };
         let labels = self.settings.labels(&facts, self.protocol);
-        self.aggregate.record(Observation { labels, duration_seconds, ttfb_seconds: None });
+        self.aggregate.record(Observation {
+            labels,
+            duration_seconds,
+            ttfb_seconds: None,
+        });
     }
 
     pub fn series_count(&self) -> u32 {
@@ -516,11 +599,15 @@ impl wred::Guest for Component {
 
 impl wred::GuestRecorder for Recorder {
     fn create(options: wred::RecorderOptions) -> Result<wred::Recorder, wred::ConfigError> {
-        Ok(wred::Recorder::new(Recorder(RefCell::new(RecorderCore::new(options)?))))
+        Ok(wred::Recorder::new(Recorder(RefCell::new(
+            RecorderCore::new(options)?,
+        ))))
     }
 
     fn record(&self, method: String, route: String, status: u16, duration_seconds: f64) {
-        self.0.borrow_mut().record(&method, &route, status, duration_seconds);
+        self.0
+            .borrow_mut()
+            .record(&method, &route, status, duration_seconds);
     }
 
     fn series_count(&self) -> u32 {

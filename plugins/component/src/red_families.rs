@@ -20,7 +20,10 @@ fn histogram_point(labels: &Labels, buckets: &Buckets, h: &Histogram) -> wm::His
             .bounds()
             .iter()
             .zip(h.cumulative())
-            .map(|(b, c)| wm::Bucket { upper_bound: *b, cumulative_count: c })
+            .map(|(b, c)| wm::Bucket {
+                upper_bound: *b,
+                cumulative_count: c,
+            })
             .collect(),
         count: h.count(),
         sum: h.sum(),
@@ -28,21 +31,46 @@ fn histogram_point(labels: &Labels, buckets: &Buckets, h: &Histogram) -> wm::His
 }
 
 fn family(name: &str, help: &str, kind: wm::MetricType, points: wm::Points) -> wm::MetricFamily {
-    wm::MetricFamily { name: name.to_string(), help: help.to_string(), kind, integer_form: None, points }
+    wm::MetricFamily {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind,
+        integer_form: None,
+        points,
+    }
 }
 
 pub fn families(a: &RedAggregate) -> Vec<wm::MetricFamily> {
     let series: Vec<(Labels, &Series)> = a
         .series()
-        .map(|(l, s)| (l.pairs().into_iter().map(|(k, v)| (k.to_string(), v)).collect(), s))
+        .map(|(l, s)| {
+            (
+                l.pairs()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                s,
+            )
+        })
         .collect();
     let scalars = |get: fn(&Series) -> u64| {
         wm::Points::Scalars(
-            series.iter().map(|(l, s)| wm::Sample { labels: l.clone(), value: get(s) as f64 }).collect(),
+            series
+                .iter()
+                .map(|(l, s)| wm::Sample {
+                    labels: l.clone(),
+                    value: get(s) as f64,
+                })
+                .collect(),
         )
     };
     let histograms = |get: fn(&Series) -> &Histogram| {
-        wm::Points::Histograms(series.iter().map(|(l, s)| histogram_point(l, a.buckets(), get(s))).collect())
+        wm::Points::Histograms(
+            series
+                .iter()
+                .map(|(l, s)| histogram_point(l, a.buckets(), get(s)))
+                .collect(),
+        )
     };
     use wm::MetricType::{Counter, Histogram as Hist};
     vec![
@@ -74,7 +102,10 @@ pub fn families(a: &RedAggregate) -> Vec<wm::MetricFamily> {
             names::DROPPED_LABEL_SETS_TOTAL,
             "Requests folded into the overflow series by the cardinality cap.",
             Counter,
-            wm::Points::Scalars(vec![wm::Sample { labels: Vec::new(), value: a.dropped() as f64 }]),
+            wm::Points::Scalars(vec![wm::Sample {
+                labels: Vec::new(),
+                value: a.dropped() as f64,
+            }]),
         ),
     ]
 }
@@ -120,7 +151,11 @@ mod tests {
                             e.sample(&bucket, &l, c as f64);
                         }
                         e.sample(&format!("{}_sum", f.name), &pairs(&h.labels), h.sum);
-                        e.sample(&format!("{}_count", f.name), &pairs(&h.labels), h.count as f64);
+                        e.sample(
+                            &format!("{}_count", f.name),
+                            &pairs(&h.labels),
+                            h.count as f64,
+                        );
                     }
                 }
             }
@@ -131,7 +166,12 @@ mod tests {
     #[test]
     fn families_render_to_cores_text() {
         let mut a = RedAggregate::new(Buckets::default(), 2);
-        let cases = [("GET", 200, "/", 0.004), ("GET", 200, "/", 0.3), ("POST", 503, "/x", 1.5), ("BREW", 418, "/pot", 0.02)];
+        let cases = [
+            ("GET", 200, "/", 0.004),
+            ("GET", 200, "/", 0.3),
+            ("POST", 503, "/x", 1.5),
+            ("BREW", 418, "/pot", 0.02),
+        ];
         for (i, (m, c, r, d)) in cases.iter().enumerate() {
             for _ in 0..=i {
                 a.record(Observation {
@@ -141,7 +181,10 @@ mod tests {
                 });
             }
         }
-        assert!(a.dropped() > 0, "the cap of 2 must fold a series into overflow");
+        assert!(
+            a.dropped() > 0,
+            "the cap of 2 must fold a series into overflow"
+        );
         let fams = families(&a);
         assert_eq!(fams.len(), 5);
         assert_eq!(render(&fams), a.encode_prometheus());

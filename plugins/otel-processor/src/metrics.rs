@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, MetricsData,
-    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use uwsgi_red_core::statsd::exphist::to_explicit;
@@ -80,10 +80,10 @@ fn route(cfg: &ProcessorConfig, metric: Metric) -> Routed {
         Outcome::Redundant => Routed::Drop,
         Outcome::Rewrite(mapping) => {
             let service = cfg.service_for(source.prefix(), source.server());
-            match convert(cfg, &mapping, &metric) {
-                Some(new) => Routed::Rewritten(service, new),
+            match convert(cfg, &mapping, metric) {
+                Ok(new) => Routed::Rewritten(service, new),
                 // A data shape the mapping has no meaning for stays as it was.
-                None => Routed::Keep(metric),
+                Err(unchanged) => Routed::Keep(unchanged),
             }
         }
     }
@@ -116,43 +116,52 @@ fn merge_into(group: &mut Vec<Metric>, m: Metric) {
     group.push(m);
 }
 
-fn convert(cfg: &ProcessorConfig, mp: &Mapping, metric: &Metric) -> Option<Metric> {
-    let data = match (mp.instrument, metric.data.as_ref()?) {
-        (Instrument::DeltaCounter, Data::Sum(s)) => Data::Sum(Sum {
-            data_points: points(&s.data_points, mp),
-            aggregation_temporality: s.aggregation_temporality,
-            is_monotonic: true,
-        }),
-        (Instrument::AbsoluteCounter, Data::Sum(s)) => {
-            let mut data_points = points(&s.data_points, mp);
+/// The rewritten metric, or the input back when its data shape has no
+/// meaning for the mapping. Consumes the input: no data point is copied.
+// The Err side hands the caller's own metric back; boxing it would cost an
+// allocation per pass-through metric to satisfy a size heuristic.
+#[allow(clippy::result_large_err)]
+fn convert(cfg: &ProcessorConfig, mp: &Mapping, mut metric: Metric) -> Result<Metric, Metric> {
+    let data = match (mp.instrument, metric.data.take()) {
+        (Instrument::DeltaCounter, Some(Data::Sum(mut s))) => {
+            rescale_points(&mut s.data_points, mp);
+            s.is_monotonic = true;
+            Data::Sum(s)
+        }
+        (Instrument::AbsoluteCounter, Some(Data::Sum(mut s))) => {
+            rescale_points(&mut s.data_points, mp);
             // The running total since the worker started: no known start.
             if s.aggregation_temporality != AggregationTemporality::Cumulative as i32 {
-                data_points
+                s.data_points
                     .iter_mut()
                     .for_each(|p| p.start_time_unix_nano = 0);
             }
-            Data::Sum(Sum {
-                data_points,
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                is_monotonic: true,
-            })
+            s.aggregation_temporality = AggregationTemporality::Cumulative as i32;
+            s.is_monotonic = true;
+            Data::Sum(s)
         }
         (
             Instrument::Gauge,
-            Data::Sum(Sum { data_points, .. }) | Data::Gauge(Gauge { data_points }),
+            Some(
+                Data::Sum(Sum {
+                    mut data_points, ..
+                })
+                | Data::Gauge(Gauge { mut data_points }),
+            ),
         ) => {
-            let mut data_points = points(data_points, mp);
+            rescale_points(&mut data_points, mp);
             data_points
                 .iter_mut()
                 .for_each(|p| p.start_time_unix_nano = 0);
             Data::Gauge(Gauge { data_points })
         }
-        (Instrument::Duration, Data::ExponentialHistogram(h)) => {
+        (Instrument::Duration, Some(Data::ExponentialHistogram(h))) => {
             let bounds = cfg.bounds();
             let data_points = h
                 .data_points
-                .iter()
-                .map(|p| {
+                .into_iter()
+                .map(|mut p| {
+                    add_attrs(&mut p.attributes, mp);
                     let (pos_off, pos) = p
                         .positive
                         .as_ref()
@@ -162,11 +171,6 @@ fn convert(cfg: &ProcessorConfig, mp: &Mapping, metric: &Metric) -> Option<Metri
                         .as_ref()
                         .map_or(&[][..], |b| &b.bucket_counts[..]);
                     HistogramDataPoint {
-                        attributes: with_attrs(&p.attributes, mp),
-                        start_time_unix_nano: p.start_time_unix_nano,
-                        time_unix_nano: p.time_unix_nano,
-                        count: p.count,
-                        sum: p.sum.map(|s| apply(s, mp.scale)),
                         bucket_counts: to_explicit(
                             p.scale,
                             p.zero_count,
@@ -176,6 +180,11 @@ fn convert(cfg: &ProcessorConfig, mp: &Mapping, metric: &Metric) -> Option<Metri
                             mp.scale,
                             bounds,
                         ),
+                        attributes: p.attributes,
+                        start_time_unix_nano: p.start_time_unix_nano,
+                        time_unix_nano: p.time_unix_nano,
+                        count: p.count,
+                        sum: p.sum.map(|s| apply(s, mp.scale)),
                         explicit_bounds: bounds.to_vec(),
                         exemplars: Vec::new(),
                         flags: p.flags,
@@ -189,41 +198,34 @@ fn convert(cfg: &ProcessorConfig, mp: &Mapping, metric: &Metric) -> Option<Metri
                 aggregation_temporality: h.aggregation_temporality,
             })
         }
-        (Instrument::Duration, Data::Histogram(h)) => Data::Histogram(Histogram {
-            data_points: h
-                .data_points
-                .iter()
-                .map(|p| HistogramDataPoint {
-                    attributes: with_attrs(&p.attributes, mp),
-                    sum: p.sum.map(|s| apply(s, mp.scale)),
-                    min: p.min.map(|v| apply(v, mp.scale)),
-                    max: p.max.map(|v| apply(v, mp.scale)),
-                    explicit_bounds: p
-                        .explicit_bounds
-                        .iter()
-                        .map(|b| apply(*b, mp.scale))
-                        .collect(),
-                    ..p.clone()
-                })
-                .collect(),
-            aggregation_temporality: h.aggregation_temporality,
-        }),
-        (Instrument::Duration, Data::Summary(s)) => {
-            let mut out = s.clone();
-            for p in &mut out.data_points {
-                p.attributes = with_attrs(&p.attributes, mp);
+        (Instrument::Duration, Some(Data::Histogram(mut h))) => {
+            for p in &mut h.data_points {
+                add_attrs(&mut p.attributes, mp);
+                p.sum = p.sum.map(|s| apply(s, mp.scale));
+                p.min = p.min.map(|v| apply(v, mp.scale));
+                p.max = p.max.map(|v| apply(v, mp.scale));
+                p.explicit_bounds
+                    .iter_mut()
+                    .for_each(|b| *b = apply(*b, mp.scale));
+            }
+            Data::Histogram(h)
+        }
+        (Instrument::Duration, Some(Data::Summary(mut s))) => {
+            for p in &mut s.data_points {
+                add_attrs(&mut p.attributes, mp);
                 p.sum = apply(p.sum, mp.scale);
                 p.quantile_values
                     .iter_mut()
                     .for_each(|q| q.value = apply(q.value, mp.scale));
             }
-            Data::Summary(Summary {
-                data_points: out.data_points,
-            })
+            Data::Summary(s)
         }
-        _ => return None,
+        (_, data) => {
+            metric.data = data;
+            return Err(metric);
+        }
     };
-    Some(Metric {
+    Ok(Metric {
         name: mp.name.clone(),
         description: mp.description.to_string(),
         unit: mp.unit.to_string(),
@@ -232,26 +234,21 @@ fn convert(cfg: &ProcessorConfig, mp: &Mapping, metric: &Metric) -> Option<Metri
     })
 }
 
-fn with_attrs(attrs: &[KeyValue], mp: &Mapping) -> Vec<KeyValue> {
-    let mut out = attrs.to_vec();
+fn add_attrs(attrs: &mut Vec<KeyValue>, mp: &Mapping) {
     for (k, v) in &mp.attributes {
         let v = match v {
             AttrValue::Int(i) => int_value(*i),
             AttrValue::Str(s) => str_value(s.clone()),
         };
-        set_attr(&mut out, k, v);
+        set_attr(attrs, k, v);
     }
-    out
 }
 
-fn points(pts: &[NumberDataPoint], mp: &Mapping) -> Vec<NumberDataPoint> {
-    pts.iter()
-        .map(|p| NumberDataPoint {
-            attributes: with_attrs(&p.attributes, mp),
-            value: p.value.map(|v| scale(v, mp.scale)),
-            ..p.clone()
-        })
-        .collect()
+fn rescale_points(pts: &mut [NumberDataPoint], mp: &Mapping) {
+    for p in pts {
+        add_attrs(&mut p.attributes, mp);
+        p.value = p.value.map(|v| scale(v, mp.scale));
+    }
 }
 
 fn scale(v: Value, s: f64) -> Value {

@@ -66,12 +66,17 @@ impl RootContext for RedRoot {
         match RedConfig::from_json(&raw) {
             Ok(settings) => {
                 let scope = settings.service.clone().unwrap_or_default();
-                let host = matches!(settings.exposition, Exposition::Host | Exposition::Both).then(|| {
-                    let mut metrics = HostMetrics::new(settings.max_series, &scope);
-                    metrics.define_static();
-                    metrics
-                });
-                let local = matches!(settings.exposition, Exposition::SelfServed | Exposition::Both).then(|| {
+                let host =
+                    matches!(settings.exposition, Exposition::Host | Exposition::Both).then(|| {
+                        let mut metrics = HostMetrics::new(settings.max_series, &scope);
+                        metrics.define_static();
+                        metrics
+                    });
+                let local = matches!(
+                    settings.exposition,
+                    Exposition::SelfServed | Exposition::Both
+                )
+                .then(|| {
                     let mut local = SelfServed::new(
                         settings.buckets.clone(),
                         settings.max_series,
@@ -84,7 +89,11 @@ impl RootContext for RedRoot {
                 if local.is_some() {
                     self.set_tick_period(Duration::from_millis(settings.flush_interval_ms));
                 }
-                self.state = Some(Rc::new(RefCell::new(State { settings, host, local })));
+                self.state = Some(Rc::new(RefCell::new(State {
+                    settings,
+                    host,
+                    local,
+                })));
                 true
             }
             Err(e) => {
@@ -98,7 +107,12 @@ impl RootContext for RedRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let state = self.state.clone()?;
-        Some(Box::new(RedStream { state, request_start_ns: None, response_headers_ns: None, scrape: false }))
+        Some(Box::new(RedStream {
+            state,
+            request_start_ns: None,
+            response_headers_ns: None,
+            scrape: false,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -182,7 +196,10 @@ struct Timing {
 
 fn duration_from_attributes() -> Option<Timing> {
     let d = props::nanos(&["request", "duration"])?;
-    Some(Timing { duration_ns: u64::try_from(d).unwrap_or(0), ttfb_ns: None })
+    Some(Timing {
+        duration_ns: u64::try_from(d).unwrap_or(0),
+        ttfb_ns: None,
+    })
 }
 
 /// Reads what is left to know about the request (headers are plain map
@@ -194,16 +211,25 @@ fn record(state: &mut State, timing: Option<Timing>) {
         state.internal_error(Internal::MissingDuration);
         return;
     };
-    let code = props::response_header(":status").and_then(|c| c.parse::<u16>().ok()).unwrap_or(0);
+    let code = props::response_header(":status")
+        .and_then(|c| c.parse::<u16>().ok())
+        .unwrap_or(0);
     let method = props::request_header(":method").unwrap_or_default();
-    let route_name = if state.settings.use_route_name { props::string(&["xds", "route_name"]) } else { None };
+    let route_name = if state.settings.use_route_name {
+        props::string(&["xds", "route_name"])
+    } else {
+        None
+    };
     let path = if route_name.as_deref().is_some_and(|r| !r.is_empty()) {
         None
     } else {
         props::request_header(":path")
     };
-    let upstream =
-        if state.settings.service.is_none() { props::string(&["xds", "cluster_name"]) } else { None };
+    let upstream = if state.settings.service.is_none() {
+        props::string(&["xds", "cluster_name"])
+    } else {
+        None
+    };
     let labels = state.settings.labels(
         &RequestFacts {
             method: &method,
@@ -216,9 +242,17 @@ fn record(state: &mut State, timing: Option<Timing>) {
     );
     if let Some(local) = &mut state.local {
         let ns = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        local.record(labels.clone(), ns(timing.duration_ns), timing.ttfb_ns.map(ns));
+        local.record(
+            labels.clone(),
+            ns(timing.duration_ns),
+            timing.ttfb_ns.map(ns),
+        );
     }
     if let Some(host) = &mut state.host {
-        host.record(labels, timing.duration_ns / 1000, timing.ttfb_ns.map(|t| t / 1000));
+        host.record(
+            labels,
+            timing.duration_ns / 1000,
+            timing.ttfb_ns.map(|t| t / 1000),
+        );
     }
 }

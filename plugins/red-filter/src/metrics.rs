@@ -84,7 +84,8 @@ impl HostMetrics {
         let id = match self.internal.get(&what) {
             Some(id) => *id,
             None => {
-                let name = envoy_name::encode(names::INTERNAL_ERRORS_TOTAL, &[("reason", what.reason())]);
+                let name =
+                    envoy_name::encode(names::INTERNAL_ERRORS_TOTAL, &[("reason", what.reason())]);
                 match define(MetricType::Counter, &name) {
                     Ok(id) => {
                         self.internal.insert(what, id);
@@ -157,7 +158,8 @@ impl HostMetrics {
         let count_key = format!("{}{}", self.key_prefix, SHARED_COUNT);
         // CAS loop: bounded, since every retry means another VM made progress.
         for _ in 0..64 {
-            let (value, cas) = hostcalls::get_shared_data(&count_key).map_err(|_| Internal::SharedData)?;
+            let (value, cas) =
+                hostcalls::get_shared_data(&count_key).map_err(|_| Internal::SharedData)?;
             let count = value
                 .as_deref()
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -168,7 +170,8 @@ impl HostMetrics {
             }
             match hostcalls::set_shared_data(&count_key, Some(&(count + 1).to_le_bytes()), cas) {
                 Ok(()) => {
-                    hostcalls::set_shared_data(&series_key, Some(b"1"), None).map_err(|_| Internal::SharedData)?;
+                    hostcalls::set_shared_data(&series_key, Some(b"1"), None)
+                        .map_err(|_| Internal::SharedData)?;
                     return Ok(true);
                 }
                 Err(Status::CasMismatch) => continue,
@@ -190,14 +193,26 @@ fn define(kind: MetricType, name: &str) -> Result<u32, Internal> {
 fn define_series(l: &LabelSet) -> Result<SeriesIds, Internal> {
     let pairs = l.pairs();
     let errors = if l.is_error() {
-        Some(define(MetricType::Counter, &envoy_name::encode(names::ERRORS_TOTAL, &pairs))?)
+        Some(define(
+            MetricType::Counter,
+            &envoy_name::encode(names::ERRORS_TOTAL, &pairs),
+        )?)
     } else {
         None
     };
     Ok(SeriesIds {
-        requests: define(MetricType::Counter, &envoy_name::encode(names::REQUESTS_TOTAL, &pairs))?,
+        requests: define(
+            MetricType::Counter,
+            &envoy_name::encode(names::REQUESTS_TOTAL, &pairs),
+        )?,
         errors,
-        duration: define(MetricType::Histogram, &envoy_name::encode(names::DURATION_MICROSECONDS, &pairs))?,
-        ttfb: define(MetricType::Histogram, &envoy_name::encode(names::TTFB_MICROSECONDS, &pairs))?,
+        duration: define(
+            MetricType::Histogram,
+            &envoy_name::encode(names::DURATION_MICROSECONDS, &pairs),
+        )?,
+        ttfb: define(
+            MetricType::Histogram,
+            &envoy_name::encode(names::TTFB_MICROSECONDS, &pairs),
+        )?,
     })
 }

@@ -26,7 +26,9 @@ pub fn nanos(path: &[&str]) -> Option<i64> {
 /// ASCII digits and dots (its top byte is below `'0'` for any duration,
 /// status or timestamp before 2079).
 fn as_text(b: &[u8]) -> Option<&str> {
-    let text = !b.is_empty() && b.iter().all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'-');
+    let text = !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'-');
     text.then(|| std::str::from_utf8(b).ok()).flatten()
 }
 
@@ -43,8 +45,16 @@ pub fn decode_nanos(b: &[u8]) -> Option<i64> {
             if frac.len() > 9 || frac.contains(['.', '-']) || whole.contains('-') {
                 return None;
             }
-            let secs: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-            let frac_ns: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+            let secs: i64 = if whole.is_empty() {
+                0
+            } else {
+                whole.parse().ok()?
+            };
+            let frac_ns: i64 = if frac.is_empty() {
+                0
+            } else {
+                format!("{frac:0<9}").parse().ok()?
+            };
             secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
         }
         None => as_le(b),
@@ -54,11 +64,15 @@ pub fn decode_nanos(b: &[u8]) -> Option<i64> {
 /// Header reads are map lookups in Envoy, cheaper than attribute (CEL)
 /// evaluation. In an access logger they read the logged request's headers.
 pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
 }
 
 pub fn response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten()
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
 }
 
 #[cfg(test)]
@@ -75,9 +89,16 @@ mod tests {
 
     #[test]
     fn nginx_text_values() {
-        assert_eq!(decode_nanos(b"20000000"), Some(20_000_000_000_000_000), "8 digits are text, not LE bytes");
+        assert_eq!(
+            decode_nanos(b"20000000"),
+            Some(20_000_000_000_000_000),
+            "8 digits are text, not LE bytes"
+        );
         assert_eq!(decode_nanos(b"0.012"), Some(12_000_000));
-        assert_eq!(decode_nanos(b"1760000000.123").map(|n| n / 1_000_000), Some(1_760_000_000_123));
+        assert_eq!(
+            decode_nanos(b"1760000000.123").map(|n| n / 1_000_000),
+            Some(1_760_000_000_123)
+        );
         assert_eq!(decode_nanos(b"1.2.3"), None);
         assert_eq!(decode_nanos(b""), None);
     }

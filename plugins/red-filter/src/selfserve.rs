@@ -9,7 +9,9 @@ use proxy_wasm::types::Status;
 use uwsgi_red_core::prom::text::Format;
 use uwsgi_red_core::red::histogram::Buckets;
 use uwsgi_red_core::red::labels::LabelSet;
-use uwsgi_red_core::red::shared::{self, CasWrite, Delta, FlushError, KvStore, SharedState};
+use uwsgi_red_core::red::shared::{
+    self, CasWrite, Delta, FlushError, KvStore, SharedState, Versioned,
+};
 
 use crate::metrics::Internal;
 use crate::props;
@@ -19,7 +21,10 @@ use crate::props;
 /// path pass through to the upstream and are counted like any request.
 pub fn answer_scrape(local: &mut Option<SelfServed>) -> bool {
     let Some(local) = local else { return false };
-    if !matches!(props::request_header(":method").as_deref(), Some("GET" | "HEAD")) {
+    if !matches!(
+        props::request_header(":method").as_deref(),
+        Some("GET" | "HEAD")
+    ) {
         return false;
     }
     let path = props::request_header(":path").unwrap_or_default();
@@ -28,7 +33,10 @@ pub fn answer_scrape(local: &mut Option<SelfServed>) -> bool {
     }
     let accept = props::request_header("accept");
     let (content_type, body) = local.scrape(accept.as_deref());
-    let headers = vec![("content-type", content_type), ("cache-control", "no-store")];
+    let headers = vec![
+        ("content-type", content_type),
+        ("cache-control", "no-store"),
+    ];
     if hostcalls::send_http_response(200, headers, Some(body.as_bytes())).is_err() {
         local.internal_error(Internal::SendResponse);
         return false;
@@ -42,7 +50,7 @@ struct HostKv<'a>(&'a str);
 impl KvStore for HostKv<'_> {
     type Error = Status;
 
-    fn get(&mut self) -> Result<(Option<Vec<u8>>, Option<u32>), Status> {
+    fn get(&mut self) -> Result<Versioned, Status> {
         hostcalls::get_shared_data(self.0)
     }
 
@@ -67,7 +75,11 @@ impl SelfServed {
     /// host-mode admission keys. No `/` of ours in the key: ngx_wasm_module
     /// reads what precedes one as a `shm_kv` zone name.
     pub fn new(buckets: Buckets, cap: usize, scope: &str, metrics_path: String) -> Self {
-        Self { delta: Delta::new(buckets, cap), key: format!("uwsgi_red.red_filter.{scope}.state"), metrics_path }
+        Self {
+            delta: Delta::new(buckets, cap),
+            key: format!("uwsgi_red.red_filter.{scope}.state"),
+            metrics_path,
+        }
     }
 
     /// Creates the shared key (empty) before this VM records anything.
@@ -84,7 +96,8 @@ impl SelfServed {
             self.flush();
         }
         let secs = |ns: i64| ns.max(0) as f64 / 1e9;
-        self.delta.record(labels, secs(duration_ns), ttfb_ns.map(secs));
+        self.delta
+            .record(labels, secs(duration_ns), ttfb_ns.map(secs));
     }
 
     pub fn internal_error(&mut self, what: Internal) {
@@ -97,7 +110,8 @@ impl SelfServed {
         match shared::flush(&mut self.delta, &mut HostKv(&self.key)) {
             Ok(f) => {
                 if f.reset.is_some() {
-                    self.delta.internal_error(Internal::SharedStateReset.reason());
+                    self.delta
+                        .internal_error(Internal::SharedStateReset.reason());
                 }
                 Some(f.state)
             }

@@ -95,7 +95,8 @@ async function bench(page) {
     return { wasmMs: median(w), jsMs: median(js), sink };
   }, { text, prevText });
   assert.ok(res.sink > 0);
-  console.log(`BENCH viewer_wasm_decode_derive_us ${(res.wasmMs * 1000).toFixed(1)} us (${largest}, ${text.length} bytes, median of 7x100)`);
+  console.log(`# viewer bench: ${largest} (${text.length} bytes) against ${prev}; median of 7 rounds x 100 iterations`);
+  console.log(`BENCH viewer_wasm_decode_derive_us ${(res.wasmMs * 1000).toFixed(1)} us`);
   console.log(`BENCH viewer_js_parse_derive_us ${(res.jsMs * 1000).toFixed(1)} us`);
   console.log(`BENCH viewer_wasm_vs_js_ratio ${(res.wasmMs / res.jsMs).toFixed(2)} x`);
 }
@@ -122,7 +123,7 @@ async function e2e(page) {
     return v > 0;
   }, totalSel, { timeout: 15000 });
   // A few more polls under load so the charts have a line.
-  await page.waitForTimeout(4500);
+  await page.waitForTimeout(6500);
   const total = num(await page.locator(totalSel).textContent());
   const perWorker = (await src.locator('table.workers td.rps').allTextContents()).map(num);
   console.log(`E2E req/s total=${total} per worker=${perWorker.join(',')}`);
@@ -204,7 +205,7 @@ async function main() {
   const errors = [];
   let page;
   try {
-    page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    page = await browser.newPage({ viewport: { width: 1200, height: 760 } });
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') console.log(`console.error: ${m.text()}`); });
     await page.goto(`${PAGE}?fresh=1&interval=1000`);

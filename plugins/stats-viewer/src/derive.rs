@@ -169,18 +169,28 @@ pub fn view(doc: &StatsDocument) -> View {
             rt_weight += w.requests as f64;
         }
     }
-    let avg_rt_us = if rt_weight > 0.0 { rt_weighted / rt_weight } else { 0.0 };
+    let avg_rt_us = if rt_weight > 0.0 {
+        rt_weighted / rt_weight
+    } else {
+        0.0
+    };
 
     let mut sockets: Vec<Socket> = Vec::with_capacity(doc.sockets.len());
     for s in &doc.sockets {
-        if !sockets.iter().any(|k| k.name == s.name && k.proto == s.proto) {
+        if !sockets
+            .iter()
+            .any(|k| k.name == s.name && k.proto == s.proto)
+        {
             sockets.push(s.clone());
         }
     }
 
     let mut apps: Vec<AppRow> = Vec::new();
     for a in doc.live_workers().flat_map(|w| &w.apps) {
-        match apps.iter_mut().find(|r| r.id == a.id && r.mountpoint == a.mountpoint) {
+        match apps
+            .iter_mut()
+            .find(|r| r.id == a.id && r.mountpoint == a.mountpoint)
+        {
             Some(r) => {
                 r.workers += 1;
                 r.requests = r.requests.saturating_add(a.requests);
@@ -252,7 +262,10 @@ pub enum RateError {
 impl fmt::Display for RateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadInterval(s) => write!(f, "interval between snapshots must be a positive number of seconds, got {s}"),
+            Self::BadInterval(s) => write!(
+                f,
+                "interval between snapshots must be a positive number of seconds, got {s}"
+            ),
         }
     }
 }
@@ -268,14 +281,20 @@ fn increase(prev: u64, cur: u64) -> (u64, bool) {
     }
 }
 
-pub fn rates(prev: &StatsDocument, cur: &StatsDocument, elapsed_s: f64) -> Result<Rates, RateError> {
+pub fn rates(
+    prev: &StatsDocument,
+    cur: &StatsDocument,
+    elapsed_s: f64,
+) -> Result<Rates, RateError> {
     if !(elapsed_s.is_finite() && elapsed_s > 0.0) {
         return Err(RateError::BadInterval(elapsed_s));
     }
     let (mut d_req, mut d_exc, mut d_tx, mut d_rt) = (0u64, 0u64, 0u64, 0u64);
     let mut workers = Vec::with_capacity(cur.workers.len());
     for w in cur.live_workers() {
-        let Some(p) = prev.live_workers().find(|p| p.id == w.id) else { continue };
+        let Some(p) = prev.live_workers().find(|p| p.id == w.id) else {
+            continue;
+        };
         let (req, r1) = increase(p.requests, w.requests);
         let (exc, r2) = increase(p.exceptions, w.exceptions);
         let (tx, r3) = increase(p.tx, w.tx);
@@ -323,7 +342,10 @@ mod tests {
                 )
             })
             .collect();
-        let json = format!(r#"{{"version":"2.0.30","pid":1,"workers":[{}]}}"#, ws.join(","));
+        let json = format!(
+            r#"{{"version":"2.0.30","pid":1,"workers":[{}]}}"#,
+            ws.join(",")
+        );
         decode(json.as_bytes()).unwrap().document
     }
 
@@ -340,25 +362,46 @@ mod tests {
             (0, 0, "busy", 0, 0, 0, 0),
         ]);
         let v = view(&d);
-        assert_eq!(v.status, StatusCounts { idle: 1, busy: 2, cheap: 1, pause: 1, signal: 1, other: 1 });
+        assert_eq!(
+            v.status,
+            StatusCounts {
+                idle: 1,
+                busy: 2,
+                cheap: 1,
+                pause: 1,
+                signal: 1,
+                other: 1
+            }
+        );
         assert_eq!(v.totals.workers, 7);
-        assert_eq!(v.workers.iter().map(|w| w.status_class).collect::<Vec<_>>(), [
-            "idle", "busy", "busy", "cheap", "pause", "signal", "other"
-        ]);
+        assert_eq!(
+            v.workers.iter().map(|w| w.status_class).collect::<Vec<_>>(),
+            ["idle", "busy", "busy", "cheap", "pause", "signal", "other"]
+        );
         assert_eq!(v.workers[5].status, "sig7");
     }
 
     #[test]
     fn avg_rt_is_request_weighted_and_zero_when_idle() {
-        let d = doc(&[(1, 1, "idle", 3, 0, 0, 1000), (2, 2, "idle", 1, 0, 0, 5000), (3, 3, "idle", 0, 0, 0, 9999)]);
+        let d = doc(&[
+            (1, 1, "idle", 3, 0, 0, 1000),
+            (2, 2, "idle", 1, 0, 0, 5000),
+            (3, 3, "idle", 0, 0, 0, 9999),
+        ]);
         assert_eq!(view(&d).avg_rt_us, (3.0 * 1000.0 + 5000.0) / 4.0);
         assert_eq!(view(&doc(&[(1, 1, "idle", 0, 0, 0, 0)])).avg_rt_us, 0.0);
     }
 
     #[test]
     fn rates_per_worker_and_total() {
-        let a = doc(&[(1, 11, "idle", 10, 1, 1000, 50_000), (2, 12, "idle", 20, 0, 2000, 0)]);
-        let b = doc(&[(1, 11, "busy", 30, 3, 5000, 150_000), (2, 12, "idle", 20, 0, 2000, 0)]);
+        let a = doc(&[
+            (1, 11, "idle", 10, 1, 1000, 50_000),
+            (2, 12, "idle", 20, 0, 2000, 0),
+        ]);
+        let b = doc(&[
+            (1, 11, "busy", 30, 3, 5000, 150_000),
+            (2, 12, "idle", 20, 0, 2000, 0),
+        ]);
         let r = rates(&a, &b, 2.0).unwrap();
         assert_eq!(r.requests_per_s, 10.0);
         assert_eq!(r.exceptions_per_s, 1.0);
@@ -366,13 +409,16 @@ mod tests {
         assert_eq!(r.mean_rt_us, Some(5000.0));
         assert!(!r.restarted);
         assert_eq!(r.workers.len(), 2);
-        assert_eq!(r.workers[0], WorkerRate {
-            id: 1,
-            requests_per_s: 10.0,
-            exceptions_per_s: 1.0,
-            tx_bytes_per_s: 2000.0,
-            reset: false
-        });
+        assert_eq!(
+            r.workers[0],
+            WorkerRate {
+                id: 1,
+                requests_per_s: 10.0,
+                exceptions_per_s: 1.0,
+                tx_bytes_per_s: 2000.0,
+                reset: false
+            }
+        );
         assert_eq!(r.workers[1].requests_per_s, 0.0);
         assert_eq!(rates(&a, &a, 1.0).unwrap().mean_rt_us, None);
     }
@@ -401,7 +447,10 @@ mod tests {
         for s in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(rates(&a, &a, s).is_err(), "{s}");
         }
-        assert!(rates(&a, &a, 0.0).unwrap_err().to_string().contains("positive"));
+        assert!(rates(&a, &a, 0.0)
+            .unwrap_err()
+            .to_string()
+            .contains("positive"));
     }
 
     #[test]
@@ -439,7 +488,10 @@ mod tests {
     fn caches_and_spoolers_are_carried() {
         let v = view(&vector("stats_e_cache_spooler_cron_raw.json"));
         assert_eq!(v.caches.len(), 1);
-        assert_eq!((v.caches[0].items, v.caches[0].hits, v.caches[0].miss), (7, 4, 2));
+        assert_eq!(
+            (v.caches[0].items, v.caches[0].hits, v.caches[0].miss),
+            (7, 4, 2)
+        );
         assert_eq!(v.spoolers.len(), 1);
     }
 }

@@ -51,7 +51,8 @@ impl Stats {
     /// Rates from `prev` (an earlier snapshot of the same server) to this one,
     /// `elapsed_seconds` apart.
     pub fn rates(&self, prev: &Stats, elapsed_seconds: f64) -> Result<JsValue, JsError> {
-        let r = derive::rates(&prev.doc, &self.doc, elapsed_seconds).map_err(|e| JsError::new(&e.to_string()))?;
+        let r = derive::rates(&prev.doc, &self.doc, elapsed_seconds)
+            .map_err(|e| JsError::new(&e.to_string()))?;
         to_js(&r)
     }
 }
@@ -96,7 +97,11 @@ impl Target {
     }
     /// The target's document, or `undefined` when it has none yet.
     pub fn stats(&self) -> Option<Stats> {
-        self.inner.document.clone().map(|doc| Stats { doc, repairs: self.inner.repairs as usize, body_bytes: 0 })
+        self.inner.document.clone().map(|doc| Stats {
+            doc,
+            repairs: self.inner.repairs as usize,
+            body_bytes: 0,
+        })
     }
 }
 
@@ -106,7 +111,11 @@ impl Target {
 pub fn decode(input: JsValue) -> Result<Stats, JsError> {
     let bytes = bytes_of(&input)?;
     let d = stats::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
-    Ok(Stats { doc: d.document, repairs: d.repairs, body_bytes: d.body_bytes })
+    Ok(Stats {
+        doc: d.document,
+        repairs: d.repairs,
+        body_bytes: d.body_bytes,
+    })
 }
 
 /// Like [`decode`], but also accepts the Envoy uwsgi-stats snapshot; a plain
@@ -128,10 +137,13 @@ fn bytes_of(input: &JsValue) -> Result<Vec<u8>, JsError> {
     if let Some(b) = input.dyn_ref::<ArrayBuffer>() {
         return Ok(Uint8Array::new(b).to_vec());
     }
-    Err(JsError::new("expected the stats document as a string, Uint8Array or ArrayBuffer"))
+    Err(JsError::new(
+        "expected the stats document as a string, Uint8Array or ArrayBuffer",
+    ))
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
     // Plain objects and `null` for `None`, as JSON.parse would give.
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
 }

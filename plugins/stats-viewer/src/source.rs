@@ -44,7 +44,9 @@ pub fn decode_targets(input: &[u8], name: &str) -> Result<Vec<Target>, StatsErro
     if !matches!(first, StatsError::Schema { .. }) {
         return Err(first);
     }
-    let Ok(snap) = transport::body(input).map(serde_json::from_slice::<Snapshot>) else { return Err(first) };
+    let Ok(snap) = transport::body(input).map(serde_json::from_slice::<Snapshot>) else {
+        return Err(first);
+    };
     let Ok(snap) = snap else { return Err(first) };
     Ok(snap
         .targets
@@ -84,7 +86,9 @@ mod tests {
 
     #[test]
     fn envoy_snapshot_is_its_targets() {
-        let doc = stats::decode(&vector("stats_j_exceptions_http.bin")).unwrap().document;
+        let doc = stats::decode(&vector("stats_j_exceptions_http.bin"))
+            .unwrap()
+            .document;
         let snap = Snapshot {
             generated_at_ms: 1_700_000_000_123,
             targets: vec![
@@ -111,7 +115,10 @@ mod tests {
             assert_eq!(t[0].name, "app1");
             assert_eq!(t[0].document.as_ref(), Some(&doc));
             assert_eq!(t[0].generated_at_ms, Some(1_700_000_000_123));
-            assert_eq!((t[1].up, t[1].last_error.as_deref()), (false, Some("connect: refused")));
+            assert_eq!(
+                (t[1].up, t[1].last_error.as_deref()),
+                (false, Some("connect: refused"))
+            );
             assert!(t[1].document.is_none());
         }
     }
@@ -121,7 +128,15 @@ mod tests {
         let e = decode_targets(br#"{"error":"no uWSGI stats snapshot yet"}"#, "x").unwrap_err();
         assert_eq!(e.reason(), "schema");
         assert!(e.to_string().contains("version"), "{e}");
-        assert_eq!(decode_targets(b"<html>", "x").unwrap_err().reason(), "not_json");
-        assert_eq!(decode_targets(b"{\"version\":\"2.0.30\",\"workers\":[", "x").unwrap_err().reason(), "truncated");
+        assert_eq!(
+            decode_targets(b"<html>", "x").unwrap_err().reason(),
+            "not_json"
+        );
+        assert_eq!(
+            decode_targets(b"{\"version\":\"2.0.30\",\"workers\":[", "x")
+                .unwrap_err()
+                .reason(),
+            "truncated"
+        );
     }
 }

@@ -244,7 +244,7 @@ function card(k, v, cls) {
 function table(caption, cls, headers, rows) {
   return h('table', { class: cls },
     h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { class: x === 'status' ? 'text' : null }, x)))),
     h('tbody', {}, rows));
 }
 
@@ -339,11 +339,13 @@ function chart(label, history, key, now, fmt, colour) {
 }
 
 function drawCharts(p) {
-  const from = (p.history.length ? p.history[p.history.length - 1].t : Date.now()) - state.windowMin * 60 * 1000;
+  const last = p.history.length ? p.history[p.history.length - 1].t : Date.now();
+  // The last N minutes, or less while there is less history: no empty left part.
+  const from = Math.max(last - state.windowMin * 60 * 1000, p.history.length ? p.history[0].t : last);
   for (const c of p.el.querySelectorAll('canvas[data-key]')) {
     const key = c.dataset.key;
     const pts = p.history.filter((x) => x.t >= from && x[key] != null);
-    drawSpark(c, pts.map((x) => [x.t, x[key]]), from, from + state.windowMin * 60 * 1000, c.dataset.colour);
+    drawSpark(c, pts.map((x) => [x.t, x[key]]), from, last, c.dataset.colour);
   }
 }
 
@@ -360,6 +362,11 @@ function drawSpark(canvas, pts, t0, t1, colour) {
   const max = Math.max(1e-9, ...pts.map((x) => x[1]));
   const x = (t) => ((t - t0) / Math.max(1, t1 - t0)) * (w - 2) + 1;
   const y = (v) => hgt - 3 - (v / max) * (hgt - 14);
+  if (pts.length === 1) {
+    g.fillStyle = colour;
+    g.fillRect(x(pts[0][0]) - 1.5, y(pts[0][1]) - 1.5, 3, 3);
+    return;
+  }
   g.beginPath();
   pts.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
   g.strokeStyle = colour;

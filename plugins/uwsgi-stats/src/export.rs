@@ -55,7 +55,10 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn new(max_series: usize) -> Self {
-        Self { max_series, ..Self::default() }
+        Self {
+            max_series,
+            ..Self::default()
+        }
     }
 
     pub fn series_count(&self) -> usize {
@@ -74,7 +77,8 @@ impl Exporter {
                 return None;
             }
             let id = host.define(kind, key)?;
-            self.series.insert(key.to_string(), Series { id, kind, last: 0 });
+            self.series
+                .insert(key.to_string(), Series { id, kind, last: 0 });
         }
         self.series.get_mut(key)
     }
@@ -91,10 +95,16 @@ impl Exporter {
             for s in &f.samples {
                 let key = encode(name, &s.labels);
                 let value = to_u64(s.value * factor);
-                let Some(series) = self.series(host, &key, f.kind) else { continue };
+                let Some(series) = self.series(host, &key, f.kind) else {
+                    continue;
+                };
                 match series.kind {
                     MetricType::Counter => {
-                        let by = if value >= series.last { value - series.last } else { value };
+                        let by = if value >= series.last {
+                            value - series.last
+                        } else {
+                            value
+                        };
                         if by > 0 {
                             host.increment(series.id, by);
                         }
@@ -108,7 +118,10 @@ impl Exporter {
                 }
             }
         }
-        let before = self.gauges_by_target.insert(target.to_string(), now).unwrap_or_default();
+        let before = self
+            .gauges_by_target
+            .insert(target.to_string(), now)
+            .unwrap_or_default();
         let now = &self.gauges_by_target[target];
         for gone in before.difference(now) {
             if let Some(s) = self.series.get_mut(gone) {
@@ -120,7 +133,9 @@ impl Exporter {
 
     /// A failed poll: every gauge `target` owns goes to 0.
     pub fn zero_gauges(&mut self, host: &mut dyn MetricsHost, target: &str) {
-        let Some(keys) = self.gauges_by_target.get_mut(target) else { return };
+        let Some(keys) = self.gauges_by_target.get_mut(target) else {
+            return;
+        };
         for k in keys.drain() {
             if let Some(s) = self.series.get_mut(&k) {
                 host.record(s.id, 0);
@@ -130,7 +145,13 @@ impl Exporter {
     }
 
     /// Sets a gauge that no poll result owns (never zeroed on failure).
-    pub fn set_gauge(&mut self, host: &mut dyn MetricsHost, name: &str, labels: &[(&str, &str)], v: u64) {
+    pub fn set_gauge(
+        &mut self,
+        host: &mut dyn MetricsHost,
+        name: &str,
+        labels: &[(&str, &str)],
+        v: u64,
+    ) {
         let key = encode(name, labels);
         if let Some(s) = self.series(host, &key, MetricType::Gauge) {
             host.record(s.id, v);
@@ -139,7 +160,13 @@ impl Exporter {
     }
 
     /// Adds to a plugin-side counter (scrape errors, repairs).
-    pub fn add(&mut self, host: &mut dyn MetricsHost, name: &str, labels: &[(&str, &str)], by: u64) {
+    pub fn add(
+        &mut self,
+        host: &mut dyn MetricsHost,
+        name: &str,
+        labels: &[(&str, &str)],
+        by: u64,
+    ) {
         let key = encode(name, labels);
         if let Some(s) = self.series(host, &key, MetricType::Counter) {
             if by > 0 {
@@ -187,17 +214,27 @@ mod tests {
 
     impl FakeHost {
         fn get(&self, name: &str) -> u64 {
-            let i = self.names.iter().position(|(_, n)| n == name).unwrap_or_else(|| panic!("no {name}"));
+            let i = self
+                .names
+                .iter()
+                .position(|(_, n)| n == name)
+                .unwrap_or_else(|| panic!("no {name}"));
             self.values[i]
         }
     }
 
     fn doc(requests: u64, status: &str, workers: u64) -> Vec<Family> {
         let ws: Vec<String> = (1..=workers)
-            .map(|i| format!(r#"{{"id":{i},"requests":{requests},"status":"{status}","avg_rt":1500}}"#))
+            .map(|i| {
+                format!(r#"{{"id":{i},"requests":{requests},"status":"{status}","avg_rt":1500}}"#)
+            })
             .collect();
         let json = format!(r#"{{"version":"2.0.30","workers":[{}]}}"#, ws.join(","));
-        map_document(&decode(json.as_bytes()).unwrap().document, "app1", &MapOptions::default())
+        map_document(
+            &decode(json.as_bytes()).unwrap().document,
+            "app1",
+            &MapOptions::default(),
+        )
     }
 
     const REQS: &str = "target=.=app1;.;worker_id=.=1;.;uwsgi_worker_requests_total";
@@ -219,8 +256,16 @@ mod tests {
         ex.export(&mut host, "app1", &doc(5, "busy", 2));
         assert_eq!(host.get(REQS), 30);
         // Fractional seconds go out as integer microseconds.
-        assert_eq!(host.get("target=.=app1;.;worker_id=.=1;.;uwsgi_worker_average_response_time_microseconds"), 1500);
-        assert!(host.names.iter().all(|(_, n)| !n.ends_with("average_response_time_seconds")));
+        assert_eq!(
+            host.get(
+                "target=.=app1;.;worker_id=.=1;.;uwsgi_worker_average_response_time_microseconds"
+            ),
+            1500
+        );
+        assert!(host
+            .names
+            .iter()
+            .all(|(_, n)| !n.ends_with("average_response_time_seconds")));
     }
 
     #[test]

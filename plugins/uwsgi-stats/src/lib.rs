@@ -85,7 +85,9 @@ struct Root {
 
 impl Root {
     fn poll_all(&mut self) {
-        let Role::Poller(p) = &mut self.role else { return };
+        let Role::Poller(p) = &mut self.role else {
+            return;
+        };
         let now = now_ms();
         let timeout = Duration::from_millis(p.config.timeout_ms);
         for i in 0..p.targets.len() {
@@ -96,7 +98,11 @@ impl Root {
             }
             let t = &p.config.targets[i];
             let authority = t.authority.clone().unwrap_or_else(|| t.cluster.clone());
-            let headers = vec![(":method", "GET"), (":path", t.path.as_str()), (":authority", authority.as_str())];
+            let headers = vec![
+                (":method", "GET"),
+                (":path", t.path.as_str()),
+                (":authority", authority.as_str()),
+            ];
             match hostcalls::dispatch_http_call(&t.cluster, headers, None, vec![], timeout) {
                 Ok(token) => {
                     p.targets[i].in_flight = Some(token);
@@ -117,24 +123,43 @@ fn publish(p: &Poller, now: u64) {
     let out = p.publish(now);
     let prefix = &p.config.shared_data_prefix;
     // cas None: only this singleton writes these keys.
-    if let Err(e) = hostcalls::set_shared_data(&snapshot_key(prefix), Some(&out.snapshot_json), None) {
+    if let Err(e) =
+        hostcalls::set_shared_data(&snapshot_key(prefix), Some(&out.snapshot_json), None)
+    {
         log(LogLevel::Warn, &format!("set_shared_data snapshot: {e:?}"));
     }
-    let _ = hostcalls::set_shared_data(&metrics_key(prefix), Some(out.metrics_text.as_bytes()), None);
+    let _ = hostcalls::set_shared_data(
+        &metrics_key(prefix),
+        Some(out.metrics_text.as_bytes()),
+        None,
+    );
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
-        let Role::Poller(p) = &mut self.role else { return };
-        let Some(i) = p.targets.iter().position(|t| t.in_flight == Some(token)) else { return };
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Role::Poller(p) = &mut self.role else {
+            return;
+        };
+        let Some(i) = p.targets.iter().position(|t| t.in_flight == Some(token)) else {
+            return;
+        };
         p.targets[i].in_flight = None;
         let status = if num_headers == 0 {
             None
         } else {
-            hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
-                .ok()
-                .flatten()
-                .and_then(|s| s.parse::<u16>().ok())
+            hostcalls::get_map_value(
+                proxy_wasm::types::MapType::HttpCallResponseHeaders,
+                ":status",
+            )
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok())
         };
         let mut body = |n: usize| {
             hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, n)
@@ -147,7 +172,11 @@ impl Context for Root {
         p.on_reply(&mut Host, i, status, body_size, &mut body, now);
         let t = &p.targets[i];
         if was_up != t.snapshot.up {
-            let state = if t.snapshot.up { "up".to_string() } else { format!("down ({:?})", t.snapshot.last_error) };
+            let state = if t.snapshot.up {
+                "up".to_string()
+            } else {
+                format!("down ({:?})", t.snapshot.last_error)
+            };
             log(LogLevel::Info, &format!("target {} is {state}", t.name));
         }
         publish(p, now);
@@ -160,7 +189,14 @@ impl RootContext for Root {
         match PluginConfig::from_json(&bytes) {
             Ok(PluginConfig::Poller(c)) => {
                 let _ = hostcalls::set_tick_period(Duration::from_millis(c.interval_ms));
-                log(LogLevel::Info, &format!("polling {} target(s) every {} ms", c.targets.len(), c.interval_ms));
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "polling {} target(s) every {} ms",
+                        c.targets.len(),
+                        c.interval_ms
+                    ),
+                );
                 self.role = Role::Poller(Box::new(Poller::new(c)));
                 true
             }
@@ -204,19 +240,28 @@ impl Context for AdminFilter {}
 
 impl HttpContext for AdminFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(c) = &self.config else { return Action::Continue };
+        let Some(c) = &self.config else {
+            return Action::Continue;
+        };
         let path = self.get_http_request_header(":path").unwrap_or_default();
         let path = path.split('?').next().unwrap_or_default();
         let (key, content_type) = if path == c.snapshot_path {
             (snapshot_key(&c.shared_data_prefix), "application/json")
         } else if path == c.metrics_path {
-            (metrics_key(&c.shared_data_prefix), "text/plain; version=0.0.4; charset=utf-8")
+            (
+                metrics_key(&c.shared_data_prefix),
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
         } else {
             return Action::Continue;
         };
         let method = self.get_http_request_header(":method").unwrap_or_default();
         if method != "GET" && method != "HEAD" {
-            self.send_http_response(405, vec![("allow", "GET, HEAD")], Some(b"method not allowed\n"));
+            self.send_http_response(
+                405,
+                vec![("allow", "GET, HEAD")],
+                Some(b"method not allowed\n"),
+            );
             return Action::Pause;
         }
         match hostcalls::get_shared_data(&key) {

@@ -3,7 +3,9 @@
 //! [`MetricsHost`]), so the whole poll outcome logic is tested natively.
 
 use uwsgi_red_core::stats::config::PollerConfig;
-use uwsgi_red_core::stats::families::{encode_text, map_document, scrape_families, Family, ScrapeStatus};
+use uwsgi_red_core::stats::families::{
+    encode_text, map_document, scrape_families, Family, ScrapeStatus,
+};
 use uwsgi_red_core::stats::snapshot::{Snapshot, TargetSnapshot};
 use uwsgi_red_core::stats::{decode_with_limit, Decoded};
 
@@ -13,11 +15,15 @@ use crate::export::{Exporter, MetricsHost};
 /// decode failures use `StatsError::reason()`. All values are fixed strings
 /// so `uwsgi_scrape_errors_total{reason}` stays bounded.
 pub fn transport_reason(status: Option<u16>, body_prefix: &[u8]) -> &'static str {
+    // Envoy's local replies: 503 connect failures, 504 timeouts, 502 (or
+    // 503) "reset reason: protocol error" when the reply is not HTTP (a
+    // stats server without --stats-http, or garbage).
     match status {
         None => "unreachable",
+        Some(502..=504) if contains(body_prefix, b"protocol error") => "protocol",
         Some(504) => "timeout",
-        Some(503) if contains(body_prefix, b"protocol error") => "protocol",
         Some(503) => "connect",
+        Some(502) if contains(body_prefix, b"connection failure") => "connect",
         Some(_) => "http_status",
     }
 }
@@ -58,12 +64,19 @@ impl Poller {
             .iter()
             .map(|t| TargetState {
                 name: t.name.clone(),
-                snapshot: TargetSnapshot { target: t.name.clone(), ..Default::default() },
+                snapshot: TargetSnapshot {
+                    target: t.name.clone(),
+                    ..Default::default()
+                },
                 ..Default::default()
             })
             .collect();
         let exporter = Exporter::new(config.max_series);
-        Self { config, targets, exporter }
+        Self {
+            config,
+            targets,
+            exporter,
+        }
     }
 
     /// A reply arrived for target `i`: `status` is `None` when Envoy gave no
@@ -80,13 +93,19 @@ impl Poller {
     ) {
         let limit = self.config.max_document_bytes;
         let result = match status {
-            Some(200) if body_size > limit => Err(("too_large", format!("document of {body_size} bytes exceeds {limit}"))),
-            Some(200) => decode_with_limit(&body(body_size), limit).map_err(|e| (e.reason(), e.to_string())),
+            Some(200) if body_size > limit => Err((
+                "too_large",
+                format!("document of {body_size} bytes exceeds {limit}"),
+            )),
+            Some(200) => {
+                decode_with_limit(&body(body_size), limit).map_err(|e| (e.reason(), e.to_string()))
+            }
             other => {
                 let prefix = body(body_size.min(512));
                 let reason = transport_reason(other, &prefix);
                 let detail = String::from_utf8_lossy(&prefix).trim().to_string();
-                Err((reason, format!("status {other:?}: {detail}")))
+                let status = other.map_or("no response".to_string(), |s| format!("HTTP {s}"));
+                Err((reason, format!("{status}: {detail}")))
             }
         };
         match result {
@@ -103,14 +122,24 @@ impl Poller {
     fn success(&mut self, host: &mut dyn MetricsHost, i: usize, d: Decoded, now_ms: u64) {
         let opts = self.config.map_options();
         let t = &mut self.targets[i];
-        let status = ScrapeStatus { up: true, repairs: d.repairs as u64, document_bytes: d.body_bytes as u64 };
+        let status = ScrapeStatus {
+            up: true,
+            repairs: d.repairs as u64,
+            document_bytes: d.body_bytes as u64,
+        };
         let mut fams = scrape_families(&t.name, &status);
         fams.extend(map_document(&d.document, &t.name, &opts));
         let name = t.name.clone();
         self.exporter.export(host, &name, &fams);
         let labels = [("target", name.as_str())];
-        self.exporter.add(host, "uwsgi_stats_repairs_total", &labels, d.repairs as u64);
-        self.exporter.set_gauge(host, "uwsgi_scrape_last_success_timestamp_seconds", &labels, now_ms / 1000);
+        self.exporter
+            .add(host, "uwsgi_stats_repairs_total", &labels, d.repairs as u64);
+        self.exporter.set_gauge(
+            host,
+            "uwsgi_scrape_last_success_timestamp_seconds",
+            &labels,
+            now_ms / 1000,
+        );
         let t = &mut self.targets[i];
         t.families = fams;
         t.snapshot = TargetSnapshot {
@@ -131,7 +160,12 @@ impl Poller {
         let fams = scrape_families(&name, &down);
         // Re-exporting only the self-metrics: uwsgi_up=0, size 0.
         self.exporter.export(host, &name, &fams);
-        self.exporter.add(host, "uwsgi_scrape_errors_total", &[("target", &name), ("reason", reason)], 1);
+        self.exporter.add(
+            host,
+            "uwsgi_scrape_errors_total",
+            &[("target", &name), ("reason", reason)],
+            1,
+        );
         let t = &mut self.targets[i];
         t.families = fams;
         t.snapshot.up = false;
@@ -153,7 +187,10 @@ impl Poller {
                 None => merged.push(f.clone()),
             }
         }
-        Published { snapshot_json: snapshot.to_json(), metrics_text: encode_text(&merged) }
+        Published {
+            snapshot_json: snapshot.to_json(),
+            metrics_text: encode_text(&merged),
+        }
     }
 }
 
@@ -193,44 +230,109 @@ mod tests {
         Poller::new(c)
     }
 
-    const DOC: &[u8] = br#"{"version":"2.0.30","cwd":"/x\y","workers":[{"id":1,"requests":4,"status":"busy"}]}"#;
+    const DOC: &[u8] =
+        br#"{"version":"2.0.30","cwd":"/x\y","workers":[{"id":1,"requests":4,"status":"busy"}]}"#;
 
     #[test]
     fn success_then_failures_with_reasons() {
         let mut p = poller();
         let mut h = Host::default();
-        p.on_reply(&mut h, 0, Some(200), DOC.len(), &mut |_| DOC.to_vec(), 5_000);
+        p.on_reply(
+            &mut h,
+            0,
+            Some(200),
+            DOC.len(),
+            &mut |_| DOC.to_vec(),
+            5_000,
+        );
         assert_eq!(h.get("target=.=a;.;uwsgi_up"), Some(1));
         assert_eq!(h.get("target=.=a;.;uwsgi_stats_repairs_total"), Some(1));
-        assert_eq!(h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_busy"), Some(1));
-        assert_eq!(h.get("target=.=a;.;uwsgi_scrape_last_success_timestamp_seconds"), Some(5));
+        assert_eq!(
+            h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_busy"),
+            Some(1)
+        );
+        assert_eq!(
+            h.get("target=.=a;.;uwsgi_scrape_last_success_timestamp_seconds"),
+            Some(5)
+        );
         let out = p.publish(6_000);
         let text = out.metrics_text;
-        assert!(text.contains("uwsgi_worker_requests_total{target=\"a\",worker_id=\"1\"} 4"), "{text}");
+        assert!(
+            text.contains("uwsgi_worker_requests_total{target=\"a\",worker_id=\"1\"} 4"),
+            "{text}"
+        );
         let snap: Snapshot = serde_json_from(&out.snapshot_json);
-        assert_eq!(snap.target("a").unwrap().document.as_ref().unwrap().cwd, "/x\\y");
+        assert_eq!(
+            snap.target("a").unwrap().document.as_ref().unwrap().cwd,
+            "/x\\y"
+        );
 
         let body = b"upstream connect error or disconnect/reset before headers. reset reason: protocol error";
-        p.on_reply(&mut h, 0, Some(503), body.len(), &mut |n| body[..n].to_vec(), 7_000);
+        p.on_reply(
+            &mut h,
+            0,
+            Some(503),
+            body.len(),
+            &mut |n| body[..n].to_vec(),
+            7_000,
+        );
         assert_eq!(h.get("target=.=a;.;uwsgi_up"), Some(0));
-        assert_eq!(h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_busy"), Some(0));
-        assert_eq!(h.get("target=.=a;.;reason=.=protocol;.;uwsgi_scrape_errors_total"), Some(1));
-        assert_eq!(h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_requests_total"), Some(4));
+        assert_eq!(
+            h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_busy"),
+            Some(0)
+        );
+        assert_eq!(
+            h.get("target=.=a;.;reason=.=protocol;.;uwsgi_scrape_errors_total"),
+            Some(1)
+        );
+        assert_eq!(
+            h.get("target=.=a;.;worker_id=.=1;.;uwsgi_worker_requests_total"),
+            Some(4)
+        );
         let snap: Snapshot = serde_json_from(&p.publish(8_000).snapshot_json);
         let a = snap.target("a").unwrap();
         assert!(!a.up && a.stale);
         assert!(a.last_error.as_deref().unwrap().starts_with("protocol:"));
 
-        p.on_reply(&mut h, 1, Some(200), 5000, &mut |_| panic!("oversized body must not be fetched"), 9_000);
-        assert_eq!(h.get("target=.=b;.;reason=.=too_large;.;uwsgi_scrape_errors_total"), Some(1));
-        p.on_reply(&mut h, 1, Some(200), 10, &mut |_| b"{\"version\":".to_vec(), 9_000);
-        assert_eq!(h.get("target=.=b;.;reason=.=truncated;.;uwsgi_scrape_errors_total"), Some(1));
+        p.on_reply(
+            &mut h,
+            1,
+            Some(200),
+            5000,
+            &mut |_| panic!("oversized body must not be fetched"),
+            9_000,
+        );
+        assert_eq!(
+            h.get("target=.=b;.;reason=.=too_large;.;uwsgi_scrape_errors_total"),
+            Some(1)
+        );
+        p.on_reply(
+            &mut h,
+            1,
+            Some(200),
+            10,
+            &mut |_| b"{\"version\":".to_vec(),
+            9_000,
+        );
+        assert_eq!(
+            h.get("target=.=b;.;reason=.=truncated;.;uwsgi_scrape_errors_total"),
+            Some(1)
+        );
         p.on_reply(&mut h, 1, None, 0, &mut |_| Vec::new(), 9_000);
-        assert_eq!(h.get("target=.=b;.;reason=.=unreachable;.;uwsgi_scrape_errors_total"), Some(1));
+        assert_eq!(
+            h.get("target=.=b;.;reason=.=unreachable;.;uwsgi_scrape_errors_total"),
+            Some(1)
+        );
         p.on_reply(&mut h, 1, Some(504), 0, &mut |_| Vec::new(), 9_000);
-        assert_eq!(h.get("target=.=b;.;reason=.=timeout;.;uwsgi_scrape_errors_total"), Some(1));
+        assert_eq!(
+            h.get("target=.=b;.;reason=.=timeout;.;uwsgi_scrape_errors_total"),
+            Some(1)
+        );
         p.on_dispatch_error(&mut h, 1, "BadArgument");
-        assert_eq!(h.get("target=.=b;.;reason=.=dispatch;.;uwsgi_scrape_errors_total"), Some(1));
+        assert_eq!(
+            h.get("target=.=b;.;reason=.=dispatch;.;uwsgi_scrape_errors_total"),
+            Some(1)
+        );
         let text = p.publish(10_000).metrics_text;
         assert!(text.contains("uwsgi_up{target=\"b\"} 0"), "{text}");
         assert_eq!(text.matches("# TYPE uwsgi_up gauge").count(), 1, "{text}");
@@ -243,7 +345,19 @@ mod tests {
 
     #[test]
     fn reasons() {
-        assert_eq!(transport_reason(Some(503), b"upstream connect error ... connection failure"), "connect");
+        assert_eq!(
+            transport_reason(Some(503), b"upstream connect error ... connection failure"),
+            "connect"
+        );
         assert_eq!(transport_reason(Some(404), b""), "http_status");
+        assert_eq!(
+            transport_reason(Some(502), b"... reset reason: protocol error"),
+            "protocol"
+        );
+        assert_eq!(
+            transport_reason(Some(504), b"upstream request timeout"),
+            "timeout"
+        );
+        assert_eq!(transport_reason(None, b""), "unreachable");
     }
 }

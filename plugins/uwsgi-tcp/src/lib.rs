@@ -76,7 +76,10 @@ impl Metrics {
             other => {
                 if let Some(reason) = other.reason() {
                     let id = *self.reasons.entry(reason).or_insert_with(|| {
-                        define(MetricType::Counter, &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]))
+                        define(
+                            MetricType::Counter,
+                            &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
+                        )
                     });
                     increment(id);
                 }
@@ -169,7 +172,9 @@ impl RootContext for Root {
 
 impl std::fmt::Debug for Root {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Root").field("configured", &self.metrics.is_some()).finish()
+        f.debug_struct("Root")
+            .field("configured", &self.metrics.is_some())
+            .finish()
     }
 }
 
@@ -196,13 +201,30 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Envoy reports the end of a connection more than once (downstream
+    /// close, then log); only the first one counts.
+    fn close(&mut self) {
+        if !self.tracker.is_closed() {
+            self.tracker.on_close(now_us(), &mut self.events);
+            self.flush();
+        }
+    }
+}
+
 impl Context for Connection {}
 
 impl StreamContext for Connection {
     fn on_downstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
         if !self.tracker.is_passthrough() {
             let now = now_us();
-            self.tracker.on_downstream(data_size, end_of_stream, now, fetch(BufferType::DownstreamData), &mut self.events);
+            self.tracker.on_downstream(
+                data_size,
+                end_of_stream,
+                now,
+                fetch(BufferType::DownstreamData),
+                &mut self.events,
+            );
             self.flush();
         }
         Action::Continue
@@ -211,24 +233,34 @@ impl StreamContext for Connection {
     fn on_upstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
         if !self.tracker.is_passthrough() {
             let now = now_us();
-            self.tracker.on_upstream(data_size, end_of_stream, now, fetch(BufferType::UpstreamData), &mut self.events);
+            self.tracker.on_upstream(
+                data_size,
+                end_of_stream,
+                now,
+                fetch(BufferType::UpstreamData),
+                &mut self.events,
+            );
             self.flush();
         }
         Action::Continue
     }
 
     fn on_upstream_close(&mut self, _peer_type: PeerType) {
-        self.tracker.on_upstream(0, true, now_us(), fetch(BufferType::UpstreamData), &mut self.events);
+        self.tracker.on_upstream(
+            0,
+            true,
+            now_us(),
+            fetch(BufferType::UpstreamData),
+            &mut self.events,
+        );
         self.flush();
     }
 
     fn on_downstream_close(&mut self, _peer_type: PeerType) {
-        self.tracker.on_close(now_us(), &mut self.events);
-        self.flush();
+        self.close();
     }
 
     fn on_log(&mut self) {
-        self.tracker.on_close(now_us(), &mut self.events);
-        self.flush();
+        self.close();
     }
 }
