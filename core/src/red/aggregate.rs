@@ -26,6 +26,24 @@ impl Series {
         }
     }
 
+    /// Counts one finished request into this series.
+    pub fn observe(
+        &mut self,
+        buckets: &Buckets,
+        is_error: bool,
+        duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
+    ) {
+        self.requests += 1;
+        if is_error {
+            self.errors += 1;
+        }
+        self.duration.observe(buckets, duration_seconds);
+        if let Some(t) = ttfb_seconds {
+            self.ttfb.observe(buckets, t);
+        }
+    }
+
     pub fn merge(&mut self, other: &Series) {
         self.requests += other.requests;
         self.errors += other.errors;
@@ -71,14 +89,7 @@ impl RedAggregate {
             .series
             .entry(key)
             .or_insert_with(|| Series::new(buckets));
-        s.requests += 1;
-        if is_error {
-            s.errors += 1;
-        }
-        s.duration.observe(buckets, obs.duration_seconds);
-        if let Some(t) = obs.ttfb_seconds {
-            s.ttfb.observe(buckets, t);
-        }
+        s.observe(buckets, is_error, obs.duration_seconds, obs.ttfb_seconds);
     }
 
     pub fn series(&self) -> impl Iterator<Item = (&LabelSet, &Series)> {

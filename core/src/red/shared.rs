@@ -93,14 +93,7 @@ impl Delta {
             .series
             .entry(key)
             .or_insert_with(|| Series::new(buckets));
-        s.requests += 1;
-        if is_error {
-            s.errors += 1;
-        }
-        s.duration.observe(buckets, duration_seconds);
-        if let Some(t) = ttfb_seconds {
-            s.ttfb.observe(buckets, t);
-        }
+        s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {

@@ -57,6 +57,10 @@ fn read(fetch: unsafe extern "C" fn(*mut u8, u32) -> u32, max: usize) -> Vec<u8>
                 return buf[..n.min(buf.len())].to_vec();
             }
             if buf.len() >= max {
+                // Taken as empty: give the memory back rather than keep a
+                // cap-sized buffer for the plugin's lifetime.
+                buf.truncate(FIRST_BUFFER);
+                buf.shrink_to_fit();
                 return Vec::new();
             }
             let grown = (buf.len() * 4).min(max);
