@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent / "host-tests"))
 from conftest import APPS, DIST, Envoy, Proc, free_port, uwsgi_bin, wait_port  # noqa: E402
 from envoy_red import render  # noqa: E402
 
-REPS = int(os.environ.get("BENCH_REPS", "3"))
+REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
 VARIANTS = os.environ.get("BENCH_VARIANTS", "none,noop,http,access_log").split(",")
