@@ -98,11 +98,14 @@ wasm_opt() {
   fi
 }
 
+# With arguments, builds only the named WASM_PLUGINS artifacts (no hooks):
+# the demo needs red-filter alone, not the viewer's or the component's tools.
 cmd_build() {
   ensure_rust
-  local entry crate target name
+  local entry crate target name only=("$@")
   for entry in "${WASM_PLUGINS[@]}"; do
     IFS=: read -r crate target name <<<"$entry"
+    if ((${#only[@]})) && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
     log "building $crate for $target"
     cargo build --release --locked -p "$crate" --target "$target" 2>&1 | grep -v '^\s*Compiling' || true
     local out="target/$target/release/${crate//-/_}.wasm"
@@ -111,6 +114,7 @@ cmd_build() {
     wasm_opt "$DIST/$name.wasm"
     echo "dist/$name.wasm $(stat -c %s "$DIST/$name.wasm") bytes"
   done
+  ((${#only[@]})) && return 0
   for hook in "$ROOT"/scripts/build.d/*.sh; do
     [ -f "$hook" ] && { log "build hook $(basename "$hook")"; bash "$hook"; }
   done
@@ -146,7 +150,7 @@ cmd_bench() {
 
 cmd_demo() {
   ensure_all
-  cmd_build
+  cmd_build red-filter
   exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
 }
 
