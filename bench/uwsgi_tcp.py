@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "host-tests"))
 from conftest import APPS, DIST, Envoy, Proc, free_port, uwsgi_bin, wait_port  # noqa: E402
+from envoy_uwsgi_tcp import envoy_yaml  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 N = int(os.environ.get("BENCH_CONNECTIONS", "3000"))
@@ -43,51 +44,13 @@ def cpu_sched(pid):
     return total / 1e9
 
 
-def envoy_yaml(admin, port, upstream, with_filter):
-    filt = f"""
-      - name: envoy.filters.network.wasm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
-          config:
-            name: uwsgi_tcp
-            root_id: uwsgi_tcp
-            configuration:
-              "@type": type.googleapis.com/google.protobuf.StringValue
-              value: '{{"route_patterns": ["/items/{{id}}"]}}'
-            vm_config:
-              vm_id: uwsgi_tcp
-              runtime: envoy.wasm.runtime.v8
-              code: {{local: {{filename: {DIST / 'uwsgi-tcp.wasm'}}}}}""" if with_filter else ""
-    tags = "".join(f'  - {{tag_name: {k}, regex: "({k}=\\\\.=(.*?);\\\\.;)"}}\n'
-                   for k in ("method", "code", "code_class", "route", "service", "protocol", "reason"))
-    return f"""admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-stats_config:
-  stats_tags:
-{tags}  histogram_bucket_settings:
-  - match: {{suffix: "_microseconds"}}
-    buckets: [5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000, 1000000, 2500000, 5000000, 7500000, 10000000]
-static_resources:
-  listeners:
-  - name: uwsgi_in
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:{filt}
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: uwsgi
-          cluster: uwsgi
-  clusters:
-  - name: uwsgi
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: uwsgi
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}
-"""
+OTEL_BUCKETS_US = [5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000, 1000000, 2500000,
+                   5000000, 7500000, 10000000]
+
+
+def bench_yaml(admin, port, upstream, with_filter):
+    return envoy_yaml(admin, [("uwsgi_in", port, "uwsgi", with_filter)], [("uwsgi", upstream)],
+                      DIST / "uwsgi-tcp.wasm", '{"route_patterns": ["/items/{id}"]}', OTEL_BUCKETS_US)
 
 
 def one(port):
@@ -132,7 +95,7 @@ def main():
         wait_port(up, 30, uw)
         for name, with_filter in (("without", False), ("with", True)):
             admin, port = free_port(), free_port()
-            e = Envoy(f"envoy_{name}", envoy_yaml(admin, port, up, with_filter), tmp, admin)
+            e = Envoy(f"envoy_{name}", bench_yaml(admin, port, up, with_filter), tmp, admin)
             e.port = port
             envoys[name] = e
             e.wait_ready()

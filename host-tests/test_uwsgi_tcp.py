@@ -17,6 +17,7 @@ import pytest
 
 from conftest import (ROOT, APPS, Envoy, Proc, free_port, http, require_binary, samples, uwsgi_bin, value,
                       wait_for, wait_port, wasm)
+from envoy_uwsgi_tcp import envoy_yaml
 
 EXAMPLE = ROOT / "examples" / "nginx-envoy-uwsgi"
 REQ = "uwsgi_red_requests_total"
@@ -195,55 +196,8 @@ RAW_CONFIG = '{"head_limit": 32768}'
 
 def raw_envoy_yaml(admin, listeners, clusters):
     """Listeners: (name, port, cluster, with_filter)."""
-    tags = "".join(f'  - {{tag_name: {k}, regex: "({k}=\\\\.=(.*?);\\\\.;)"}}\n'
-                   for k in ("method", "code", "code_class", "route", "service", "protocol", "reason"))
-    ls = ""
-    for name, port, cluster, with_filter in listeners:
-        filt = f"""
-      - name: envoy.filters.network.wasm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
-          config:
-            name: uwsgi_tcp
-            root_id: uwsgi_tcp
-            configuration:
-              "@type": type.googleapis.com/google.protobuf.StringValue
-              value: '{RAW_CONFIG}'
-            vm_config:
-              vm_id: uwsgi_tcp
-              runtime: envoy.wasm.runtime.v8
-              code: {{local: {{filename: {wasm('uwsgi-tcp')}}}}}""" if with_filter else ""
-        ls += f"""
-  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:{filt}
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: {name}
-          cluster: {cluster}"""
-    cs = "".join(f"""
-  - name: {name}
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}""" for name, port in clusters)
-    return f"""admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-stats_config:
-  stats_tags:
-{tags}  histogram_bucket_settings:
-  - match: {{suffix: "_microseconds"}}
-    buckets: [100, 1000, 10000, 100000, 1000000]
-stats_flush_interval: 1s
-static_resources:
-  listeners:{ls}
-  clusters:{cs}
-"""
+    return envoy_yaml(admin, listeners, clusters, wasm("uwsgi-tcp"), RAW_CONFIG,
+                      [100, 1000, 10000, 100000, 1000000], flush_interval="1s")
 
 
 @pytest.fixture(scope="module")
