@@ -107,8 +107,12 @@ cmd_build() {
     IFS=: read -r crate target name <<<"$entry"
     if ((${#only[@]})) && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
     log "building $crate for $target"
-    cargo build --release --locked -p "$crate" --target "$target" 2>&1 | grep -v '^\s*Compiling' || true
     local out="target/$target/release/${crate//-/_}.wasm"
+    # A failed build must fail the script: with `| grep ... || true` a stale
+    # artifact from an earlier build would be copied and tested instead.
+    rm -f "$out"
+    cargo build --release --locked -p "$crate" --target "$target" --quiet \
+      || { echo "cargo build of $crate for $target failed" >&2; exit 1; }
     [ -f "$out" ] || { echo "build of $crate produced no $out" >&2; exit 1; }
     cp "$out" "$DIST/$name.wasm"
     wasm_opt "$DIST/$name.wasm"
