@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require_binary
+from harness import ROOT, require_binary
 
 EXAMPLE = ROOT / "examples" / "prometheus"
 RULES = EXAMPLE / "rules"
