@@ -4,7 +4,7 @@ import json
 import math
 from urllib.parse import urlencode
 
-from harness import get_text
+from harness import EXAMPLES, get_text, render
 
 
 class PromQLError(AssertionError):
@@ -54,3 +54,17 @@ def label_values(port, label, match):
 
 def finite(v):
     return not (math.isnan(v) or math.isinf(v))
+
+
+def example_prometheus_config(envoy_admin_ports, collector_port):
+    """examples/prometheus/prometheus.yml with 1 s scrapes and evaluations,
+    these Envoy admin ports and Collector exporter port, and the example's
+    rules loaded from their folder."""
+    targets = ", ".join(f'"127.0.0.1:{p}"' for p in envoy_admin_ports)
+    return render(EXAMPLES / "prometheus" / "prometheus.yml", [
+        ("scrape_interval: 15s", "scrape_interval: 1s"),
+        ("evaluation_interval: 15s", "evaluation_interval: 1s"),
+        ('["127.0.0.1:9901", "127.0.0.1:9911"]', f"[{targets}]"),
+        ('["127.0.0.1:9464"]', f'["127.0.0.1:{collector_port}"]'),
+        ("- rules/", f"- {EXAMPLES / 'prometheus' / 'rules'}/", 3),
+    ])

@@ -21,9 +21,9 @@ from http.client import HTTPConnection
 
 import pytest
 
-from harness import (EXAMPLES, OTEL_BUCKETS_US, Sub, free_port, http, red_filter_config, render,
+from harness import (EXAMPLES, OTEL_BUCKETS_US, free_port, red_filter_config, render,
                      stats_tags_yaml, uwsgi_stats_config, wait_for, wasm)
-from promql import by, finite, label_values, query
+from promql import by, example_prometheus_config, finite, label_values, query
 
 GRAFANA = EXAMPLES / "grafana"
 BOARDS = ("red-by-route.json", "uwsgi-workers.json", "gunicorn-collector.json")
@@ -182,19 +182,6 @@ def full_stack_config(admin, public, snapshot, app_port, stats_port):
     ])
 
 
-def prometheus_config(envoy_admin_ports, collector_port):
-    """examples/prometheus/prometheus.yml with 1 s scrapes, these targets
-    and the rules loaded from the example folder."""
-    targets = ", ".join(f'"127.0.0.1:{p}"' for p in envoy_admin_ports)
-    return render(EXAMPLES / "prometheus" / "prometheus.yml", [
-        ("scrape_interval: 15s", "scrape_interval: 1s"),
-        ("evaluation_interval: 15s", "evaluation_interval: 1s"),
-        ('["127.0.0.1:9901", "127.0.0.1:9911"]', f"[{targets}]"),
-        ('["127.0.0.1:9464"]', f'["127.0.0.1:{collector_port}"]'),
-        ("- rules/", f"- {EXAMPLES / 'prometheus' / 'rules'}/", 3),
-    ])
-
-
 def send(port, rounds):
     """Each MIX entry `rounds(entry)` times, 4 keep-alive clients in
     parallel (the /slow ones overlap); returns Counter((route, code, method))."""
@@ -236,7 +223,7 @@ def stack(hosts):
     admin, public, snapshot = free_port(), free_port(), free_port()
     s.envoy = hosts.envoy("dash-envoy", full_stack_config(admin, public, snapshot, s.uwsgi.port, s.uwsgi.stats_port),
                           admin, listen_port=public)
-    s.prom = hosts.prometheus("dash-prometheus", prometheus_config([admin], free_port()))
+    s.prom = hosts.prometheus("dash-prometheus", example_prometheus_config([admin], free_port()))
     s.port = s.prom.port
     wait_for(lambda: by(s.port, "uwsgi_up", "target") == {"app1": 1.0}, 30, interval=0.5,
              what="Prometheus scraping Envoy's first uWSGI poll")
