@@ -70,12 +70,12 @@ def expected_counts(mix):
     return dict(out)
 
 
-def send(port, reqs, per_conn=3, source="127.0.0.1"):
+def send(port, reqs, per_conn=3, source="127.0.0.1", timeout=20):
     """[(method, path, status, headers, body)]; a fresh connection every
     `per_conn` requests so the kernel hands them to both workers."""
     out = []
     for i in range(0, len(reqs), per_conn):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(source, 0))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
         for method, path in reqs[i:i + per_conn]:
             body = b"payload" if method == "POST" else None
             c.request(method, path, body=body, headers={"Content-Type": "text/plain"} if body else {})
@@ -270,12 +270,13 @@ def test_wrk_load_counts_equal_the_access_log_and_scrapes_are_monotonic(stack):
             assert cur.get(k, 0) >= v, (tag, k, v, cur.get(k))
 
 
-def test_metrics_refused_from_a_denied_address(stack):
+def test_metrics_denied_to_a_disallowed_address(stack):
     """allow 127.0.0.1 / deny all holds although the filter sees the request
     first: its request-headers callback runs in the rewrite phase, but the
     local response is sent from the content phase, after access checks."""
     ng = stack["main"]
-    total = value(text(ng.port), "uwsgi_red_requests_total")
+    total = len(traffic_lines(ng))
+    settled_total(ng.port, total, "before")
     status, body = scrape(ng.port, tag="denied", source="127.0.0.2")
     assert status == 403 and "<title>403 Forbidden</title>" in body and "uwsgi_red" not in body
     ok, t = scrape(ng.port, source="127.0.0.1")
@@ -291,7 +292,8 @@ def test_metrics_refused_from_a_denied_address(stack):
 
 def test_client_abort_is_recorded_as_499_not_an_error(stack):
     ng = stack["main"]
-    total = value(text(ng.port), "uwsgi_red_requests_total")
+    total = len(traffic_lines(ng))
+    settled_total(ng.port, total, "before")
     s = socket.create_connection(("127.0.0.1", ng.port), timeout=5)
     s.sendall(b"GET /slow?s=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.3)
@@ -404,3 +406,32 @@ def test_shm_kv_zone_holds_the_recommended_max_series(stack):
     assert set(ng.workers()) == workers, "a worker died"
     assert "exited on signal" not in ng.error_log()
     assert 2 * peak_kb <= ZONE_KB, f"{peak_kb:.0f} kB used: less than 2x headroom in the example's zone"
+
+
+def test_refused_configuration_never_costs_a_request(stack):
+    """A plugin configuration the filter refuses (a typo'd key) must not
+    take nginx down: ngx_wasm_module kills a worker whose on_configure
+    returns false ("exited with fatal code 2 and cannot be respawned"), and
+    nginx -t, start and reload all succeed first. The filter has to fail
+    open: log the refusal at crit, count it, and pass every request to uWSGI
+    untouched - the same bytes as through the working configuration."""
+    ng, mix = stack["refused"], stack["mix"]
+    wait_for(lambda: "[crit]" in ng.error_log(), 20, what="the refusal in the error log")
+    crit = [l for l in ng.error_log().splitlines() if "[crit]" in l]
+    assert any("red-filter" in l and "max_seires" in l for l in crit), crit
+    try:
+        # Short timeout: with dead workers the first request just hangs.
+        first = send(ng.port, [("GET", "/users/1")], timeout=5)
+    except (socket.timeout, TimeoutError, ConnectionError) as e:
+        pytest.fail(f"refused config cost the request ({e!r}); workers: {ng.workers()}; "
+                    + " | ".join(l for l in ng.error_log().splitlines() if "fatal" in l or "emerg" in l))
+    assert first[0][2] == 200 and first[0][4] == b"Hello GET /users/1 read=0\n"
+    results = send(ng.port, [(m, p) for m, p, _, _ in mix], timeout=10)
+    for (method, path, _, _), want, got in zip(mix, stack["results"], results):
+        assert got[2] == want[2], (method, path)
+        assert got[4] == want[4], (method, path)
+        assert got[3].get("x-app") == want[3].get("x-app") and got[3].get("content-type") == want[3].get(
+            "content-type"), (method, path)
+    assert len(ng.workers()) == 2 and "fatal code" not in ng.error_log()
+    logged = Counter((m, p, s) for _, m, p, s, _ in traffic_lines(ng))
+    assert logged == Counter((m, p, s) for m, p, s, _ in [("GET", "/users/1", 200, "")] + mix)
