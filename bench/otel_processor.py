@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "host-tests"))
-from conftest import Proc, free_port, wait_port  # noqa: E402
+from harness import Proc, free_port, wait_port  # noqa: E402
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData  # noqa: E402
 from test_otel_processor_abi import Guest  # noqa: E402
 

@@ -14,13 +14,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "host-tests"))
-from conftest import APPS, DIST, Envoy, Proc, free_port, uwsgi_bin, wait_port  # noqa: E402
-from envoy_red import render  # noqa: E402
+from harness import DIST, Hosts, free_port, red_filter_config  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
@@ -59,22 +57,15 @@ def measure(env, path):
 def main():
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk (./build.sh bench installs it)")
-    logdir = Path(tempfile.mkdtemp(prefix="bench-red-"))
-    up = free_port()
-    uw = Proc("bench-uwsgi", ["taskset", "-c", "1", uwsgi_bin(), "--master", "--processes", "2", "--threads", "16", "--http11-socket",
-                              f"127.0.0.1:{up}", "--wsgi-file", str(APPS / "app.py"), "--die-on-term",
-                              "--disable-logging"], logdir)
-    wait_port(up, 20, uw)
     envs = {}
-    try:
+    with Hosts(tempfile.mkdtemp(prefix="bench-red-")) as hosts:
+        up = hosts.uwsgi("bench-uwsgi", processes=2, threads=16, wrapper=("taskset", "-c", "1")).port
         for kind in VARIANTS:
             listen, admin = free_port(), free_port()
-            cfg = render(listen, admin, up, PLUGIN_CONFIG, filter_kind=kind)
-            env = Envoy(f"bench-envoy-{kind}", cfg, logdir, admin, concurrency=1)
-            env.wait_ready()
-            env.listen_port = listen
-            os.sched_setaffinity(env.pid, {0})
-            envs[kind] = env
+            envs[kind] = hosts.envoy(f"bench-envoy-{kind}", red_filter_config(listen, admin, up, PLUGIN_CONFIG,
+                                                                              filter_kind=kind),
+                                     admin, listen_port=listen)
+            os.sched_setaffinity(envs[kind].pid, {0})
         results = {(k, r): [] for k in VARIANTS for r in ("direct", "upstream")}
         for rep in range(REPS):
             for route, path in (("direct", "/healthz"), ("upstream", "/users/42")):
@@ -100,10 +91,6 @@ def main():
         print(f"BENCH red_access_log_overhead_us {al_over:.1f} us")
         print(f"BENCH red_filter_upstream_ratio {med[('http', 'upstream')] / med[('none', 'upstream')]:.2f} x")
         print(f"BENCH red_filter_wasm_bytes {(DIST / 'red-filter.wasm').stat().st_size} bytes")
-    finally:
-        for env in envs.values():
-            env.stop()
-        uw.stop()
 
 
 if __name__ == "__main__":

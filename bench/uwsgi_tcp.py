@@ -19,8 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "host-tests"))
-from conftest import APPS, DIST, Envoy, Proc, free_port, uwsgi_bin, wait_port  # noqa: E402
-from envoy_uwsgi_tcp import envoy_yaml  # noqa: E402
+from harness import DIST, OTEL_BUCKETS_US, Hosts, free_port, tcp_proxy_config, wait_port  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 N = int(os.environ.get("BENCH_CONNECTIONS", "3000"))
@@ -44,12 +43,8 @@ def cpu_sched(pid):
     return total / 1e9
 
 
-OTEL_BUCKETS_US = [5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000, 1000000, 2500000,
-                   5000000, 7500000, 10000000]
-
-
 def bench_yaml(admin, port, upstream, with_filter):
-    return envoy_yaml(admin, [("uwsgi_in", port, "uwsgi", with_filter)], [("uwsgi", upstream)],
+    return tcp_proxy_config(admin, [("uwsgi_in", port, "uwsgi", with_filter)], [("uwsgi", upstream)],
                       DIST / "uwsgi-tcp.wasm", '{"route_patterns": ["/items/{id}"]}', OTEL_BUCKETS_US)
 
 
@@ -85,20 +80,14 @@ def main():
     if MULTI:
         os.sched_setaffinity(0, {1})
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"uwsgi-tcp-bench-{os.getpid()}"
-    tmp.mkdir(parents=True)
-    up = free_port()
-    uw = Proc("uwsgi", [*(["taskset", "-c", "1"] if MULTI else []), uwsgi_bin(), "--master", "--processes", "2",
-                        "--socket", f"127.0.0.1:{up}", "--wsgi-file", str(APPS / "app.py"),
-                        "--disable-logging"], tmp)
     envoys = {}
-    try:
-        wait_port(up, 30, uw)
+    with Hosts(tmp) as hosts:
+        up = hosts.uwsgi("uwsgi", protocol="uwsgi", processes=2, timeout=30,
+                         wrapper=("taskset", "-c", "1") if MULTI else ()).port
         for name, with_filter in (("without", False), ("with", True)):
             admin, port = free_port(), free_port()
-            e = Envoy(f"envoy_{name}", bench_yaml(admin, port, up, with_filter), tmp, admin)
-            e.port = port
-            envoys[name] = e
-            e.wait_ready()
+            e = envoys[name] = hosts.envoy(f"envoy_{name}", bench_yaml(admin, port, up, with_filter), admin,
+                                           port=port)
             if MULTI:
                 os.system(f"taskset -a -p -c 0 {e.pid} >/dev/null")
             wait_port(port, 10, e)
@@ -117,10 +106,6 @@ def main():
         print(f"BENCH uwsgi_tcp_overhead_us {w[0] - wo[0]:.1f} us")
         print(f"BENCH uwsgi_tcp_overhead_schedstat_us {w[1] - wo[1]:.1f} us")
         print(f"BENCH uwsgi_tcp_cpu_ratio {w[0] / wo[0]:.2f} x")
-    finally:
-        for e in envoys.values():
-            e.stop()
-        uw.stop()
 
 
 if __name__ == "__main__":

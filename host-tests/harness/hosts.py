@@ -1,0 +1,204 @@
+"""Starting the real hosts (uWSGI, gunicorn, Envoy, nginx, Prometheus) on
+free loopback ports, each stopped by PID; `Hosts` stops everything it
+started, in reverse order, when its `with` block (or fixture) ends."""
+import os
+import time
+from pathlib import Path
+
+from .client import get_text
+from .envoy import Envoy
+from .paths import APPS
+from .procs import Proc, free_port, gunicorn_bin, nginx_bin, prometheus_bin, uwsgi_bin, wait_port
+from .render import Sub, render
+
+UWSGI_SOCKETS = {"http11": "--http11-socket", "http": "--http-socket", "uwsgi": "--socket"}
+
+
+def start_uwsgi(logdir, name, *, port=None, protocol="http11", processes=2, threads=None, stats=False,
+                memory_report=False, app=None, logging=False, extra=(), wrapper=(), timeout=20):
+    """uWSGI master + `processes` workers serving `app` (default
+    host-tests/apps/app.py) on 127.0.0.1:port. protocol: "http11"
+    (--http11-socket, keep-alive), "http" (--http-socket), "uwsgi"
+    (--socket). stats=True adds --stats with --stats-http on its own port.
+    Returns the Proc with .port and .stats_port (None without stats)."""
+    port = port or free_port()
+    stats_port = free_port() if stats else None
+    argv = [*wrapper, uwsgi_bin(), "--master", "--processes", str(processes),
+            UWSGI_SOCKETS[protocol], f"127.0.0.1:{port}", "--wsgi-file", str(app or APPS / "app.py"),
+            "--die-on-term"]
+    if threads:
+        argv += ["--threads", str(threads)]
+    if stats:
+        argv += ["--stats", f"127.0.0.1:{stats_port}", "--stats-http"]
+    if memory_report:
+        argv += ["--memory-report"]
+    if not logging:
+        argv += ["--disable-logging"]
+    p = Proc(name, [*argv, *extra], logdir)
+    try:
+        wait_port(port, timeout, p)
+        if stats:
+            wait_port(stats_port, timeout, p)
+    except BaseException:
+        p.stop()
+        raise
+    p.port, p.stats_port = port, stats_port
+    return p
+
+
+def start_uwsgi_ini(logdir, name, example_ini, substitutions, port, stats_port=None, timeout=30):
+    """uWSGI from an example .ini (checked substitutions for its sockets).
+    The example's `%d` (its own folder) is pointed at the example's folder,
+    since the rendered copy lives in logdir."""
+    example_ini = Path(example_ini)
+    subs = list(substitutions) + [Sub("%d", f"{example_ini.parent}/", None)]
+    ini = Path(logdir) / f"{name}.ini"
+    ini.write_text(render(example_ini, subs))
+    p = Proc(name, [uwsgi_bin(), "--ini", str(ini)], logdir)
+    try:
+        wait_port(port, timeout, p)
+        if stats_port:
+            wait_port(stats_port, timeout, p)
+    except BaseException:
+        p.stop()
+        raise
+    p.port, p.stats_port = port, stats_port
+    return p
+
+
+def start_gunicorn(logdir, name, *, port=None, workers=2, app="app:application", chdir=None, extra=(),
+                   timeout=20):
+    port = port or free_port()
+    p = Proc(name, [gunicorn_bin(), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir",
+                    str(chdir or APPS), *extra, app], logdir)
+    try:
+        wait_port(port, timeout, p)
+    except BaseException:
+        p.stop()
+        raise
+    p.port = port
+    return p
+
+
+def start_envoy(logdir, name, config_yaml, admin_port, *, concurrency=1, extra_args=(), wait=True, **attrs):
+    """Envoy ready (/ready == LIVE); extra keyword attrs (e.g. listen_port)
+    are set on the returned Envoy for the caller's convenience."""
+    env = Envoy(name, config_yaml, logdir, admin_port, concurrency=concurrency, extra_args=extra_args)
+    for k, v in attrs.items():
+        setattr(env, k, v)
+    if wait:
+        try:
+            env.wait_ready()
+        except BaseException:
+            env.stop()
+            raise
+    return env
+
+
+def nginx_globals():
+    """-g directives: foreground, and as root keep workers as root (nobody
+    cannot enter pytest's 0700 temp dirs)."""
+    return "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+
+
+def start_nginx(logdir, name, conf_text, port, timeout=15):
+    """nginx with its own prefix under logdir; `conf_text` must not set
+    `daemon` (it is given with -g)."""
+    prefix = Path(logdir) / f"{name}-prefix"
+    for d in ("logs", "tmp"):
+        (prefix / d).mkdir(parents=True, exist_ok=True)
+    (prefix / "nginx.conf").write_text(conf_text)
+    p = Proc(name, [nginx_bin(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", nginx_globals()], logdir)
+    try:
+        wait_port(port, timeout, p)
+    except BaseException:
+        p.stop(timeout=5)
+        raise
+    p.port, p.prefix = port, prefix
+    return p
+
+
+def start_prometheus(logdir, name, config_text, *, port=None, extra=(), timeout=30):
+    """Prometheus with its TSDB under logdir, ready (/-/ready) on 127.0.0.1:port."""
+    port = port or free_port()
+    cfg = Path(logdir) / f"{name}.yml"
+    cfg.write_text(config_text)
+    data = Path(logdir) / f"{name}-data"
+    p = Proc(name, [prometheus_bin(), f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                    f"--web.listen-address=127.0.0.1:{port}", *extra], logdir)
+    try:
+        wait_port(port, timeout, p)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                get_text(f"http://127.0.0.1:{port}/-/ready", timeout=2)
+                break
+            except (AssertionError, OSError):
+                if time.monotonic() > deadline or p.poll() is not None:
+                    raise RuntimeError(f"prometheus not ready:\n{p.tail()}") from None
+                time.sleep(0.2)
+    except BaseException:
+        p.stop()
+        raise
+    p.port = port
+    return p
+
+
+class Hosts:
+    """Starts hosts into one log folder and stops them all by PID, newest
+    first, on exit (also on errors and Ctrl-C).
+
+        with Hosts(logdir) as h:
+            up = h.uwsgi("app", stats=True)
+            env = h.envoy("proxy", red_filter_config(...), admin)
+    """
+
+    def __init__(self, logdir):
+        self.logdir = Path(logdir)
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.procs = []
+
+    def add(self, proc):
+        self.procs.append(proc)
+        return proc
+
+    def uwsgi(self, name, **kw):
+        return self.add(start_uwsgi(self.logdir, name, **kw))
+
+    def uwsgi_ini(self, name, example_ini, substitutions, port, **kw):
+        return self.add(start_uwsgi_ini(self.logdir, name, example_ini, substitutions, port, **kw))
+
+    def gunicorn(self, name, **kw):
+        return self.add(start_gunicorn(self.logdir, name, **kw))
+
+    def envoy(self, name, config_yaml, admin_port, **kw):
+        return self.add(start_envoy(self.logdir, name, config_yaml, admin_port, **kw))
+
+    def nginx(self, name, conf_text, port, **kw):
+        return self.add(start_nginx(self.logdir, name, conf_text, port, **kw))
+
+    def prometheus(self, name, config_text, **kw):
+        return self.add(start_prometheus(self.logdir, name, config_text, **kw))
+
+    def proc(self, name, argv, port=None, timeout=20, **kw):
+        """Any other child process; waits for `port` when given."""
+        p = self.add(Proc(name, argv, self.logdir, **kw))
+        if port:
+            wait_port(port, timeout, p)
+            p.port = port
+        return p
+
+    def stop(self, proc):
+        proc.stop()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self):
+        while self.procs:
+            self.procs.pop().stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_all()
