@@ -1,0 +1,114 @@
+"""nginx (ngx_wasm_module) CPU per request with no filter, the empty Wasm
+filter (dist/noop-filter.wasm) and red-filter, all from
+examples/nginx-wasm/nginx.conf in front of uWSGI over uwsgi_pass.
+
+Same method as bench/red_filter.py for Envoy: CPU = utime+stime of the
+nginx master and its one worker (`worker_processes 1` here, so the figure is
+one process's work) over a bounded wrk run on /users/42, divided by the
+requests wrk completed. nginx is pinned to core 0, wrk and uWSGI to core 1.
+Variants are interleaved within each rep; medians of REPS reps. The
+variants differ only in the filter: "none" keeps the wasm{} block (the
+module is loaded) and drops the proxy_wasm line; "noop" loads
+noop-filter.wasm under the same name with the same proxy_wasm line.
+"""
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "host-tests"))
+from harness import Sub, free_port, start_uwsgi, wasm  # noqa: E402
+from nginx_wasm import PLUGIN_LINE, NginxWasm  # noqa: E402
+
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
+CONNS = 8
+PATH = "/users/42"
+CLK = os.sysconf("SC_CLK_TCK")
+ONE_WORKER = ("worker_processes 2;", "worker_processes 1;")
+VARIANTS = {
+    "none": [ONE_WORKER, Sub(PLUGIN_LINE, "")],
+    "noop": [ONE_WORKER, ("module red dist/red-filter.wasm;", "module red dist/noop-filter.wasm;")],
+    "red": [ONE_WORKER],
+}
+NAMES = {"none": "no filter", "noop": "empty Wasm filter", "red": "red-filter"}
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK
+
+
+def wrk(url, seconds):
+    cores = "1" if (os.cpu_count() or 1) > 1 else "0"
+    out = subprocess.run(["taskset", "-c", cores, shutil.which("wrk"), "-t1", f"-c{CONNS}", f"-d{seconds}s", url],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    m = re.search(r"(\d+) requests in", out)
+    if not m:
+        raise RuntimeError(f"wrk output not understood:\n{out}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        print(f"  note: {url}: {out.strip().splitlines()[-3:]}", file=sys.stderr)
+    return int(m.group(1))
+
+
+def measure(ng):
+    url = f"http://127.0.0.1:{ng.port}{PATH}"
+    pids = [ng.pid, *ng.workers()]
+    wrk(url, 1)  # warm-up: upstream keepalive connections, first ticks
+    before = cpu_seconds(pids)
+    n = wrk(url, SECONDS)
+    return (cpu_seconds(pids) - before) / n * 1e6, n
+
+
+def main():
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk (./build.sh bench installs it)")
+    wasm("red-filter")
+    wasm("noop-filter")
+    logdir = Path(tempfile.mkdtemp(prefix="bench-nginx-red-"))
+    procs = []
+    try:
+        up = start_uwsgi(logdir, "bench-ngx-uwsgi", protocol="uwsgi", processes=2, threads=16,
+                         wrapper=("taskset", "-c", "1"))
+        procs.append(up)
+        hosts = {}
+        for kind, subs in VARIANTS.items():
+            ng = NginxWasm(logdir, f"bench-ngx-{kind}", free_port(), upstream=up.port, extra=subs)
+            procs.append(ng)
+            hosts[kind] = ng
+        for ng in hosts.values():
+            ng.wait_loaded(1)
+            for pid in [ng.pid, *ng.workers()]:
+                os.sched_setaffinity(pid, {0})
+        results = {k: [] for k in VARIANTS}
+        for rep in range(REPS):
+            for kind, ng in hosts.items():
+                us, n = measure(ng)
+                results[kind].append(us)
+                print(f"  rep {rep + 1} {kind:5} {us:7.1f} us/req ({n} req)", file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in results.items()}
+        print(f"\nnginx CPU per request (µs, median of {REPS} runs of {SECONDS}s, wrk -c{CONNS}, uwsgi_pass):")
+        for kind in VARIANTS:
+            print(f"{NAMES[kind]:<20}{med[kind]:>8.1f}")
+        red_over = med["red"] - med["none"]
+        noop_over = med["noop"] - med["none"]
+        print(f"BENCH nginx_red_overhead_us {red_over:.1f} us")
+        print(f"BENCH nginx_noop_overhead_us {noop_over:.1f} us")
+        # Meaningless when the empty filter's cost is within the noise.
+        ratio = red_over / noop_over if noop_over > 0 else float("nan")
+        print(f"BENCH nginx_red_vs_noop_ratio {ratio:.2f} x")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
