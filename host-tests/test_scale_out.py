@@ -116,7 +116,8 @@ def test_fixed_buckets_merge_exactly(fleet):
 
 def test_recording_rule_aggregates_the_fleet(fleet):
     """The example rule sums over instances: one series per route, not per proxy."""
-    got = wait_for(lambda: query(fleet.port, 'service_route:uwsgi_red_requests:rate5m{service="uwsgi_app"}') or None,
-                   15, what="recording rule")
-    assert sorted(l["route"] for l, _ in got) == sorted({r for r, _ in SENT})
+    routes = sorted({r for r, _ in SENT})
+    # Rules run every second: wait for an evaluation after the last scrape.
+    got = wait_for(lambda: (g := query(fleet.port, 'service_route:uwsgi_red_requests:rate5m{service="uwsgi_app"}'))
+                   and sorted(l["route"] for l, _ in g) == routes and g, 15, what="recording rule over every route")
     assert all(set(l) == {"service", "route"} for l, _ in got), got
