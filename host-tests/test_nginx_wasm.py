@@ -282,6 +282,10 @@ def test_metrics_denied_to_a_disallowed_address(stack):
     ok, t = scrape(ng.port, source="127.0.0.1")
     assert ok == 200 and "uwsgi_red_requests_total" in t
     assert ("127.0.0.2", "GET", "/metrics?scrape=denied", 403) in [l[:4] for l in access_lines(ng)]
+    # The filter did see the denied request (its callback ran in the rewrite
+    # phase, before access) and took it for a scrape: it is not counted.
+    t = settled_total(ng.port, total, "denied scrape not counted")
+    assert not samples(t, "uwsgi_red_requests_total", route="/metrics")
     # Other methods never reach the filter's answer nor hang: 403 from
     # limit_except, counted as traffic like any request.
     (_, _, st, _, _), = send(ng.port, [("POST", "/metrics")])
