@@ -6,7 +6,9 @@ Same method as bench/red_filter.py for Envoy: CPU = utime+stime of the
 nginx master and its one worker (`worker_processes 1` here, so the figure is
 one process's work) over a bounded wrk run on /users/42, divided by the
 requests wrk completed. nginx is pinned to core 0, wrk and uWSGI to core 1.
-Variants are interleaved within each rep; medians of REPS reps. The
+Variants are interleaved within each rep; figures are medians over REPS
+reps, overheads the median of each rep's difference to its own no-filter
+run. The
 variants differ only in the filter: "none" keeps the wasm{} block (the
 module is loaded) and drops the proxy_wasm line; "noop" loads
 noop-filter.wasm under the same name with the same proxy_wasm line.
@@ -98,8 +100,10 @@ def main():
         print(f"\nnginx CPU per request (µs, median of {REPS} runs of {SECONDS}s, wrk -c{CONNS}, uwsgi_pass):")
         for kind in VARIANTS:
             print(f"{NAMES[kind]:<20}{med[kind]:>8.1f}")
-        red_over = med["red"] - med["none"]
-        noop_over = med["noop"] - med["none"]
+        # Overheads from each rep's own baseline: the absolute level drifts
+        # between reps on a shared machine, the difference within a rep much less.
+        red_over = statistics.median(r - n for r, n in zip(results["red"], results["none"]))
+        noop_over = statistics.median(o - n for o, n in zip(results["noop"], results["none"]))
         print(f"BENCH nginx_red_overhead_us {red_over:.1f} us")
         print(f"BENCH nginx_noop_overhead_us {noop_over:.1f} us")
         # Meaningless when the empty filter's cost is within the noise.
