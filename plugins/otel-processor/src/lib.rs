@@ -2,6 +2,19 @@
 //! gunicorn: StatsD metrics to HTTP semantic conventions, request-log lines
 //! to structured attributes. Protocol knowledge lives in `uwsgi-red-core`;
 //! this crate is the OTLP plumbing (`metrics`, `logs`) and the ABI (`abi`).
+// A panic aborts the Wasm instance and with it the Collector's batch: none
+// may be reachable from any input.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
@@ -9,19 +22,46 @@ pub mod config;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;
+pub mod status;
 
 pub use config::ProcessorConfig;
+pub use status::Refusal;
 
 /// Instrumentation scope of everything this processor creates.
 pub const SCOPE_NAME: &str = "uwsgi-red/otel-processor";
 pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Batches larger than this are passed through unchanged instead of being
+/// decoded: decoding costs several times the encoded size in guest memory,
+/// which is 32-bit (4 GiB at most).
+pub const MAX_REWRITE_BYTES: usize = 64 * 1024 * 1024;
+
 /// What a process call hands back: the payload to forward and, when
-/// something was off, why. The payload is the input itself on any failure.
+/// something was off, why. The payload is the input itself on any refusal.
 #[derive(Debug)]
 pub struct Outcome {
     pub payload: Vec<u8>,
     pub status_reason: Option<String>,
+    /// Set whenever `status_reason` is: the kind, for counting.
+    pub refusal: Option<Refusal>,
+}
+
+impl Outcome {
+    fn unchanged(input: &[u8]) -> Self {
+        Outcome {
+            payload: input.to_vec(),
+            status_reason: None,
+            refusal: None,
+        }
+    }
+
+    fn rewritten(payload: Vec<u8>) -> Self {
+        Outcome {
+            payload,
+            status_reason: None,
+            refusal: None,
+        }
+    }
 }
 
 /// Config as cached by the guest: a bad config is remembered as its error.
@@ -31,39 +71,57 @@ pub fn load_config(json: &[u8]) -> LoadedConfig {
     ProcessorConfig::from_json(json).map_err(|e| e.to_string())
 }
 
-fn pass_through(input: &[u8], reason: String) -> Outcome {
+/// The input back, with why.
+pub fn pass_through(input: &[u8], refusal: Refusal, reason: String) -> Outcome {
     Outcome {
         payload: input.to_vec(),
         status_reason: Some(reason),
+        refusal: Some(refusal),
     }
+}
+
+fn config_rejected(signal: &str, input: &[u8], e: &str) -> Outcome {
+    pass_through(
+        input,
+        Refusal::ConfigRejected,
+        format!("plugin_config rejected, {signal} passed through unchanged: {e}"),
+    )
+}
+
+fn too_big(signal: &str, input: &[u8]) -> Option<Outcome> {
+    (input.len() > MAX_REWRITE_BYTES).then(|| {
+        pass_through(
+            input,
+            Refusal::TooBig,
+            format!(
+                "{signal} batch of {} bytes is over the {} MiB rewrite limit, passed through unchanged",
+                input.len(),
+                MAX_REWRITE_BYTES / (1024 * 1024)
+            ),
+        )
+    })
 }
 
 /// OTLP `MetricsData` bytes in, rewritten bytes out (fail-open).
 pub fn process_metrics(config: &LoadedConfig, input: &[u8]) -> Outcome {
     let cfg = match config {
         Ok(c) if c.rewrite_metrics => c,
-        Ok(_) => {
-            return Outcome {
-                payload: input.to_vec(),
-                status_reason: None,
-            }
-        }
-        Err(e) => {
-            return pass_through(
-                input,
-                format!("config rejected, metrics passed through: {e}"),
-            )
-        }
+        Ok(_) => return Outcome::unchanged(input),
+        Err(e) => return config_rejected("metrics", input, e),
     };
+    if let Some(out) = too_big("metrics", input) {
+        return out;
+    }
     match otlp::decode_metrics(input) {
         Ok(mut data) => {
             metrics::rewrite(cfg, &mut data);
-            Outcome {
-                payload: otlp::encode(&data),
-                status_reason: None,
-            }
+            Outcome::rewritten(otlp::encode(&data))
         }
-        Err(e) => pass_through(input, format!("metrics passed through unchanged: {e}")),
+        Err(e) => pass_through(
+            input,
+            Refusal::Undecodable,
+            format!("metrics passed through unchanged: {e}"),
+        ),
     }
 }
 
@@ -71,22 +129,21 @@ pub fn process_metrics(config: &LoadedConfig, input: &[u8]) -> Outcome {
 pub fn process_logs(config: &LoadedConfig, input: &[u8]) -> Outcome {
     let cfg = match config {
         Ok(c) if c.parse_logs => c,
-        Ok(_) => {
-            return Outcome {
-                payload: input.to_vec(),
-                status_reason: None,
-            }
-        }
-        Err(e) => return pass_through(input, format!("config rejected, logs passed through: {e}")),
+        Ok(_) => return Outcome::unchanged(input),
+        Err(e) => return config_rejected("logs", input, e),
     };
+    if let Some(out) = too_big("logs", input) {
+        return out;
+    }
     match otlp::decode_logs(input) {
         Ok(mut data) => {
             logs::annotate(cfg, &mut data);
-            Outcome {
-                payload: otlp::encode(&data),
-                status_reason: None,
-            }
+            Outcome::rewritten(otlp::encode(&data))
         }
-        Err(e) => pass_through(input, format!("logs passed through unchanged: {e}")),
+        Err(e) => pass_through(
+            input,
+            Refusal::Undecodable,
+            format!("logs passed through unchanged: {e}"),
+        ),
     }
 }

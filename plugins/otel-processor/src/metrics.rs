@@ -2,7 +2,7 @@
 //! receiver emits them) into OpenTelemetry HTTP semantic conventions; every
 //! other metric is left exactly where and as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
@@ -24,16 +24,14 @@ pub fn rewrite(cfg: &ProcessorConfig, data: &mut MetricsData) {
     let mut out = Vec::with_capacity(data.resource_metrics.len());
     for mut rm in std::mem::take(&mut data.resource_metrics) {
         // service.name -> rewritten metrics, in first-seen order of names.
-        let mut services: BTreeMap<String, Vec<Metric>> = BTreeMap::new();
+        let mut services: BTreeMap<String, MetricGroup> = BTreeMap::new();
         for sm in &mut rm.scope_metrics {
             let mut kept = Vec::with_capacity(sm.metrics.len());
             for metric in std::mem::take(&mut sm.metrics) {
                 match route(cfg, metric) {
                     Routed::Keep(m) => kept.push(m),
                     Routed::Drop => {}
-                    Routed::Rewritten(service, m) => {
-                        merge_into(services.entry(service).or_default(), m)
-                    }
+                    Routed::Rewritten(service, m) => services.entry(service).or_default().merge(m),
                 }
             }
             sm.metrics = kept;
@@ -44,7 +42,8 @@ pub fn rewrite(cfg: &ProcessorConfig, data: &mut MetricsData) {
         if !rm.scope_metrics.is_empty() {
             out.push(rm);
         }
-        for (service, metrics) in services {
+        for (service, group) in services {
+            let metrics = group.metrics;
             let mut resource = base_resource.clone().unwrap_or_default();
             set_attr(&mut resource.attributes, SERVICE_NAME, str_value(service));
             out.push(ResourceMetrics {
@@ -89,12 +88,27 @@ fn route(cfg: &ProcessorConfig, metric: Metric) -> Routed {
     }
 }
 
-/// Same name, unit and shape: one metric with both data point lists.
-fn merge_into(group: &mut Vec<Metric>, m: Metric) {
-    if let Some(existing) = group
-        .iter_mut()
-        .find(|e| e.name == m.name && e.unit == m.unit)
-    {
+/// The rewritten metrics of one service, in first-seen order, with an index
+/// from (name, unit) to the first metric of that identity so that merging is
+/// one hash lookup per metric, not a scan of every name seen so far.
+#[derive(Debug, Default)]
+struct MetricGroup {
+    metrics: Vec<Metric>,
+    first: HashMap<(String, String), usize>,
+    /// Existing metrics a merge looked at (at most one per merge).
+    examined: usize,
+}
+
+impl MetricGroup {
+    /// Same name, unit and shape: one metric with both data point lists.
+    fn merge(&mut self, m: Metric) {
+        let key = (m.name.clone(), m.unit.clone());
+        let Some(existing) = self.first.get(&key).and_then(|&i| self.metrics.get_mut(i)) else {
+            self.first.insert(key, self.metrics.len());
+            self.metrics.push(m);
+            return;
+        };
+        self.examined = self.examined.saturating_add(1);
         match (&mut existing.data, m.data) {
             (Some(Data::Sum(a)), Some(Data::Sum(b)))
                 if a.aggregation_temporality == b.aggregation_temporality
@@ -109,11 +123,10 @@ fn merge_into(group: &mut Vec<Metric>, m: Metric) {
                 a.data_points.extend(b.data_points)
             }
             (Some(Data::Summary(a)), Some(Data::Summary(b))) => a.data_points.extend(b.data_points),
-            (_, data) => group.push(Metric { data, ..m }),
+            // Another shape under the same name stays a metric of its own.
+            (_, data) => self.metrics.push(Metric { data, ..m }),
         }
-        return;
     }
-    group.push(m);
 }
 
 /// The rewritten metric, or the input back when its data shape has no
@@ -269,5 +282,74 @@ fn apply(v: f64, s: f64) -> f64 {
         v / (1.0 / s).round()
     } else {
         v * s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(name: &str, v: i64) -> Metric {
+        Metric {
+            name: name.to_string(),
+            unit: "{request}".to_string(),
+            data: Some(Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    value: Some(Value::AsInt(v)),
+                    ..Default::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        }
+    }
+
+    // Issue 11: merging scanned every name seen so far (quadratic in
+    // distinct names). Each merge now looks at one existing metric at most.
+    #[test]
+    fn merge_is_one_lookup_per_metric() {
+        let mut g = MetricGroup::default();
+        let n = 20_000;
+        for i in 0..n {
+            g.merge(sum(&format!("m{i}"), 1));
+        }
+        assert_eq!((g.metrics.len(), g.examined), (n, 0));
+        for i in 0..n {
+            g.merge(sum(&format!("m{i}"), 2));
+        }
+        assert_eq!((g.metrics.len(), g.examined), (n, n));
+        let points: usize = g
+            .metrics
+            .iter()
+            .map(|m| match &m.data {
+                Some(Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(points, 2 * n);
+    }
+
+    #[test]
+    fn other_shape_under_same_name_stays_separate_and_order_is_kept() {
+        let mut g = MetricGroup::default();
+        g.merge(sum("a", 1));
+        g.merge(sum("b", 1));
+        let mut gauge = sum("a", 3);
+        gauge.data = Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint::default()],
+        }));
+        g.merge(gauge);
+        g.merge(sum("a", 2));
+        let names: Vec<(&str, bool)> = g
+            .metrics
+            .iter()
+            .map(|m| (m.name.as_str(), matches!(m.data, Some(Data::Gauge(_)))))
+            .collect();
+        assert_eq!(names, [("a", false), ("b", false), ("a", true)]);
+        match &g.metrics.first().and_then(|m| m.data.as_ref()) {
+            Some(Data::Sum(s)) => assert_eq!(s.data_points.len(), 2),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -378,3 +378,57 @@ fn log_lines_become_attributes() {
         Some(&any_value::Value::IntValue(24264))
     );
 }
+
+// Issue 11: a batch over the rewrite limit was replaced by an empty one.
+// It now comes back byte for byte, with the reason and its kind.
+#[test]
+fn batch_over_rewrite_limit_passes_through_unchanged() {
+    use otel_processor::{Refusal, MAX_REWRITE_BYTES};
+    let cfg = load_config(b"{}");
+    // Valid OTLP (one huge string field) so only the size can refuse it.
+    let mut md = MetricsData::default();
+    let mut rm = ResourceMetrics::default();
+    rm.schema_url = "x".repeat(MAX_REWRITE_BYTES);
+    md.resource_metrics.push(rm);
+    let input = md.encode_to_vec();
+    assert!(input.len() > MAX_REWRITE_BYTES);
+    let out = process_metrics(&cfg, &input);
+    assert!(out.payload == input, "payload changed");
+    assert_eq!(out.refusal, Some(Refusal::TooBig));
+    let reason = out.status_reason.unwrap_or_default();
+    assert!(reason.contains("64 MiB rewrite limit"), "{reason}");
+    let logs = process_logs(&cfg, &input);
+    assert!(logs.payload == input && logs.refusal == Some(Refusal::TooBig));
+    // At the limit it is still rewritten.
+    let small = gunicorn_batch_bytes();
+    assert_eq!(process_metrics(&cfg, &small).refusal, None);
+}
+
+fn gunicorn_batch_bytes() -> Vec<u8> {
+    MetricsData {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![delta_sum("app.gunicorn.request.status.200", 1)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn refusals_name_their_kind() {
+    use otel_processor::Refusal;
+    let bad = load_config(br#"{"uwsgi_prefix":["x"]}"#);
+    let out = process_metrics(&bad, &gunicorn_batch_bytes());
+    assert_eq!(out.refusal, Some(Refusal::ConfigRejected));
+    assert!(out
+        .status_reason
+        .unwrap_or_default()
+        .contains("uwsgi_prefix"));
+    let out = process_logs(&load_config(b"{}"), b"\x0a\xff\xff\xff\xff\x0f");
+    assert_eq!(out.refusal, Some(Refusal::Undecodable));
+    let out = process_metrics(&load_config(b"{}"), &gunicorn_batch_bytes());
+    assert_eq!((out.refusal, out.status_reason), (None, None));
+}
