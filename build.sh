@@ -4,6 +4,7 @@
 #   ./build.sh test    install what is missing, then unit tests + host tests
 #   ./build.sh demo    real uWSGI + real Envoy + red-filter, bounded traffic, RED table
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
+#   ./build.sh oci     red-filter, uwsgi-stats, uwsgi-tcp as OCI image layouts in dist/oci/ (Istio)
 #   ./build.sh viewer  build the browser stats viewer and serve it on 127.0.0.1 (PORT, default 8089)
 #   ./build.sh fuzz    cargo-fuzz targets in fuzz/, N seconds each (needs nightly + cargo-fuzz)
 set -euo pipefail
@@ -158,6 +159,17 @@ cmd_demo() {
   exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
 }
 
+# OCI image layouts for a mesh (Istio WasmPlugin / Envoy remote code):
+# dist/oci/<plugin>/ with refs "compat" and "oci"; see examples/istio/.
+cmd_oci() {
+  cmd_build red-filter uwsgi-stats uwsgi-tcp
+  log "OCI image layouts under dist/oci/ (push: skopeo copy oci:dist/oci/<plugin>:oci docker://<registry>/uwsgi-red/<plugin>:oci)"
+  python3 "$ROOT/scripts/oci.py" "$DIST/oci" \
+    "red-filter=$DIST/red-filter.wasm:red" \
+    "uwsgi-stats=$DIST/uwsgi-stats.wasm:uwsgi_stats,uwsgi_stats_admin" \
+    "uwsgi-tcp=$DIST/uwsgi-tcp.wasm:uwsgi_tcp"
+}
+
 cmd_viewer() {
   ensure_rust
   bash "$ROOT/scripts/build.d/viewer.sh"
@@ -183,6 +195,7 @@ case "${1:-}" in
   bench) shift; cmd_bench "$@" ;;
   demo) shift; cmd_demo "$@" ;;
   viewer) shift; cmd_viewer "$@" ;;
+  oci) shift; cmd_oci "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
-  *) echo "usage: $0 {build|test|demo|bench|viewer|fuzz}" >&2; exit 2 ;;
+  *) echo "usage: $0 {build|test|demo|bench|oci|viewer|fuzz}" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from pathlib import Path
 from .client import get_text
 from .envoy import Envoy
 from .paths import APPS
-from .procs import Proc, free_port, gunicorn_bin, nginx_bin, prometheus_bin, uwsgi_bin, wait_port
+from .procs import Proc, free_port, gunicorn_bin, nginx_bin, prometheus_bin, registry_bin, uwsgi_bin, wait_port
 from .render import Sub, render
 
 UWSGI_SOCKETS = {"http11": "--http11-socket", "http": "--http-socket", "uwsgi": "--socket"}
@@ -144,6 +144,25 @@ def start_prometheus(logdir, name, config_text, *, port=None, extra=(), timeout=
     return p
 
 
+def start_registry(logdir, name, *, port=None, timeout=20):
+    """A Docker/OCI distribution registry (Debian docker-registry) with its
+    storage under logdir, on 127.0.0.1:port, ready when /v2/ answers."""
+    port = port or free_port()
+    cfg = Path(logdir) / f"{name}.yml"
+    cfg.write_text(f"version: 0.1\nlog: {{level: warn}}\n"
+                   f"storage: {{filesystem: {{rootdirectory: {Path(logdir) / (name + '-data')}}}}}\n"
+                   f"http: {{addr: 127.0.0.1:{port}}}\n")
+    p = Proc(name, [registry_bin(), "serve", str(cfg)], logdir)
+    try:
+        wait_port(port, timeout, p)
+        get_text(f"http://127.0.0.1:{port}/v2/", timeout=5)
+    except BaseException:
+        p.stop()
+        raise
+    p.port = port
+    return p
+
+
 class Hosts:
     """Starts hosts into one log folder and stops them all by PID, newest
     first, on exit (also on errors and Ctrl-C).
@@ -179,6 +198,9 @@ class Hosts:
 
     def prometheus(self, name, config_text, **kw):
         return self.add(start_prometheus(self.logdir, name, config_text, **kw))
+
+    def registry(self, name, **kw):
+        return self.add(start_registry(self.logdir, name, **kw))
 
     def proc(self, name, argv, port=None, timeout=20, **kw):
         """Any other child process; waits for `port` when given."""

@@ -53,6 +53,14 @@ def prometheus_bin():
     return require_binary("prometheus", "apt-get install prometheus")
 
 
+def registry_bin():
+    return require_binary("docker-registry", "apt-get install docker-registry (scripts/setup.d/oci.sh)")
+
+
+def skopeo_bin():
+    return require_binary("skopeo", "apt-get install skopeo (scripts/setup.d/oci.sh)")
+
+
 def wasm(name):
     """Path of dist/<name>.wasm, or fail."""
     p = DIST / f"{name}.wasm"

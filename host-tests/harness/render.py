@@ -64,14 +64,16 @@ def _subs(substitutions):
 
 
 def render(example, substitutions=()):
-    """Text of `example` (a path, absolute or relative to the repository, or
-    a string with embedded newlines) after applying every substitution in
+    """Text of `example` (a Path, a string naming a file relative to the
+    repository, or else the text itself) after applying every substitution in
     order. substitutions: Sub objects, (old, new[, count]) tuples, or a dict
     {old: new} (each exactly once)."""
-    if isinstance(example, Path) or (isinstance(example, str) and "\n" not in example):
-        path = Path(example)
-        if not path.is_absolute():
-            path = ROOT / path
+    path = None
+    if isinstance(example, Path):
+        path = example if example.is_absolute() else ROOT / example
+    elif "\n" not in example and len(example) < 4096 and (ROOT / example).is_file():
+        path = ROOT / example
+    if path is not None:
         text, source = path.read_text(), str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     else:
         text, source = example, "<text>"
