@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::cardinality::CardinalityLimiter;
+use super::admission::{namespace, Admission, Admitter, Decision};
 use super::histogram::{Buckets, Histogram};
+use super::kv::LocalKv;
 use super::labels::LabelSet;
 use crate::prom::text::Format;
 
@@ -34,9 +35,9 @@ impl Series {
         duration_seconds: f64,
         ttfb_seconds: Option<f64>,
     ) {
-        self.requests += 1;
+        self.requests = self.requests.saturating_add(1);
         if is_error {
-            self.errors += 1;
+            self.errors = self.errors.saturating_add(1);
         }
         self.duration.observe(buckets, duration_seconds);
         if let Some(t) = ttfb_seconds {
@@ -45,8 +46,8 @@ impl Series {
     }
 
     pub fn merge(&mut self, other: &Series) {
-        self.requests += other.requests;
-        self.errors += other.errors;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
         self.duration.merge(&other.duration);
         self.ttfb.merge(&other.ttfb);
     }
@@ -61,27 +62,44 @@ pub struct Observation {
     pub ttfb_seconds: Option<f64>,
 }
 
+/// One process's aggregate: the same admission policy as the proxy
+/// plugins, over an in-process store.
 #[derive(Debug, Clone)]
 pub struct RedAggregate {
     buckets: Buckets,
-    limiter: CardinalityLimiter<LabelSet>,
+    admitter: Admitter,
+    kv: LocalKv,
     series: BTreeMap<LabelSet, Series>,
+    dropped: u64,
 }
 
 impl RedAggregate {
     pub fn new(buckets: Buckets, max_series: usize) -> Self {
+        let mut kv = LocalKv::new();
+        let policy = Admission::new(&namespace("aggregate", "", &max_series), max_series);
+        // An in-process store cannot fail; a failure would only mean every
+        // set is undecided, i.e. counted in overflow.
+        let _ = policy.ensure_created(&mut kv);
         Self {
             buckets,
-            limiter: CardinalityLimiter::new(max_series),
+            admitter: Admitter::new(policy),
+            kv,
             series: BTreeMap::new(),
+            dropped: 0,
         }
     }
 
     pub fn record(&mut self, obs: Observation) {
-        let key = if self.limiter.admit(&obs.labels) {
+        let key = if self.series.contains_key(&obs.labels) {
             obs.labels
         } else {
-            obs.labels.overflow()
+            match self.admitter.decide(&mut self.kv, &obs.labels) {
+                Decision::Admitted => obs.labels,
+                Decision::Refused | Decision::Undecided(_) => {
+                    self.dropped = self.dropped.saturating_add(1);
+                    obs.labels.overflow()
+                }
+            }
         };
         let is_error = key.is_error();
         let buckets = &self.buckets;
@@ -101,7 +119,7 @@ impl RedAggregate {
     }
 
     pub fn dropped(&self) -> u64 {
-        self.limiter.dropped()
+        self.dropped
     }
 
     pub fn buckets(&self) -> &Buckets {
@@ -116,11 +134,13 @@ impl RedAggregate {
             self.series.iter(),
             self.dropped(),
             None,
+            None,
         )
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -15,6 +15,7 @@ pub fn encode<'a>(
     series: impl Iterator<Item = (&'a LabelSet, &'a Series)>,
     dropped: u64,
     internal: Option<&[(&str, u64)]>,
+    started_s: Option<u64>,
 ) -> String {
     let mut e = TextEncoder::with_format(format);
     let pairs: Vec<_> = series.map(|(l, s)| (l.pairs(), s)).collect();
@@ -69,6 +70,14 @@ pub fn encode<'a>(
                 *n as f64,
             );
         }
+    }
+    if let Some(t) = started_s {
+        e.family(
+            names::STATE_START_TIME_SECONDS,
+            "When the shared state these counters live in was created (Unix seconds); a new value means every counter restarted.",
+            MetricType::Gauge,
+        );
+        e.sample::<&str>(names::STATE_START_TIME_SECONDS, &[], t as f64);
     }
     e.finish()
 }

@@ -38,7 +38,7 @@ impl Buckets {
                 "bucket boundaries must be finite and > 0 (seconds)",
             ));
         }
-        if bounds.windows(2).any(|w| w[0] >= w[1]) {
+        if bounds.windows(2).any(|w| w.first() >= w.get(1)) {
             return Err(BucketsError(
                 "bucket boundaries must be strictly increasing",
             ));
@@ -74,7 +74,7 @@ pub struct Histogram {
 impl Histogram {
     pub fn new(buckets: &Buckets) -> Self {
         Self {
-            counts: vec![0; buckets.0.len() + 1],
+            counts: vec![0; buckets.0.len().saturating_add(1)],
             sum: 0.0,
             count: 0,
         }
@@ -89,17 +89,19 @@ impl Histogram {
             0.0
         };
         let idx = buckets.0.partition_point(|b| *b < v);
-        self.counts[idx] += 1;
+        if let Some(c) = self.counts.get_mut(idx) {
+            *c = c.saturating_add(1);
+        }
         self.sum += v;
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
     }
 
     pub fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         self.sum += other.sum;
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
     }
 
     pub fn count(&self) -> u64 {
@@ -116,7 +118,7 @@ impl Histogram {
     /// shape does not fit `buckets`, the sum is not a finite non-negative
     /// number, or the total overflows.
     pub fn from_parts(buckets: &Buckets, counts: Vec<u64>, sum: f64) -> Option<Self> {
-        if counts.len() != buckets.0.len() + 1 || !sum.is_finite() || sum < 0.0 {
+        if counts.len() != buckets.0.len().saturating_add(1) || !sum.is_finite() || sum < 0.0 {
             return None;
         }
         let count = counts.iter().try_fold(0u64, |acc, c| acc.checked_add(*c))?;
@@ -134,13 +136,14 @@ impl Histogram {
     /// Cumulative counts aligned with the bounds, `+Inf` last.
     pub fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
         self.counts.iter().scan(0u64, |acc, c| {
-            *acc += c;
+            *acc = acc.saturating_add(*c);
             Some(*acc)
         })
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

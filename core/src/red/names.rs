@@ -12,6 +12,8 @@ pub const DURATION_MICROSECONDS: &str = "uwsgi_red_request_duration_microseconds
 pub const TTFB_MICROSECONDS: &str = "uwsgi_red_time_to_first_byte_microseconds";
 pub const DROPPED_LABEL_SETS_TOTAL: &str = "uwsgi_red_dropped_label_sets_total";
 pub const INTERNAL_ERRORS_TOTAL: &str = "uwsgi_red_internal_errors_total";
+/// Self-served mode: creation time of the shared state (a reset marker).
+pub const STATE_START_TIME_SECONDS: &str = "uwsgi_red_state_start_time_seconds";
 
 /// Route label value of the single series that absorbs label sets beyond
 /// the cardinality cap.

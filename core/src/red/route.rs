@@ -55,7 +55,7 @@ impl PathTemplate {
             let seg = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
             {
                 if let Some(name) = inner.strip_suffix('*') {
-                    if i + 1 != parts.len() {
+                    if i.saturating_add(1) != parts.len() {
                         return Err(err("a {name*} parameter must be the last segment"));
                     }
                     if name.is_empty() {
@@ -126,6 +126,11 @@ impl RouteNormalizer {
 
     /// `route_name` is the host's explicit name (empty or `None` when the
     /// host has none); `path` is the raw request path, query included.
+    /// The configured templates, whose text is a `route` label value.
+    pub fn templates(&self) -> impl Iterator<Item = &str> {
+        self.templates.iter().map(PathTemplate::as_str)
+    }
+
     pub fn route(&self, route_name: Option<&str>, path: &str) -> String {
         if let Some(name) = route_name.filter(|n| !n.is_empty()) {
             return truncate(name).to_string();
@@ -150,14 +155,14 @@ fn truncate(s: &str) -> &str {
     }
     let mut end = MAX_PATH_BYTES;
     while !s.is_char_boundary(end) {
-        end -= 1;
+        end = end.saturating_sub(1);
     }
-    &s[..end]
+    s.get(..end).unwrap_or_default()
 }
 
 fn strip_query(path: &str) -> &str {
     let end = path.find(['?', '#']).unwrap_or(path.len());
-    &path[..end]
+    path.get(..end).unwrap_or(path)
 }
 
 /// `/users/123/orders/5f1c…` → `/users/:id/orders/:id`.
@@ -199,6 +204,11 @@ fn is_uuid(b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

@@ -13,6 +13,15 @@
 //! `metrics_path` itself; `both` does both. The only request the filter
 //! ever answers is that scrape, which is then counted nowhere.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 mod metrics;
 mod props;
 mod selfserve;
@@ -24,9 +33,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use uwsgi_red_core::config::{Exposition, RedConfig, RedSettings, RequestFacts};
+use uwsgi_red_core::config::{ConfigError, Exposition, RedConfig, RedSettings, RequestFacts};
+use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
+use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
+use uwsgi_red_core::red::shared::fits_format;
 
-use metrics::{HostMetrics, Internal};
+use metrics::{ProxyKv, ProxyMetrics, REASON_MISSING_DURATION};
 use selfserve::SelfServed;
 
 proxy_wasm::main! {{
@@ -36,79 +48,143 @@ proxy_wasm::main! {{
 
 struct State {
     settings: RedSettings,
+    /// One admission decision per label set, shared by both expositions.
+    admitter: Admitter,
     /// `host`/`both` mode.
-    host: Option<HostMetrics>,
+    host: Option<HostRecorder>,
     /// `self`/`both` mode.
     local: Option<SelfServed>,
 }
 
 impl State {
-    fn internal_error(&mut self, what: Internal) {
+    fn internal_error(&mut self, reason: &'static str) {
         if let Some(h) = &mut self.host {
-            h.internal_error(what);
+            h.internal_error(&mut ProxyMetrics, reason);
         }
         if let Some(l) = &mut self.local {
-            l.internal_error(what);
+            l.internal_error(reason);
         }
     }
 }
 
 #[derive(Default)]
 struct RedRoot {
+    /// `None` after a refused configuration: every request passes through
+    /// untouched and unmeasured.
     state: Option<Rc<RefCell<State>>>,
 }
 
-impl Context for RedRoot {}
+/// Labels the shared state must be able to hold: a configured label the
+/// format cannot store is a configuration error, found before any count.
+fn check_labels(settings: &RedSettings) -> Result<(), ConfigError> {
+    if let Some(s) = &settings.service {
+        if !fits_format(s) {
+            return Err(ConfigError::new("service", "too long for the shared state"));
+        }
+    }
+    for (i, t) in settings.routes.templates().enumerate() {
+        if !fits_format(t) {
+            return Err(ConfigError::new(
+                &format!("route_patterns[{i}]"),
+                "too long for the shared state",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The key namespace of this configuration: the instance (`service`) plus
+/// everything that shapes the shared values (cap, bucket bounds).
+fn namespace(settings: &RedSettings) -> String {
+    let bounds: Vec<u64> = settings
+        .buckets
+        .bounds()
+        .iter()
+        .map(|b| b.to_bits())
+        .collect();
+    admission::namespace(
+        "red_filter",
+        settings.service.as_deref().unwrap_or_default(),
+        &(settings.max_series, bounds),
+    )
+}
+
+fn now_s() -> u64 {
+    now_ns().map_or(0, |ns| ns / 1_000_000_000)
+}
+
+impl RedRoot {
+    fn start(&mut self, settings: RedSettings) {
+        let ns = namespace(&settings);
+        let policy = Admission::new(&ns, settings.max_series);
+        let mut host = matches!(settings.exposition, Exposition::Host | Exposition::Both)
+            .then(HostRecorder::new);
+        if let Some(h) = &mut host {
+            h.start(&mut ProxyMetrics);
+        }
+        let mut local = matches!(
+            settings.exposition,
+            Exposition::SelfServed | Exposition::Both
+        )
+        .then(|| {
+            SelfServed::new(
+                settings.buckets.clone(),
+                &ns,
+                settings.max_series,
+                settings.metrics_path.clone(),
+            )
+        });
+        if let Some(l) = &mut local {
+            l.init(now_s());
+            let _ = hostcalls::set_tick_period(Duration::from_millis(settings.flush_interval_ms));
+        }
+        let mut state = State {
+            settings,
+            admitter: Admitter::new(policy.clone()),
+            host,
+            local,
+        };
+        if let Err(e) = policy.ensure_created(&mut ProxyKv) {
+            state.internal_error(e.reason());
+        }
+        self.state = Some(Rc::new(RefCell::new(state)));
+    }
+}
+
+impl Context for RedRoot {
+    /// The host tears the VM down (config update, worker exit): its last
+    /// counts go to shared data first.
+    fn on_done(&mut self) -> bool {
+        self.flush();
+        true
+    }
+}
 
 impl RootContext for RedRoot {
+    /// A refused configuration never costs a request: the plugin logs it
+    /// (critical, naming the key), counts it, and then passes every request
+    /// through untouched. This is the same in every host: in
+    /// ngx_wasm_module returning `false` makes every worker exit, and in
+    /// Envoy it would refuse the listener at startup.
     fn on_configure(&mut self, _size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
-        match RedConfig::from_json(&raw) {
-            Ok(settings) => {
-                let scope = settings.service.clone().unwrap_or_default();
-                let host =
-                    matches!(settings.exposition, Exposition::Host | Exposition::Both).then(|| {
-                        let mut metrics = HostMetrics::new(settings.max_series, &scope);
-                        metrics.define_static();
-                        metrics
-                    });
-                let local = matches!(
-                    settings.exposition,
-                    Exposition::SelfServed | Exposition::Both
-                )
-                .then(|| {
-                    let mut local = SelfServed::new(
-                        settings.buckets.clone(),
-                        settings.max_series,
-                        &scope,
-                        settings.metrics_path.clone(),
-                    );
-                    local.init();
-                    local
-                });
-                if local.is_some() {
-                    self.set_tick_period(Duration::from_millis(settings.flush_interval_ms));
-                }
-                self.state = Some(Rc::new(RefCell::new(State {
-                    settings,
-                    host,
-                    local,
-                })));
-                true
-            }
+        match RedConfig::from_json(&raw).and_then(|s| check_labels(&s).map(|()| s)) {
+            Ok(settings) => self.start(settings),
             Err(e) => {
-                // Returning false makes Envoy reject the filter config: a
-                // typo must be loud, never a silent default.
-                let _ = hostcalls::log(LogLevel::Critical, &format!("red-filter: {e}"));
-                false
+                self.state = None;
+                let _ = hostcalls::log(
+                    LogLevel::Critical,
+                    &format!("red-filter: {e}; passing traffic through unmeasured"),
+                );
+                HostRecorder::new().internal_error(&mut ProxyMetrics, REASON_CONFIG);
             }
         }
+        true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let state = self.state.clone()?;
         Some(Box::new(RedStream {
-            state,
+            state: self.state.clone(),
             request_start_ns: None,
             response_headers_ns: None,
             scrape: false,
@@ -129,16 +205,22 @@ impl RootContext for RedRoot {
     /// Self mode: this VM's counts reach shared data at least once a tick,
     /// which bounds how stale another VM's scrape can be.
     fn on_tick(&mut self) {
+        self.flush();
+    }
+}
+
+impl RedRoot {
+    fn flush(&mut self) {
         if let Some(state) = &self.state {
             if let Some(local) = &mut state.borrow_mut().local {
-                local.flush();
+                local.flush(now_s());
             }
         }
     }
 }
 
 struct RedStream {
-    state: Rc<RefCell<State>>,
+    state: Option<Rc<RefCell<State>>>,
     request_start_ns: Option<u64>,
     response_headers_ns: Option<u64>,
     /// A scrape of `metrics_path` the filter answered itself: not traffic.
@@ -150,7 +232,10 @@ impl Context for RedStream {}
 impl HttpContext for RedStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.request_start_ns = now_ns();
-        if selfserve::answer_scrape(&mut self.state.borrow_mut().local) {
+        let Some(state) = &self.state else {
+            return Action::Continue;
+        };
+        if selfserve::answer_scrape(&mut state.borrow_mut().local, now_s()) {
             self.scrape = true;
             return Action::Pause;
         }
@@ -166,7 +251,8 @@ impl HttpContext for RedStream {
         if self.scrape {
             return;
         }
-        let mut state = self.state.borrow_mut();
+        let Some(state) = &self.state else { return };
+        let mut state = state.borrow_mut();
         // The clock is a cheap host call; Envoy's `request.duration`
         // attribute costs a CEL evaluation. Fall back to it only when the
         // request-headers callback never ran (e.g. a codec-level reject).
@@ -208,7 +294,7 @@ fn record(state: &mut State, timing: Option<Timing>) {
     let Some(timing) = timing else {
         // No duration means Envoy is logging a request that never started
         // (e.g. a protocol error before headers); nothing to time.
-        state.internal_error(Internal::MissingDuration);
+        state.internal_error(REASON_MISSING_DURATION);
         return;
     };
     let code = props::response_header(":status")
@@ -240,17 +326,19 @@ fn record(state: &mut State, timing: Option<Timing>) {
         },
         "http",
     );
+    let decision = if state.host.as_ref().is_some_and(|h| h.knows(&labels)) {
+        Decision::Admitted
+    } else {
+        state.admitter.decide(&mut ProxyKv, &labels)
+    };
     if let Some(local) = &mut state.local {
-        let ns = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        local.record(
-            labels.clone(),
-            ns(timing.duration_ns),
-            timing.ttfb_ns.map(ns),
-        );
+        local.record(labels.clone(), decision, timing.duration_ns, timing.ttfb_ns);
     }
     if let Some(host) = &mut state.host {
         host.record(
+            &mut ProxyMetrics,
             labels,
+            decision,
             timing.duration_ns / 1000,
             timing.ttfb_ns.map(|t| t / 1000),
         );

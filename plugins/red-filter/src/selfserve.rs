@@ -1,25 +1,22 @@
 //! `self`/`both` exposition: a per-VM delta, merged into proxy-wasm shared
-//! data on every tick and before every scrape. The merge itself
-//! (compare-and-swap loop, state format, cap) lives in
-//! `uwsgi_red_core::red::shared`; this module only moves bytes between it
-//! and the host.
+//! data on every tick, before every scrape and when the VM is torn down.
+//! The state (layout, CAS merge, never-wipe rules) lives in
+//! `uwsgi_red_core::red::shared`; this module moves bytes to the host.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
 use uwsgi_red_core::prom::text::Format;
+use uwsgi_red_core::red::admission::Decision;
 use uwsgi_red_core::red::histogram::Buckets;
 use uwsgi_red_core::red::labels::LabelSet;
-use uwsgi_red_core::red::shared::{
-    self, CasWrite, Delta, FlushError, KvStore, SharedState, Versioned,
-};
+use uwsgi_red_core::red::shared::{self, Delta, Layout};
 
-use crate::metrics::Internal;
+use crate::metrics::{ProxyKv, REASON_SEND_RESPONSE};
 use crate::props;
 
 /// Answers the request with the merged metrics if it is a scrape (GET or
 /// HEAD of exactly `metrics_path`, query ignored). Other methods on that
 /// path pass through to the upstream and are counted like any request.
-pub fn answer_scrape(local: &mut Option<SelfServed>) -> bool {
+pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: u64) -> bool {
     let Some(local) = local else { return false };
     if !matches!(
         props::request_header(":method").as_deref(),
@@ -32,105 +29,73 @@ pub fn answer_scrape(local: &mut Option<SelfServed>) -> bool {
         return false;
     }
     let accept = props::request_header("accept");
-    let (content_type, body) = local.scrape(accept.as_deref());
+    let (content_type, body) = local.scrape(accept.as_deref(), now_s);
     let headers = vec![
         ("content-type", content_type),
         ("cache-control", "no-store"),
     ];
     if hostcalls::send_http_response(200, headers, Some(body.as_bytes())).is_err() {
-        local.internal_error(Internal::SendResponse);
+        local.internal_error(REASON_SEND_RESPONSE);
         return false;
     }
     true
 }
 
-/// One shared-data key, through the proxy-wasm host calls.
-struct HostKv<'a>(&'a str);
-
-impl KvStore for HostKv<'_> {
-    type Error = Status;
-
-    fn get(&mut self) -> Result<Versioned, Status> {
-        hostcalls::get_shared_data(self.0)
-    }
-
-    fn set(&mut self, value: &[u8], cas: Option<u32>) -> Result<CasWrite, Status> {
-        match hostcalls::set_shared_data(self.0, Some(value), cas) {
-            Ok(()) => Ok(CasWrite::Written),
-            Err(Status::CasMismatch) => Ok(CasWrite::Mismatch),
-            Err(e) => Err(e),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct SelfServed {
     delta: Delta,
-    key: String,
     pub metrics_path: String,
 }
 
 impl SelfServed {
-    /// `scope` separates filter instances sharing one VM id, as for the
-    /// host-mode admission keys. No `/` of ours in the key: ngx_wasm_module
-    /// reads what precedes one as a `shm_kv` zone name.
-    pub fn new(buckets: Buckets, cap: usize, scope: &str, metrics_path: String) -> Self {
+    pub fn new(buckets: Buckets, namespace: &str, cap: usize, metrics_path: String) -> Self {
         Self {
-            delta: Delta::new(buckets, cap),
-            key: format!("uwsgi_red.red_filter.{scope}.state"),
+            delta: Delta::new(buckets, Layout::new(namespace, cap)),
             metrics_path,
         }
     }
 
-    /// Creates the shared key (empty) before this VM records anything.
-    pub fn init(&mut self) {
-        if shared::ensure_created(&mut HostKv(&self.key), self.delta.buckets()).is_err() {
-            self.delta.internal_error(Internal::SharedData.reason());
+    /// Creates the shared keys (empty) before this VM records anything.
+    pub fn init(&mut self, now_s: u64) {
+        let layout = self.delta.layout().clone();
+        let buckets = self.delta.buckets().clone();
+        if let Err(e) = shared::ensure_created(&mut ProxyKv, &layout, &buckets, now_s) {
+            self.delta.internal_error(e.reason());
         }
     }
 
-    pub fn record(&mut self, labels: LabelSet, duration_ns: i64, ttfb_ns: Option<i64>) {
-        if self.delta.is_full_for(&labels) {
-            // Let the shared state decide admission for a new label set;
-            // if the flush fails the delta folds it into overflow.
-            self.flush();
-        }
-        let secs = |ns: i64| ns.max(0) as f64 / 1e9;
+    pub fn record(
+        &mut self,
+        labels: LabelSet,
+        decision: Decision,
+        duration_ns: u64,
+        ttfb_ns: Option<u64>,
+    ) {
+        let secs = |ns: u64| ns as f64 / 1e9;
         self.delta
-            .record(labels, secs(duration_ns), ttfb_ns.map(secs));
+            .record(labels, decision, secs(duration_ns), ttfb_ns.map(secs));
     }
 
-    pub fn internal_error(&mut self, what: Internal) {
-        self.delta.internal_error(what.reason());
+    pub fn internal_error(&mut self, reason: &'static str) {
+        self.delta.internal_error(reason);
     }
 
-    /// Merges the local delta into shared data. On failure the delta is
-    /// kept (and the failure counted in it) for the next tick.
-    pub fn flush(&mut self) -> Option<SharedState> {
-        match shared::flush(&mut self.delta, &mut HostKv(&self.key)) {
-            Ok(f) => {
-                if f.reset.is_some() {
-                    self.delta
-                        .internal_error(Internal::SharedStateReset.reason());
-                }
-                Some(f.state)
-            }
-            Err(FlushError::Store(_) | FlushError::Contended) => {
-                self.delta.internal_error(Internal::SharedData.reason());
-                None
-            }
-        }
+    /// Merges the local delta into shared data; what fails stays in the
+    /// delta (with its reason counted) for the next tick.
+    pub fn flush(&mut self, now_s: u64) {
+        shared::flush(&mut self.delta, &mut ProxyKv, now_s);
     }
 
-    /// The scrape answer: this VM's delta flushed first, so the body holds
-    /// every request this VM finished and every other VM's up to its last
-    /// tick.
-    pub fn scrape(&mut self, accept: Option<&str>) -> (&'static str, String) {
+    /// The scrape answer: this VM's delta flushed first, then only stored
+    /// values, so no worker's answer is ever lower than an earlier one.
+    pub fn scrape(&mut self, accept: Option<&str>, now_s: u64) -> (&'static str, String) {
         let format = Format::negotiate(accept);
-        let state = match self.flush() {
-            Some(s) => s,
-            None => shared::overlay(&self.delta, &mut HostKv(&self.key)),
-        };
+        self.flush(now_s);
+        let layout = self.delta.layout().clone();
+        let (state, problems) = shared::read(&mut ProxyKv, &layout, self.delta.buckets());
+        for p in problems {
+            self.delta.internal_error(p);
+        }
         (format.content_type(), state.encode_text(format))
     }
 }

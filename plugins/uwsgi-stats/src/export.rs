@@ -20,19 +20,24 @@
 //! length or busy worker) and `uwsgi_up` is 0; counters simply stop rising.
 //! Gauges whose series vanished from a later document (a worker or socket
 //! went away) are zeroed the same way.
+//!
+//! `max_series` is the core's one admission policy
+//! (`uwsgi_red_core::red::admission`): the number of distinct series this
+//! plugin creates in the process (a bootstrap singleton, so one VM, over
+//! an in-process store). Samples of a refused series are not exported and
+//! each is counted in `uwsgi_red_dropped_label_sets_total`, per poll.
 
 use std::collections::{HashMap, HashSet};
 
 use uwsgi_red_core::envoy_name::encode;
 use uwsgi_red_core::prom::text::MetricType;
+use uwsgi_red_core::red::admission::{namespace, Admission, Admitter, Decision};
+use uwsgi_red_core::red::kv::LocalKv;
+use uwsgi_red_core::red::names::DROPPED_LABEL_SETS_TOTAL;
 use uwsgi_red_core::stats::families::Family;
 
-/// The host's metric calls (proxy-wasm `define_metric`/`record_metric`/`increment_metric`).
-pub trait MetricsHost {
-    fn define(&mut self, kind: MetricType, name: &str) -> Option<u32>;
-    fn record(&mut self, id: u32, value: u64);
-    fn increment(&mut self, id: u32, by: u64);
-}
+/// The host's metric calls: the core's trait, shared with the RED plugins.
+pub use uwsgi_red_core::red::host::MetricsHost;
 
 #[derive(Debug)]
 struct Series {
@@ -43,21 +48,49 @@ struct Series {
 }
 
 /// Host series of all targets, with per-target ownership of gauges.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Exporter {
     series: HashMap<String, Series>,
     /// Gauges each target set on its last export.
     gauges_by_target: HashMap<String, HashSet<String>>,
-    max_series: usize,
-    /// Series not created because of `max_series`.
+    admitter: Admitter,
+    kv: LocalKv,
+    /// `uwsgi_red_dropped_label_sets_total`, defined on the first export.
+    dropped_id: Option<u32>,
+    /// Samples not exported because their series was refused.
     pub dropped: u64,
 }
 
 impl Exporter {
     pub fn new(max_series: usize) -> Self {
+        let policy = Admission::new(&namespace("uwsgi_stats", "", &max_series), max_series);
+        let mut kv = LocalKv::new();
+        // An in-process store does not fail.
+        let _ = policy.ensure_created(&mut kv);
         Self {
-            max_series,
-            ..Self::default()
+            series: HashMap::new(),
+            gauges_by_target: HashMap::new(),
+            admitter: Admitter::new(policy),
+            kv,
+            dropped_id: None,
+            dropped: 0,
+        }
+    }
+
+    fn count_dropped(&mut self, host: &mut dyn MetricsHost) {
+        self.dropped = self.dropped.saturating_add(1);
+        if let Some(id) = self.dropped_id {
+            let _ = host.increment(id, 1);
+        }
+    }
+
+    /// The dropped counter exists (at zero) from the first export on, and
+    /// is outside the cap it reports on.
+    fn define_dropped(&mut self, host: &mut dyn MetricsHost) {
+        if self.dropped_id.is_none() {
+            self.dropped_id = host
+                .define(MetricType::Counter, DROPPED_LABEL_SETS_TOTAL)
+                .ok();
         }
     }
 
@@ -72,11 +105,11 @@ impl Exporter {
         kind: MetricType,
     ) -> Option<&'a mut Series> {
         if !self.series.contains_key(key) {
-            if self.series.len() >= self.max_series {
-                self.dropped += 1;
+            if self.admitter.decide(&mut self.kv, key) != Decision::Admitted {
+                self.count_dropped(host);
                 return None;
             }
-            let id = host.define(kind, key)?;
+            let id = host.define(kind, key).ok()?;
             self.series
                 .insert(key.to_string(), Series { id, kind, last: 0 });
         }
@@ -86,6 +119,7 @@ impl Exporter {
     /// Exports one successful poll of `target`: gauges set, counters advanced
     /// to the document values, gauges missing from `families` zeroed.
     pub fn export(&mut self, host: &mut dyn MetricsHost, target: &str, families: &[Family]) {
+        self.define_dropped(host);
         let mut now = HashSet::new();
         for f in families {
             let (name, factor) = match f.integer_form {
@@ -100,18 +134,14 @@ impl Exporter {
                 };
                 match series.kind {
                     MetricType::Counter => {
-                        let by = if value >= series.last {
-                            value - series.last
-                        } else {
-                            value
-                        };
+                        let by = value.checked_sub(series.last).unwrap_or(value);
                         if by > 0 {
-                            host.increment(series.id, by);
+                            let _ = host.increment(series.id, by);
                         }
                         series.last = value;
                     }
                     _ => {
-                        host.record(series.id, value);
+                        let _ = host.record(series.id, value);
                         series.last = value;
                         now.insert(key);
                     }
@@ -122,10 +152,12 @@ impl Exporter {
             .gauges_by_target
             .insert(target.to_string(), now)
             .unwrap_or_default();
-        let now = &self.gauges_by_target[target];
+        let Some(now) = self.gauges_by_target.get(target) else {
+            return;
+        };
         for gone in before.difference(now) {
             if let Some(s) = self.series.get_mut(gone) {
-                host.record(s.id, 0);
+                let _ = host.record(s.id, 0);
                 s.last = 0;
             }
         }
@@ -138,7 +170,7 @@ impl Exporter {
         };
         for k in keys.drain() {
             if let Some(s) = self.series.get_mut(&k) {
-                host.record(s.id, 0);
+                let _ = host.record(s.id, 0);
                 s.last = 0;
             }
         }
@@ -154,7 +186,7 @@ impl Exporter {
     ) {
         let key = encode(name, labels);
         if let Some(s) = self.series(host, &key, MetricType::Gauge) {
-            host.record(s.id, v);
+            let _ = host.record(s.id, v);
             s.last = v;
         }
     }
@@ -170,9 +202,9 @@ impl Exporter {
         let key = encode(name, labels);
         if let Some(s) = self.series(host, &key, MetricType::Counter) {
             if by > 0 {
-                host.increment(s.id, by);
+                let _ = host.increment(s.id, by);
             }
-            s.last += by;
+            s.last = s.last.saturating_add(by);
         }
     }
 }
@@ -186,8 +218,15 @@ fn to_u64(v: f64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
 mod tests {
     use super::*;
+    use uwsgi_red_core::red::host::HostError;
     use uwsgi_red_core::stats::decode;
     use uwsgi_red_core::stats::families::{map_document, MapOptions};
 
@@ -199,16 +238,18 @@ mod tests {
     }
 
     impl MetricsHost for FakeHost {
-        fn define(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
             self.names.push((kind, name.to_string()));
             self.values.push(0);
-            Some(self.names.len() as u32 - 1)
+            Ok(self.names.len() as u32 - 1)
         }
-        fn record(&mut self, id: u32, value: u64) {
+        fn record(&mut self, id: u32, value: u64) -> Result<(), HostError> {
             self.values[id as usize] = value;
+            Ok(())
         }
-        fn increment(&mut self, id: u32, by: u64) {
+        fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
             self.values[id as usize] += by;
+            Ok(())
         }
     }
 
@@ -288,12 +329,18 @@ mod tests {
     }
 
     #[test]
-    fn series_cap_counts_drops() {
+    fn series_cap_counts_every_refused_sample_and_exports_it() {
         let mut host = FakeHost::default();
         let mut ex = Exporter::new(5);
-        ex.export(&mut host, "app1", &doc(1, "idle", 2));
+        let fams = doc(1, "idle", 2);
+        let samples: u64 = fams.iter().map(|f| f.samples.len() as u64).sum();
+        ex.export(&mut host, "app1", &fams);
         assert_eq!(ex.series_count(), 5);
-        assert!(ex.dropped > 0);
-        assert_eq!(host.names.len(), 5);
+        assert_eq!(ex.dropped, samples - 5);
+        // 5 admitted series plus the dropped counter itself.
+        assert_eq!(host.names.len(), 6);
+        assert_eq!(host.get(DROPPED_LABEL_SETS_TOTAL), samples - 5);
+        ex.export(&mut host, "app1", &fams);
+        assert_eq!(host.get(DROPPED_LABEL_SETS_TOTAL), 2 * (samples - 5));
     }
 }

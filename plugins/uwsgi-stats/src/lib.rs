@@ -14,6 +14,17 @@
 //!   the same `vm_config.vm_id`.
 //!
 //! All protocol logic is in `uwsgi-red-core`; this crate is the host adapter.
+//!
+//! Panic-free by construction (it runs inside the user's Envoy, built with
+//! `panic = "abort"`); tests may allow these lints.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 pub mod export;
 pub mod poller;
@@ -24,6 +35,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType as HostMetricType};
 use uwsgi_red_core::prom::text::MetricType;
+use uwsgi_red_core::red::host::{HostError, HostRecorder, REASON_CONFIG};
 use uwsgi_red_core::stats::config::{metrics_key, snapshot_key, AdminConfig, PluginConfig};
 
 use export::MetricsHost;
@@ -39,23 +51,25 @@ proxy_wasm::main! {{
 struct Host;
 
 impl MetricsHost for Host {
-    fn define(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+    fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
         let kind = match kind {
             MetricType::Counter => HostMetricType::Counter,
             MetricType::Histogram => HostMetricType::Histogram,
             _ => HostMetricType::Gauge,
         };
-        hostcalls::define_metric(kind, name)
-            .map_err(|e| log(LogLevel::Warn, &format!("define_metric {name}: {e:?}")))
-            .ok()
+        hostcalls::define_metric(kind, name).map_err(|e| {
+            log(LogLevel::Warn, &format!("define_metric {name}: {e:?}"));
+            HostError
+        })
     }
 
-    fn record(&mut self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+    fn record(&mut self, id: u32, value: u64) -> Result<(), HostError> {
+        hostcalls::record_metric(id, value).map_err(|_| HostError)
     }
 
-    fn increment(&mut self, id: u32, by: u64) {
-        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
+        hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX))
+            .map_err(|_| HostError)
     }
 }
 
@@ -91,12 +105,14 @@ impl Root {
         let now = now_ms();
         let timeout = Duration::from_millis(p.config.timeout_ms);
         for i in 0..p.targets.len() {
-            if p.targets[i].in_flight.is_some() {
+            if p.targets.get(i).is_none_or(|t| t.in_flight.is_some()) {
                 // Envoy always calls back (success, failure or timeout), so a
                 // call in flight is waited for, never duplicated.
                 continue;
             }
-            let t = &p.config.targets[i];
+            let Some(t) = p.config.targets.get(i) else {
+                continue;
+            };
             let authority = t.authority.clone().unwrap_or_else(|| t.cluster.clone());
             let headers = vec![
                 (":method", "GET"),
@@ -105,8 +121,10 @@ impl Root {
             ];
             match hostcalls::dispatch_http_call(&t.cluster, headers, None, vec![], timeout) {
                 Ok(token) => {
-                    p.targets[i].in_flight = Some(token);
-                    p.targets[i].in_flight_since_ms = now;
+                    if let Some(t) = p.targets.get_mut(i) {
+                        t.in_flight = Some(token);
+                        t.in_flight_since_ms = now;
+                    }
                 }
                 Err(e) => {
                     let msg = format!("dispatch to cluster {:?} failed: {e:?}", t.cluster);
@@ -149,7 +167,11 @@ impl Context for Root {
         let Some(i) = p.targets.iter().position(|t| t.in_flight == Some(token)) else {
             return;
         };
-        p.targets[i].in_flight = None;
+        let Some(target) = p.targets.get_mut(i) else {
+            return;
+        };
+        target.in_flight = None;
+        let was_up = target.snapshot.up;
         let status = if num_headers == 0 {
             None
         } else {
@@ -167,10 +189,11 @@ impl Context for Root {
                 .flatten()
                 .unwrap_or_default()
         };
-        let was_up = p.targets[i].snapshot.up;
         let now = now_ms();
         p.on_reply(&mut Host, i, status, body_size, &mut body, now);
-        let t = &p.targets[i];
+        let Some(t) = p.targets.get(i) else {
+            return;
+        };
         if was_up != t.snapshot.up {
             let state = if t.snapshot.up {
                 "up".to_string()
@@ -205,9 +228,17 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                // Refusing the configuration makes Envoy reject the plugin at startup.
-                log(LogLevel::Critical, &e.to_string());
-                false
+                // A refused configuration never costs a request: refusing
+                // it would stop Envoy from starting at all. Loud in the
+                // log, counted; nothing is polled and every request on an
+                // admin listener passes through.
+                self.role = Role::Unconfigured;
+                log(
+                    LogLevel::Critical,
+                    &format!("{e}; not polling, passing traffic through"),
+                );
+                HostRecorder::new().internal_error(&mut Host, REASON_CONFIG);
+                true
             }
         }
     }
@@ -281,6 +312,7 @@ impl HttpContext for AdminFilter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use uwsgi_red_core::stats::families::LABEL_NAMES;
 

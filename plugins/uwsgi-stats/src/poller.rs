@@ -121,7 +121,9 @@ impl Poller {
 
     fn success(&mut self, host: &mut dyn MetricsHost, i: usize, d: Decoded, now_ms: u64) {
         let opts = self.config.map_options();
-        let t = &mut self.targets[i];
+        let Some(t) = self.targets.get_mut(i) else {
+            return;
+        };
         let status = ScrapeStatus {
             up: true,
             repairs: d.repairs as u64,
@@ -140,7 +142,9 @@ impl Poller {
             &labels,
             now_ms / 1000,
         );
-        let t = &mut self.targets[i];
+        let Some(t) = self.targets.get_mut(i) else {
+            return;
+        };
         t.families = fams;
         t.snapshot = TargetSnapshot {
             target: name,
@@ -154,7 +158,9 @@ impl Poller {
     }
 
     fn failure(&mut self, host: &mut dyn MetricsHost, i: usize, reason: &str, message: &str) {
-        let name = self.targets[i].name.clone();
+        let Some(name) = self.targets.get(i).map(|t| t.name.clone()) else {
+            return;
+        };
         self.exporter.zero_gauges(host, &name);
         let down = ScrapeStatus::default();
         let fams = scrape_families(&name, &down);
@@ -166,7 +172,9 @@ impl Poller {
             &[("target", &name), ("reason", reason)],
             1,
         );
-        let t = &mut self.targets[i];
+        let Some(t) = self.targets.get_mut(i) else {
+            return;
+        };
         t.families = fams;
         t.snapshot.up = false;
         t.snapshot.stale = t.snapshot.document.is_some();
@@ -195,23 +203,32 @@ impl Poller {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use uwsgi_red_core::prom::text::MetricType;
+    use uwsgi_red_core::red::host::HostError;
     use uwsgi_red_core::stats::config::PluginConfig;
 
     #[derive(Default)]
     struct Host(Vec<(String, u64)>);
     impl MetricsHost for Host {
-        fn define(&mut self, _: MetricType, name: &str) -> Option<u32> {
+        fn define(&mut self, _: MetricType, name: &str) -> Result<u32, HostError> {
             self.0.push((name.to_string(), 0));
-            Some(self.0.len() as u32 - 1)
+            Ok(self.0.len() as u32 - 1)
         }
-        fn record(&mut self, id: u32, v: u64) {
+        fn record(&mut self, id: u32, v: u64) -> Result<(), HostError> {
             self.0[id as usize].1 = v;
+            Ok(())
         }
-        fn increment(&mut self, id: u32, by: u64) {
+        fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
             self.0[id as usize].1 += by;
+            Ok(())
         }
     }
     impl Host {

@@ -8,6 +8,19 @@
 //! It never changes, delays or closes traffic: every callback returns
 //! `Continue`, and the only bytes it copies are a request head that arrived
 //! split (bounded by `head_limit`) and the first bytes of a response.
+//!
+//! `max_series` is process-wide (all worker VMs), decided by the core's
+//! one admission policy over proxy-wasm shared data, like red-filter's.
+//! A refused configuration is logged (critical, naming the key) and
+//! counted; the filter then passes every byte through unmeasured.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,11 +29,14 @@ use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MetricType, PeerType};
+use proxy_wasm::types::{
+    Action, BufferType, ContextType, LogLevel, MetricType as HostKind, PeerType, Status,
+};
 use uwsgi_red_core::envoy_name;
-use uwsgi_red_core::red::cardinality::CardinalityLimiter;
-use uwsgi_red_core::red::labels::LabelSet;
-use uwsgi_red_core::red::names;
+use uwsgi_red_core::prom::text::MetricType;
+use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
+use uwsgi_red_core::red::host::{HostError, HostRecorder, MetricsHost, REASON_CONFIG};
+use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore, Versioned};
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UwsgiFilterSettings};
 use uwsgi_red_core::uwsgi::{ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL};
 
@@ -33,40 +49,80 @@ fn now_us() -> u64 {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_micros() as u64)
+        .and_then(|d| u64::try_from(d.as_micros()).ok())
+        .unwrap_or(0)
 }
 
-fn define(kind: MetricType, name: &str) -> Option<u32> {
-    hostcalls::define_metric(kind, name).ok()
+/// proxy-wasm metric calls for the core's recorder.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProxyMetrics;
+
+impl MetricsHost for ProxyMetrics {
+    fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
+        let kind = match kind {
+            MetricType::Counter => HostKind::Counter,
+            MetricType::Histogram => HostKind::Histogram,
+            MetricType::Gauge | MetricType::Untyped => HostKind::Gauge,
+        };
+        hostcalls::define_metric(kind, name).map_err(|_| HostError)
+    }
+
+    fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
+        let by = i64::try_from(by).unwrap_or(i64::MAX);
+        hostcalls::increment_metric(id, by).map_err(|_| HostError)
+    }
+
+    fn record(&mut self, id: u32, value: u64) -> Result<(), HostError> {
+        hostcalls::record_metric(id, value).map_err(|_| HostError)
+    }
 }
 
-/// Host metric ids of one label set.
-#[derive(Debug, Clone, Copy)]
-struct SeriesIds {
-    requests: Option<u32>,
-    errors: Option<u32>,
-    duration: Option<u32>,
-    ttfb: Option<u32>,
+/// proxy-wasm shared data for the core's admission policy.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProxyKv;
+
+impl KvStore for ProxyKv {
+    fn get(&mut self, key: &str) -> Result<Versioned, KvError> {
+        hostcalls::get_shared_data(key).map_err(|_| KvError::Unavailable)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<CasWrite, KvError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(CasWrite::Written),
+            Err(Status::CasMismatch) => Ok(CasWrite::Mismatch),
+            Err(_) => Err(KvError::Unavailable),
+        }
+    }
 }
 
 /// Per-VM (so per Envoy worker) metric state shared by all connections.
 #[derive(Debug)]
 struct Metrics {
     settings: UwsgiFilterSettings,
-    limiter: CardinalityLimiter<LabelSet>,
-    series: HashMap<LabelSet, SeriesIds>,
+    admitter: Admitter,
+    recorder: HostRecorder,
     reasons: HashMap<&'static str, Option<u32>>,
-    dropped: Option<u32>,
 }
 
 impl Metrics {
     fn new(settings: UwsgiFilterSettings) -> Self {
+        let red = &settings.red;
+        let ns = admission::namespace(
+            "uwsgi_tcp",
+            red.service.as_deref().unwrap_or_default(),
+            &red.max_series,
+        );
+        let policy = Admission::new(&ns, red.max_series);
+        let mut recorder = HostRecorder::new();
+        recorder.start(&mut ProxyMetrics);
+        if let Err(e) = policy.ensure_created(&mut ProxyKv) {
+            recorder.internal_error(&mut ProxyMetrics, e.reason());
+        }
         Self {
-            limiter: CardinalityLimiter::new(settings.red.max_series),
+            admitter: Admitter::new(policy),
             settings,
-            series: HashMap::new(),
+            recorder,
             reasons: HashMap::new(),
-            dropped: define(MetricType::Counter, names::DROPPED_LABEL_SETS_TOTAL),
         }
     }
 
@@ -76,12 +132,17 @@ impl Metrics {
             other => {
                 if let Some(reason) = other.reason() {
                     let id = *self.reasons.entry(reason).or_insert_with(|| {
-                        define(
-                            MetricType::Counter,
-                            &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
-                        )
+                        ProxyMetrics
+                            .define(
+                                MetricType::Counter,
+                                &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
+                            )
+                            .ok()
                     });
-                    increment(id);
+                    if let Some(id) = id {
+                        // A failed metric update must never affect traffic.
+                        let _ = ProxyMetrics.increment(id, 1);
+                    }
                 }
             }
         }
@@ -90,40 +151,18 @@ impl Metrics {
     fn completed(&mut self, ex: &Exchange) {
         let red = &self.settings.red;
         let labels = ex.labels(&red.routes, red.service.as_deref());
-        let key = if self.limiter.admit(&labels) {
-            labels
+        let decision = if self.recorder.knows(&labels) {
+            Decision::Admitted
         } else {
-            increment(self.dropped);
-            labels.overflow()
+            self.admitter.decide(&mut ProxyKv, &labels)
         };
-        let is_error = key.is_error();
-        let ids = *self.series.entry(key).or_insert_with_key(|k| {
-            let pairs = k.pairs();
-            let name = |n: &str| envoy_name::encode(n, &pairs);
-            SeriesIds {
-                requests: define(MetricType::Counter, &name(names::REQUESTS_TOTAL)),
-                errors: define(MetricType::Counter, &name(names::ERRORS_TOTAL)),
-                duration: define(MetricType::Histogram, &name(names::DURATION_MICROSECONDS)),
-                ttfb: define(MetricType::Histogram, &name(names::TTFB_MICROSECONDS)),
-            }
-        });
-        increment(ids.requests);
-        if is_error {
-            increment(ids.errors);
-        }
-        if let Some(id) = ids.duration {
-            let _ = hostcalls::record_metric(id, ex.duration_us());
-        }
-        if let (Some(id), Some(t)) = (ids.ttfb, ex.ttfb_us()) {
-            let _ = hostcalls::record_metric(id, t);
-        }
-    }
-}
-
-fn increment(id: Option<u32>) {
-    if let Some(id) = id {
-        // A failed metric update must never affect traffic.
-        let _ = hostcalls::increment_metric(id, 1);
+        self.recorder.record(
+            &mut ProxyMetrics,
+            labels,
+            decision,
+            ex.duration_us(),
+            ex.ttfb_us(),
+        );
     }
 }
 
@@ -140,20 +179,26 @@ impl RootContext for Root {
         match UwsgiFilterConfig::from_json(&bytes) {
             Ok(settings) => {
                 self.metrics = Some(Rc::new(RefCell::new(Metrics::new(settings))));
-                true
             }
             Err(e) => {
-                // Refusing the config makes Envoy reject the listener: a
-                // typo is loud at deploy time instead of silently measuring
-                // with defaults.
-                proxy_wasm::hostcalls::log(LogLevel::Error, &format!("uwsgi-tcp: {e}")).ok();
-                false
+                // A refused configuration never costs a request: loud in
+                // the log, counted, and every byte passes unmeasured
+                // (refusing it would take the listener down with it).
+                self.metrics = None;
+                let _ = hostcalls::log(
+                    LogLevel::Critical,
+                    &format!("uwsgi-tcp: {e}; passing traffic through unmeasured"),
+                );
+                HostRecorder::new().internal_error(&mut ProxyMetrics, REASON_CONFIG);
             }
         }
+        true
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
-        let metrics = self.metrics.clone()?;
+        let Some(metrics) = self.metrics.clone() else {
+            return Some(Box::new(Passthrough));
+        };
         let (head_limit, response_limit) = {
             let m = metrics.borrow();
             (m.settings.head_limit, m.settings.response_head_limit)
@@ -177,6 +222,14 @@ impl std::fmt::Debug for Root {
             .finish()
     }
 }
+
+/// A connection after a refused configuration: every callback's default
+/// is `Continue`, so bytes flow untouched.
+#[derive(Debug)]
+struct Passthrough;
+
+impl Context for Passthrough {}
+impl StreamContext for Passthrough {}
 
 #[derive(Debug)]
 struct Connection {

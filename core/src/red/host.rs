@@ -1,0 +1,184 @@
+//! Host-mode recording shared by red-filter and uwsgi-tcp: label sets to
+//! host metrics (Envoy stats with tag-encoded names), after the one
+//! admission decision of [`super::admission`]. Written against a small
+//! [`MetricsHost`] trait so every host failure is injected natively.
+
+use std::collections::HashMap;
+
+use super::admission::{Decision, Undecided};
+use super::labels::LabelSet;
+use super::names;
+use crate::envoy_name;
+use crate::prom::text::MetricType;
+
+/// The host refused a metric call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError;
+
+/// The host's metric calls (proxy-wasm `define_metric`, `increment_metric`,
+/// `record_metric`).
+pub trait MetricsHost {
+    fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError>;
+    fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError>;
+    fn record(&mut self, id: u32, value: u64) -> Result<(), HostError>;
+}
+
+/// `reason` labels of `uwsgi_red_internal_errors_total` raised here.
+pub const REASON_DEFINE: &str = "define_metric";
+pub const REASON_RECORD: &str = "record_metric";
+/// A plugin configuration was refused; the plugin passes traffic untouched.
+pub const REASON_CONFIG: &str = "config";
+
+/// Host stat ids of one label set.
+#[derive(Debug, Clone, Copy)]
+struct SeriesIds {
+    requests: u32,
+    errors: Option<u32>,
+    duration: u32,
+    ttfb: u32,
+}
+
+/// One VM's host-mode state.
+#[derive(Debug, Default)]
+pub struct HostRecorder {
+    series: HashMap<LabelSet, SeriesIds>,
+    dropped: Option<u32>,
+    internal: HashMap<&'static str, u32>,
+}
+
+impl HostRecorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Defines the counters that must exist (at zero) from the start.
+    pub fn start<H: MetricsHost>(&mut self, host: &mut H) {
+        match host.define(MetricType::Counter, names::DROPPED_LABEL_SETS_TOTAL) {
+            Ok(id) => self.dropped = Some(id),
+            Err(_) => self.internal_error(host, REASON_DEFINE),
+        }
+    }
+
+    /// True when this VM already has ids for the set (admitted before).
+    pub fn knows(&self, labels: &LabelSet) -> bool {
+        self.series.contains_key(labels)
+    }
+
+    /// Counts one finished request under `decision`. Whatever the host
+    /// refuses, the request ends in some series if the host can count at
+    /// all, and every failure is counted by reason.
+    pub fn record<H: MetricsHost>(
+        &mut self,
+        host: &mut H,
+        labels: LabelSet,
+        decision: Decision,
+        duration_us: u64,
+        ttfb_us: Option<u64>,
+    ) {
+        let key = match decision {
+            Decision::Admitted => labels,
+            Decision::Refused => self.fold(host, &labels, None),
+            Decision::Undecided(u) => self.fold(host, &labels, Some(u)),
+        };
+        let ids = match self.ids(host, &key) {
+            Ok(ids) => ids,
+            Err(_) if !key.is_overflow() => match self.ids(host, &key.overflow()) {
+                Ok(ids) => {
+                    self.increment_dropped(host);
+                    ids
+                }
+                Err(_) => return self.internal_error(host, REASON_DEFINE),
+            },
+            Err(_) => return self.internal_error(host, REASON_DEFINE),
+        };
+        let mut ok = host.increment(ids.requests, 1).is_ok();
+        if let Some(e) = ids.errors {
+            ok &= host.increment(e, 1).is_ok();
+        }
+        ok &= host.record(ids.duration, duration_us).is_ok();
+        if let Some(t) = ttfb_us {
+            ok &= host.record(ids.ttfb, t).is_ok();
+        }
+        if !ok {
+            self.internal_error(host, REASON_RECORD);
+        }
+    }
+
+    fn fold<H: MetricsHost>(
+        &mut self,
+        host: &mut H,
+        labels: &LabelSet,
+        why: Option<Undecided>,
+    ) -> LabelSet {
+        self.increment_dropped(host);
+        if let Some(u) = why {
+            self.internal_error(host, u.reason());
+        }
+        labels.overflow()
+    }
+
+    fn increment_dropped<H: MetricsHost>(&mut self, host: &mut H) {
+        if let Some(d) = self.dropped {
+            if host.increment(d, 1).is_err() {
+                self.internal_error(host, REASON_RECORD);
+            }
+        }
+    }
+
+    fn ids<H: MetricsHost>(
+        &mut self,
+        host: &mut H,
+        key: &LabelSet,
+    ) -> Result<SeriesIds, HostError> {
+        if let Some(ids) = self.series.get(key) {
+            return Ok(*ids);
+        }
+        let ids = define_series(host, key)?;
+        self.series.insert(key.clone(), ids);
+        Ok(ids)
+    }
+
+    /// Counts an internal failure; a host that cannot even count that is
+    /// past helping, and traffic is never affected either way.
+    pub fn internal_error<H: MetricsHost>(&mut self, host: &mut H, reason: &'static str) {
+        let id = match self.internal.get(reason) {
+            Some(id) => *id,
+            None => {
+                let name = envoy_name::encode(names::INTERNAL_ERRORS_TOTAL, &[("reason", reason)]);
+                let Ok(id) = host.define(MetricType::Counter, &name) else {
+                    return;
+                };
+                self.internal.insert(reason, id);
+                id
+            }
+        };
+        let _ = host.increment(id, 1);
+    }
+}
+
+fn define_series<H: MetricsHost>(host: &mut H, l: &LabelSet) -> Result<SeriesIds, HostError> {
+    let pairs = l.pairs();
+    let errors = if l.is_error() {
+        Some(host.define(
+            MetricType::Counter,
+            &envoy_name::encode(names::ERRORS_TOTAL, &pairs),
+        )?)
+    } else {
+        None
+    };
+    Ok(SeriesIds {
+        requests: host.define(
+            MetricType::Counter,
+            &envoy_name::encode(names::REQUESTS_TOTAL, &pairs),
+        )?,
+        errors,
+        duration: host.define(
+            MetricType::Histogram,
+            &envoy_name::encode(names::DURATION_MICROSECONDS, &pairs),
+        )?,
+        ttfb: host.define(
+            MetricType::Histogram,
+            &envoy_name::encode(names::TTFB_MICROSECONDS, &pairs),
+        )?,
+    })
+}
