@@ -1,6 +1,17 @@
 //! Plugin configuration: JSON in, typed settings out. Unknown keys and wrong
 //! types are errors that name the key, never silently defaulted.
 
+// Panic-free by construction: no indexing, slicing, unwrapping or
+// overflowing arithmetic on input-driven values (tests opt out).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -112,6 +123,24 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 /// Below this a tick costs more than it buys; above it scrapes go stale.
 pub const FLUSH_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=60_000;
 
+/// Longest route template, in bytes. The route label of a request is at
+/// most `MAX_PATH_BYTES` (paths are cut to it before matching), so a longer
+/// template either never matches or would emit a label longer than any
+/// other route: refused, naming the entry.
+pub const MAX_ROUTE_PATTERN_BYTES: usize = crate::red::route::MAX_PATH_BYTES;
+
+/// Most route templates. Every request is tried against them in order, so
+/// this bounds the per-request work (at most this many matches of a path of
+/// at most `MAX_PATH_BYTES`) and the configuration's memory (at most
+/// 512 × 256 bytes of template text per VM).
+pub const MAX_ROUTE_PATTERNS: usize = 512;
+
+/// Longest `metrics_path`, the same bound as any route.
+pub const MAX_METRICS_PATH_BYTES: usize = crate::red::route::MAX_PATH_BYTES;
+
+/// Longest `service` label value, in bytes.
+pub const MAX_SERVICE_BYTES: usize = 128;
+
 /// Upper bound for `max_series`: beyond it one plugin could hold hundreds of
 /// MB of label sets, which is never what a metrics plugin should do.
 pub const MAX_SERIES_LIMIT: usize = 100_000;
@@ -135,13 +164,31 @@ impl RedConfig {
     }
 
     pub fn validate(self) -> Result<RedSettings, ConfigError> {
+        if self.route_patterns.len() > MAX_ROUTE_PATTERNS {
+            return Err(ConfigError::new(
+                "route_patterns",
+                format!(
+                    "at most {MAX_ROUTE_PATTERNS} templates, got {}",
+                    self.route_patterns.len()
+                ),
+            ));
+        }
         let templates = self
             .route_patterns
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                PathTemplate::parse(t)
-                    .map_err(|e| ConfigError::new(&format!("route_patterns[{i}]"), e.to_string()))
+                let key = format!("route_patterns[{i}]");
+                if t.len() > MAX_ROUTE_PATTERN_BYTES {
+                    return Err(ConfigError::new(
+                        &key,
+                        format!(
+                            "longer than {MAX_ROUTE_PATTERN_BYTES} bytes ({} bytes)",
+                            t.len()
+                        ),
+                    ));
+                }
+                PathTemplate::parse(t).map_err(|e| ConfigError::new(&key, e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if self.max_series == 0 || self.max_series > MAX_SERIES_LIMIT {
@@ -158,6 +205,12 @@ impl RedConfig {
         if !self.metrics_path.starts_with('/') {
             return Err(ConfigError::new("metrics_path", "must start with '/'"));
         }
+        if self.metrics_path.len() > MAX_METRICS_PATH_BYTES {
+            return Err(ConfigError::new(
+                "metrics_path",
+                format!("longer than {MAX_METRICS_PATH_BYTES} bytes"),
+            ));
+        }
         if !FLUSH_INTERVAL_MS_RANGE.contains(&self.flush_interval_ms) {
             return Err(ConfigError::new(
                 "flush_interval_ms",
@@ -170,8 +223,11 @@ impl RedConfig {
             ));
         }
         if let Some(s) = &self.service {
-            if s.is_empty() || s.len() > 128 {
-                return Err(ConfigError::new("service", "must be 1 to 128 bytes"));
+            if s.is_empty() || s.len() > MAX_SERVICE_BYTES {
+                return Err(ConfigError::new(
+                    "service",
+                    format!("must be 1 to {MAX_SERVICE_BYTES} bytes"),
+                ));
             }
         }
         Ok(RedSettings {
@@ -188,6 +244,12 @@ impl RedConfig {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -223,6 +285,40 @@ mod tests {
             RedConfig::from_json(b"{}").unwrap().flush_interval_ms,
             DEFAULT_FLUSH_INTERVAL_MS
         );
+    }
+
+    /// Regression (issue 11): templates over 256 bytes were accepted and
+    /// silently never matched; their number was unbounded.
+    #[test]
+    fn route_pattern_limits_name_the_key() {
+        let long = format!("/{}", "a".repeat(MAX_ROUTE_PATTERN_BYTES));
+        let doc = format!(r#"{{"route_patterns":["/a","/b","/c",{long:?}]}}"#);
+        let e = RedConfig::from_json(doc.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "route_patterns[3]");
+        assert_eq!(e.message, "longer than 256 bytes (257 bytes)");
+        assert_eq!(
+            e.to_string(),
+            "invalid plugin configuration at `route_patterns[3]`: longer than 256 bytes (257 bytes)"
+        );
+        // Exactly at the limit is fine, and matches a path of that length.
+        let exact = format!("/{}", "a".repeat(MAX_ROUTE_PATTERN_BYTES - 1));
+        let doc = format!(r#"{{"route_patterns":[{exact:?}]}}"#);
+        let s = RedConfig::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(s.routes.route(None, &exact), exact);
+        let many: Vec<String> = (0..=MAX_ROUTE_PATTERNS).map(|i| format!("/r{i}")).collect();
+        let doc = serde_json::json!({ "route_patterns": many }).to_string();
+        let e = RedConfig::from_json(doc.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("route_patterns", "at most 512 templates, got 513")
+        );
+        let doc = serde_json::json!({ "route_patterns": &many[..MAX_ROUTE_PATTERNS] }).to_string();
+        assert!(RedConfig::from_json(doc.as_bytes()).is_ok());
+        let e = RedConfig::from_json(
+            format!(r#"{{"metrics_path":"/{}"}}"#, "m".repeat(300)).as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "metrics_path");
     }
 
     #[test]
@@ -317,15 +413,24 @@ impl RedSettings {
     }
 }
 
+/// At most `MAX_SERVICE_BYTES` of `s`, cut on a character boundary.
 fn truncate_label(s: &str) -> String {
-    let mut end = s.len().min(128);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    let end = s
+        .char_indices()
+        .map(|(i, c)| i.saturating_add(c.len_utf8()))
+        .take_while(|end| *end <= MAX_SERVICE_BYTES)
+        .last()
+        .unwrap_or(0);
+    s.get(..end).unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod facts_tests {
     use super::*;
 

@@ -6,6 +6,17 @@
 //! followed by the metric name; the regex for a key is
 //! `(key=\.=(.*?);\.;)` (see `stats_tags_yaml`).
 
+// Panic-free by construction: no indexing, slicing, unwrapping or
+// overflowing arithmetic on input-driven values (tests opt out).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 /// Label values may not contain `;` (the terminator is `;.;`) or control
 /// characters. Dots are kept: the tag regexes match lazily up to `;.;`, and
 /// a route such as `/static/app.js` must reach Prometheus unchanged
@@ -21,7 +32,7 @@ fn clean_value(v: &str, out: &mut String) {
 }
 
 pub fn encode<L: AsRef<str>>(name: &str, labels: &[(&str, L)]) -> String {
-    let mut out = String::with_capacity(name.len() + labels.len() * 24);
+    let mut out = String::with_capacity(name.len().saturating_add(labels.len().saturating_mul(24)));
     for (k, v) in labels {
         out.push_str(k);
         out.push_str("=.=");
@@ -41,6 +52,12 @@ pub fn stats_tags_yaml(keys: &[&str]) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

@@ -59,11 +59,13 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     Some(r)
 }
 
-/// Splits `REQUEST" STATUS SIZE TAIL` into its parts.
+/// Splits `REQUEST" STATUS SIZE TAIL` into its parts. Each `" ` candidate
+/// costs the scan up to the second space after it, so the whole search is
+/// linear in the line.
 fn split_request(s: &str) -> Option<(&str, u16, Option<u64>, &str)> {
-    let mut from = 0;
-    while let Some(i) = s[from..].find("\" ").map(|i| i + from) {
-        let after = &s[i + 2..];
+    for (i, _) in s.match_indices("\" ") {
+        let (request, after) = s.split_at_checked(i)?;
+        let after = after.strip_prefix("\" ")?;
         if let Some((code, rest)) = after.split_once(' ') {
             if let (Some(code), Some((size, tail))) = (status(code), rest.split_once(' ')) {
                 let size = if size == "-" {
@@ -72,11 +74,10 @@ fn split_request(s: &str) -> Option<(&str, u16, Option<u64>, &str)> {
                     digits(size).map(Some)
                 };
                 if let Some(size) = size {
-                    return Some((&s[..i], code, size, tail));
+                    return Some((request, code, size, tail));
                 }
             }
         }
-        from = i + 2;
     }
     None
 }

@@ -2,6 +2,26 @@
 //!
 //! Parsers borrow from the line and never allocate; a line that is not a
 //! request line (banner, traceback, garbage) yields `None`, never a panic.
+//!
+//! Bounds: work is linear in the line (each parser makes a fixed number of
+//! forward/backward scans; the gunicorn request-line search is linear too,
+//! see `gunicorn::split_request`) and memory is O(1) beyond the line itself:
+//! a `RequestRecord` holds only borrowed slices and numbers. Line length is
+//! not limited here; the caller's log pipeline already holds the line.
+//! Invalid UTF-8 cannot reach these parsers (they take `&str`): callers
+//! decode lossily first, and a replacement character is just another
+//! non-matching byte sequence.
+
+// Panic-free by construction: no indexing, slicing, unwrapping or
+// overflowing arithmetic on input-driven values.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 pub mod gunicorn;
 pub mod record;

@@ -11,8 +11,7 @@ use super::{digits, method, status, LogFormat, RequestRecord};
 
 pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     let line = line.trim_end_matches(['\r', '\n']);
-    let start = line.find("[pid: ")?;
-    let rest = &line[start + "[pid: ".len()..];
+    let (_prefix, rest) = line.split_once("[pid: ")?;
 
     // [pid: P|app: A|req: W/T]
     let (head, rest) = rest.split_once("] ")?;

@@ -30,7 +30,7 @@ pub fn escape_label_value(v: &str) -> Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
         return Cow::Borrowed(v);
     }
-    let mut out = String::with_capacity(v.len() + 8);
+    let mut out = String::with_capacity(v.len().saturating_add(8));
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -213,7 +213,7 @@ impl TextEncoder {
     ) {
         // The label text is escaped once and reused by every bucket line:
         // a scrape of 1 000 series writes ~34 000 of them.
-        let mut head = String::with_capacity(name.len() + 128);
+        let mut head = String::with_capacity(name.len().saturating_add(128));
         let _ = write!(head, "{name}_bucket{{");
         for (k, v) in labels {
             let _ = write!(head, "{k}=\"{}\",", escape_label_value(v.as_ref()));
@@ -263,6 +263,12 @@ impl TextEncoder {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

@@ -18,13 +18,16 @@ pub fn to_explicit(
     unit_scale: f64,
     bounds: &[f64],
 ) -> Vec<u64> {
-    let mut out = vec![0u64; bounds.len() + 1];
-    let first = &mut out[0];
-    *first = first
-        .saturating_add(zero_count)
-        .saturating_add(negative.iter().fold(0u64, |a, c| a.saturating_add(*c)));
+    // One slot per bound plus +Inf: the first is `zero_count` and every
+    // negative bucket, the last collects what no bound holds.
+    let below: u64 = negative
+        .iter()
+        .fold(zero_count, |a, c| a.saturating_add(*c));
+    let mut out: Vec<u64> = std::iter::once(below)
+        .chain(bounds.iter().map(|_| 0))
+        .collect();
     // 2^-scale, with scale clamped to the range OTLP allows.
-    let step = 2f64.powi(-scale.clamp(-10, 20));
+    let step = 2f64.powi(scale.clamp(-10, 20)).recip();
     for (k, &count) in positive.iter().enumerate() {
         if count == 0 {
             continue;
@@ -36,12 +39,20 @@ pub fn to_explicit(
             .iter()
             .position(|b| upper <= *b)
             .unwrap_or(bounds.len());
-        out[slot] = out[slot].saturating_add(count);
+        if let Some(c) = out.get_mut(slot) {
+            *c = c.saturating_add(count);
+        }
     }
     out
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

@@ -4,6 +4,17 @@
 //! conventions. Pure functions over names and numbers: the OTLP plumbing
 //! lives in the plugin.
 
+// Panic-free by construction: no indexing, slicing, unwrapping or
+// overflowing arithmetic on input-driven values (tests opt out).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 pub mod exphist;
 pub mod names;
 pub mod semconv;

@@ -78,27 +78,25 @@ pub fn classify<'a, S: AsRef<str>>(
     }
     for p in uwsgi_prefixes {
         let p = p.as_ref();
-        let rest = name.strip_prefix(p).and_then(|r| r.strip_prefix('.'));
-        if let (Some(rest), false) = (rest, p.is_empty()) {
-            if let Some(m) = uwsgi(rest) {
-                return Some((
-                    Source::Uwsgi {
-                        prefix: &name[..p.len()],
-                    },
-                    StatsdMetric::Uwsgi(m),
-                ));
-            }
+        if p.is_empty() {
+            continue;
+        }
+        // `prefix` borrows from `name` (not from the configuration).
+        let Some((prefix, rest)) = name.split_at_checked(p.len()) else {
+            continue;
+        };
+        let rest = (prefix == p).then(|| rest.strip_prefix('.')).flatten();
+        if let Some(m) = rest.and_then(uwsgi) {
+            return Some((Source::Uwsgi { prefix }, StatsdMetric::Uwsgi(m)));
         }
     }
     None
 }
 
 fn gunicorn(name: &str) -> Option<(Source<'_>, StatsdMetric<'_>)> {
-    let (prefix, rest) = if let Some(rest) = name.strip_prefix("gunicorn.") {
-        ("", rest)
-    } else {
-        let i = name.find(".gunicorn.")?;
-        (&name[..i], &name[i + ".gunicorn.".len()..])
+    let (prefix, rest) = match name.strip_prefix("gunicorn.") {
+        Some(rest) => ("", rest),
+        None => name.split_once(".gunicorn.")?,
     };
     let metric = match rest {
         "requests" => GunicornMetric::Requests,

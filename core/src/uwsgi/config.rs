@@ -95,6 +95,12 @@ impl UwsgiFilterConfig {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -132,6 +138,8 @@ mod tests {
         assert_eq!(path(r#"{"response_head_limit":2}"#), "response_head_limit");
         assert_eq!(path(r#"{"max_series":0}"#), "max_series");
         assert_eq!(path(r#"{"route_patterns":["x"]}"#), "route_patterns[0]");
+        let long = format!(r#"{{"route_patterns":["/ok","/{}"]}}"#, "x".repeat(300));
+        assert_eq!(path(&long), "route_patterns[1]");
         assert!(UwsgiFilterConfig::from_json(br#"{"buckets_seconds":[1]}"#)
             .unwrap_err()
             .to_string()

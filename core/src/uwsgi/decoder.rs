@@ -110,7 +110,7 @@ fn build_head(
 ) -> Result<RequestHead<'_>, DecodeError> {
     let vars = if payload_kind.has_vars() {
         Vars::parse(payload).map_err(|e| DecodeError::VarOverrun {
-            offset: HEADER_LEN + e.offset,
+            offset: HEADER_LEN.saturating_add(e.offset),
         })?
     } else {
         Vars::EMPTY
@@ -132,10 +132,10 @@ pub fn decode_head(buf: &[u8], limit: usize) -> Result<Progress<'_>, DecodeError
     let header = Header::parse(*hb);
     let kind = check_header(header, limit)?;
     let end = header.head_len();
-    if buf.len() < end {
+    let Some(payload) = buf.get(HEADER_LEN..end) else {
         return Ok(Progress::NeedMore);
-    }
-    let head = build_head(header, kind, &buf[HEADER_LEN..end])?;
+    };
+    let head = build_head(header, kind, payload)?;
     Ok(Progress::Head {
         head,
         consumed: end,
@@ -200,8 +200,8 @@ impl HeadDecoder {
         match (self.state, self.header) {
             (State::Failed(_), _) => 0,
             (State::Done, _) => self.limit,
-            (State::Reading, Some((h, _))) => h.head_len() - self.buf.len(),
-            (State::Reading, None) => self.limit - self.buf.len(),
+            (State::Reading, Some((h, _))) => h.head_len().saturating_sub(self.buf.len()),
+            (State::Reading, None) => self.limit.saturating_sub(self.buf.len()),
         }
     }
 
@@ -242,13 +242,14 @@ impl HeadDecoder {
                 Err(e) => Err(self.fail(e)),
             };
         }
-        let mut used = 0;
+        let mut rest = chunk;
         let (h, kind) = match self.header {
             Some(known) => known,
             None => {
-                let take = (HEADER_LEN - self.buf.len()).min(chunk.len());
-                self.buf.extend_from_slice(&chunk[..take]);
-                used = take;
+                let take = HEADER_LEN.saturating_sub(self.buf.len());
+                let (part, after) = rest.split_at_checked(take).unwrap_or((rest, &[]));
+                self.buf.extend_from_slice(part);
+                rest = after;
                 let Some(hb) = self.buf.first_chunk::<HEADER_LEN>() else {
                     return Ok(Progress::NeedMore);
                 };
@@ -262,23 +263,25 @@ impl HeadDecoder {
                 }
             }
         };
-        let take = (h.head_len() - self.buf.len()).min(chunk.len() - used);
-        self.buf.extend_from_slice(&chunk[used..used + take]);
-        used += take;
-        if self.buf.len() < h.head_len() {
-            return Ok(Progress::NeedMore);
-        }
+        let take = h.head_len().saturating_sub(self.buf.len());
+        let (part, after) = rest.split_at_checked(take).unwrap_or((rest, &[]));
+        self.buf.extend_from_slice(part);
+        let consumed = chunk.len().saturating_sub(after.len());
+        // The buffer holds at most the head, so the payload is all of it
+        // after the header once it is complete.
+        let payload = match self.buf.get(HEADER_LEN..) {
+            Some(p) if self.buf.len() >= h.head_len() => p,
+            _ => return Ok(Progress::NeedMore),
+        };
         // Validate before borrowing the buffer for the result, so an error
         // can still update the state.
-        if let Err(e) = build_head(h, kind, &self.buf[HEADER_LEN..]) {
+        if let Err(e) = build_head(h, kind, payload) {
             return Err(self.fail(e));
         }
         self.state = State::Done;
-        let head = build_head(h, kind, &self.buf[HEADER_LEN..])?;
-        Ok(Progress::Head {
-            head,
-            consumed: used,
-        })
+        let payload = self.buf.get(HEADER_LEN..).unwrap_or_default();
+        let head = build_head(h, kind, payload)?;
+        Ok(Progress::Head { head, consumed })
     }
 
     /// The stream ended: an error when it stopped inside a head. A stream
@@ -302,6 +305,12 @@ impl HeadDecoder {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::uwsgi::packet::encode_head;

@@ -132,7 +132,7 @@ pub struct ConnectionTracker {
 }
 
 fn lossy_prefix(bytes: &[u8], max: usize) -> String {
-    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
+    let s = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes));
     s.into_owned()
 }
 
@@ -198,31 +198,37 @@ impl ConnectionTracker {
         if self.closed {
             return;
         }
-        let mut pos = 0;
+        // `pos` only grows, by at most what is left of `available`, so the
+        // loop is linear in the bytes the host delivered.
+        let mut pos = 0usize;
         while pos < available {
+            let left = available.saturating_sub(pos);
             match self.phase {
                 Phase::Ignore | Phase::Passthrough => break,
                 Phase::Body(remaining) => {
-                    let skip = remaining.min((available - pos) as u64);
-                    pos += skip as usize;
-                    self.phase = if remaining == skip {
-                        Phase::Head
-                    } else {
-                        Phase::Body(remaining - skip)
+                    // `skip` is at most `left`, so it fits in usize.
+                    let skip = usize::try_from(remaining).map_or(left, |r| r.min(left));
+                    pos = pos.saturating_add(skip);
+                    self.phase = match remaining.saturating_sub(skip as u64) {
+                        0 => Phase::Head,
+                        more => Phase::Body(more),
                     };
                 }
                 Phase::Head => {
-                    let want = self.decoder.wants().min(available - pos);
+                    let want = self.decoder.wants().min(left);
                     let Some(bytes) = fetch(pos, want) else { break };
+                    // A host that returns more than asked is not trusted
+                    // beyond what was asked.
                     let chunk = bytes.as_ref();
+                    let chunk = chunk.get(..want).unwrap_or(chunk);
                     if chunk.is_empty() {
                         break;
                     }
                     let start = *self.head_start_us.get_or_insert(now_us);
                     match self.decoder.feed(chunk) {
-                        Ok(Progress::NeedMore) => pos += chunk.len(),
+                        Ok(Progress::NeedMore) => pos = pos.saturating_add(chunk.len()),
                         Ok(Progress::Head { head, consumed }) => {
-                            pos += consumed;
+                            pos = pos.saturating_add(consumed);
                             let next = if head.kind == Payload::Request {
                                 let vars = head.request_vars();
                                 let ex = exchange_from(&head, &vars, start);
@@ -252,9 +258,13 @@ impl ConnectionTracker {
                             }
                         }
                         Err(e) => {
+                            // The previous exchange was complete before
+                            // this head began: it is reported (ending now,
+                            // as a good next head would end it), then the
+                            // error, then nothing more on this stream.
+                            self.finish_active(now_us, out);
                             out.push(Event::RequestError(e));
                             self.phase = Phase::Passthrough;
-                            self.active = None;
                         }
                     }
                 }
@@ -286,16 +296,18 @@ impl ConnectionTracker {
         if available > 0 {
             a.ex.first_byte_us.get_or_insert(now_us);
             a.last_upstream_us = Some(now_us);
-            let mut pos = 0;
+            let mut pos = 0usize;
             while pos < available && self.response.result().is_none() {
-                let Some(bytes) = fetch(pos, STATUS_FETCH.min(available - pos)) else {
+                let want = STATUS_FETCH.min(available.saturating_sub(pos));
+                let Some(bytes) = fetch(pos, want) else {
                     break;
                 };
                 let chunk = bytes.as_ref();
+                let chunk = chunk.get(..want).unwrap_or(chunk);
                 if chunk.is_empty() {
                     break;
                 }
-                pos += chunk.len();
+                pos = pos.saturating_add(chunk.len());
                 match self.response.feed(chunk) {
                     Ok(StatusProgress::NeedMore) => {}
                     Ok(StatusProgress::Done(s)) => a.ex.status = Some(s.code),
@@ -354,6 +366,12 @@ impl ConnectionTracker {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::red::route::PathTemplate;
@@ -501,6 +519,40 @@ mod tests {
             (second.path.as_str(), second.status, second.code()),
             ("/p2", None, 0)
         );
+    }
+
+    /// Regression (issue 11): a finished exchange was dropped when the next
+    /// head on the connection failed to decode.
+    #[test]
+    fn bad_next_head_keeps_the_finished_exchange() {
+        let mut t = tracker();
+        down(&mut t, &request("GET", "/ok", b""), false, 0);
+        up(&mut t, b"HTTP/1.1 200 OK\r\n\r\n", false, 5);
+        let ev = down(&mut t, b"GET / HTTP/1.1\r\n", false, 9);
+        let [Event::Completed(ex), Event::RequestError(e)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(
+            (ex.path.as_str(), ex.status, ex.end_us),
+            ("/ok", Some(200), 9)
+        );
+        assert_eq!(*e, DecodeError::UnknownModifier { modifier1: b'G' });
+        assert!(t.is_passthrough());
+        let mut out = Vec::new();
+        t.on_close(10, &mut out);
+        assert!(out.is_empty(), "reported exactly once: {out:?}");
+        // The same when the bad head arrives in the chunk after a body.
+        let mut t = tracker();
+        let mut p = request("POST", "/b", b"xyz");
+        p.extend_from_slice(&[0, 5, 0, 0, 200, 0]);
+        let ev = down(&mut t, &p, false, 3);
+        assert!(ev.is_empty(), "{ev:?}");
+        let ev = down(&mut t, &[1, 2, 3], true, 4);
+        let [Event::Completed(ex), Event::RequestError(e)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!((ex.path.as_str(), ex.status), ("/b", None));
+        assert_eq!(*e, DecodeError::VarOverrun { offset: 4 });
     }
 
     #[test]

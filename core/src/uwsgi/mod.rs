@@ -2,6 +2,17 @@
 //! the response status, the modifier table, and the per-connection
 //! exchange tracker the network filter is built on.
 
+// Panic-free by construction: no indexing, slicing, unwrapping or
+// overflowing arithmetic on input-driven values (tests opt out).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 pub mod config;
 pub mod decoder;
 pub mod exchange;

@@ -92,7 +92,7 @@ pub fn lookup(code: u8) -> Option<&'static Modifier> {
     MODIFIERS
         .binary_search_by_key(&code, |m| m.code)
         .ok()
-        .map(|i| &MODIFIERS[i])
+        .and_then(|i| MODIFIERS.get(i))
 }
 
 /// `"wsgi"` for 0, `"unknown"` for codes not in the table.
@@ -101,6 +101,12 @@ pub fn name(code: u8) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

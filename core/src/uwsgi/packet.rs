@@ -68,16 +68,19 @@ impl<'a> Vars<'a> {
 
     /// Checks every length field against the block end.
     pub fn parse(block: &'a [u8]) -> Result<Self, VarOverrun> {
-        let mut pos = 0;
+        let mut pos = 0usize;
         while pos < block.len() {
             // A key and a value, each behind a 2-byte length.
             for _ in 0..2 {
                 let start = pos;
-                let len = match block.get(pos..pos + 2) {
-                    Some(l) => usize::from(u16::from_le_bytes([l[0], l[1]])),
-                    None => return Err(VarOverrun { offset: start }),
+                let Some(&[lo, hi]) = block.get(pos..pos.saturating_add(2)) else {
+                    return Err(VarOverrun { offset: start });
                 };
-                pos += 2 + len;
+                // Saturation cannot hide an overrun: a slice is shorter
+                // than usize::MAX, so a saturated position is past its end.
+                pos = pos
+                    .saturating_add(2)
+                    .saturating_add(usize::from(u16::from_le_bytes([lo, hi])));
                 if pos > block.len() {
                     return Err(VarOverrun { offset: start });
                 }
@@ -140,12 +143,13 @@ pub struct VarsIter<'a> {
 }
 
 impl<'a> VarsIter<'a> {
-    fn take_item(&mut self) -> &'a [u8] {
-        // Lengths were validated by `Vars::parse`.
-        let len = usize::from(u16::from_le_bytes([self.rest[0], self.rest[1]]));
-        let (item, rest) = self.rest[2..].split_at(len);
+    /// Lengths were validated by `Vars::parse`, so this only returns
+    /// `None` at the end of the block.
+    fn take_item(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.rest.split_first_chunk::<2>()?;
+        let (item, rest) = rest.split_at_checked(usize::from(u16::from_le_bytes(*len)))?;
         self.rest = rest;
-        item
+        Some(item)
     }
 }
 
@@ -153,12 +157,16 @@ impl<'a> Iterator for VarsIter<'a> {
     type Item = Var<'a>;
 
     fn next(&mut self) -> Option<Var<'a>> {
-        if self.rest.is_empty() {
-            return None;
-        }
         let key = self.take_item();
         let value = self.take_item();
-        Some(Var { key, value })
+        match (key, value) {
+            (Some(key), Some(value)) => Some(Var { key, value }),
+            _ => {
+                // Unreachable for a parsed block; stop cleanly regardless.
+                self.rest = &[];
+                None
+            }
+        }
     }
 }
 
@@ -274,11 +282,11 @@ where
             if item.len() > usize::from(u16::MAX) {
                 return Err(EncodeError::ItemTooLong { len: item.len() });
             }
-            datasize += 2 + item.len();
+            datasize = datasize.saturating_add(2).saturating_add(item.len());
         }
     }
     let ds = u16::try_from(datasize).map_err(|_| EncodeError::DatasizeTooLarge { datasize })?;
-    out.reserve(HEADER_LEN + datasize);
+    out.reserve(HEADER_LEN.saturating_add(datasize));
     out.extend_from_slice(
         &Header {
             modifier1,
@@ -290,7 +298,8 @@ where
     for (k, v) in vars {
         for item in [k.as_ref(), v.as_ref()] {
             // Checked above: every item fits in u16.
-            out.extend_from_slice(&(item.len() as u16).to_le_bytes());
+            let len = u16::try_from(item.len()).unwrap_or(u16::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(item);
         }
     }
@@ -298,6 +307,12 @@ where
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

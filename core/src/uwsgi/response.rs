@@ -6,6 +6,17 @@
 //! reads it, no Status means 302 with a Location header, else 200). The
 //! parser is a byte-at-a-time state machine: it keeps no copy of the input,
 //! so it behaves the same however the bytes are split.
+//!
+//! Bounds: O(1) work per byte, at most `limit` bytes read, and a fixed-size
+//! state (no allocation at all).
+//!
+//! Valid codes are 100..=999. RFC 9112's grammar is `3DIGIT` and the first
+//! digit is the class; there is no class 0, and code 0 is this crate's "no
+//! response" (`code_class` `0xx`), so `000`-`099` are refused as
+//! `BadStatus` rather than reported as a code nobody can tell from a missing
+//! response. 600..=999 are outside RFC 9110's defined classes but are what
+//! the upstream sent: the parser reports them as they are (as the log
+//! parsers do) and classification is left to the label layer.
 
 use std::fmt;
 
@@ -33,7 +44,8 @@ pub struct Status {
 pub enum ResponseError {
     /// Byte `offset` can start neither a status line nor a header line.
     NotHttp { offset: usize },
-    /// The status code at `offset` is not three digits.
+    /// The status code at `offset` is not three digits from 100 to 999
+    /// (`000`-`099` included: no class 0 exists).
     BadStatus { offset: usize },
     /// No status within `limit` bytes.
     TooLarge { limit: usize },
@@ -65,7 +77,7 @@ impl fmt::Display for ResponseError {
             Self::BadStatus { offset } => {
                 write!(
                     f,
-                    "response status at byte {offset} is not a three-digit code"
+                    "response status at byte {offset} is not a three-digit code from 100 to 999"
                 )
             }
             Self::TooLarge { limit } => write!(f, "no response status within {limit} bytes"),
@@ -85,6 +97,8 @@ pub enum StatusProgress {
 }
 
 const HTTP_PREFIX: &[u8; 5] = b"HTTP/";
+/// Smallest limit: `HTTP/1.1 200` plus a separator.
+const MIN_LIMIT: usize = 13;
 /// Long enough for `status` and `location`; longer names are neither.
 const NAME_CAP: usize = 8;
 
@@ -141,7 +155,7 @@ impl StatusParser {
         Self {
             st: St::Prefix(0),
             seen: 0,
-            limit: limit.max(HTTP_PREFIX.len() + 8),
+            limit: limit.max(MIN_LIMIT),
             code: 0,
             digits: 0,
             name: [0; NAME_CAP],
@@ -178,7 +192,7 @@ impl StatusParser {
                 break;
             }
             self.step(b);
-            self.seen += 1;
+            self.seen = self.seen.saturating_add(1);
         }
         match self.result() {
             Some(r) => r.map(StatusProgress::Done),
@@ -221,17 +235,18 @@ impl StatusParser {
     fn step(&mut self, b: u8) {
         match self.st {
             St::Prefix(n) => {
-                if b == HTTP_PREFIX[usize::from(n)] {
-                    self.st = if usize::from(n) + 1 == HTTP_PREFIX.len() {
+                let next = n.saturating_add(1);
+                if HTTP_PREFIX.get(usize::from(n)) == Some(&b) {
+                    self.st = if usize::from(next) == HTTP_PREFIX.len() {
                         St::Version
                     } else {
-                        St::Prefix(n + 1)
+                        St::Prefix(next)
                     };
                 } else {
                     // Not a status line: the bytes so far begin a CGI header
                     // name instead; replay them (they are all name chars).
                     self.st = St::LineStart;
-                    for &p in &HTTP_PREFIX[..usize::from(n)] {
+                    for &p in HTTP_PREFIX.iter().take(usize::from(n)) {
                         self.cgi_step(p);
                     }
                     self.cgi_step(b);
@@ -256,9 +271,17 @@ impl StatusParser {
 
     fn code_step(&mut self, b: u8, cgi: bool) {
         match (self.st, b) {
+            // A first digit 0 would make a code 000-099: no such class.
+            (St::Code { .. }, b'0') if self.digits == 0 => {
+                self.st = St::Failed(ResponseError::BadStatus { offset: self.seen });
+            }
             (St::Code { .. }, b'0'..=b'9') => {
-                self.code = self.code * 10 + u16::from(b - b'0');
-                self.digits += 1;
+                // At most three digits: never above 999.
+                self.code = self
+                    .code
+                    .saturating_mul(10)
+                    .saturating_add(u16::from(b.saturating_sub(b'0')));
+                self.digits = self.digits.saturating_add(1);
                 if self.digits == 3 {
                     self.st = St::AfterCode { cgi };
                 }
@@ -275,7 +298,7 @@ impl StatusParser {
                 });
             }
             _ => {
-                let offset = self.seen - usize::from(self.digits);
+                let offset = self.seen.saturating_sub(usize::from(self.digits));
                 self.st = St::Failed(ResponseError::BadStatus { offset });
             }
         }
@@ -329,14 +352,16 @@ impl StatusParser {
     }
 
     fn push_name(&mut self, b: u8) {
-        if self.name_len < NAME_CAP {
-            self.name[self.name_len] = b.to_ascii_lowercase();
+        // Names longer than NAME_CAP are neither `status` nor `location`:
+        // only their length keeps counting.
+        if let Some(slot) = self.name.get_mut(self.name_len) {
+            *slot = b.to_ascii_lowercase();
         }
-        self.name_len += 1;
+        self.name_len = self.name_len.saturating_add(1);
     }
 
     fn name_is(&self, lower: &[u8]) -> bool {
-        self.name_len == lower.len() && &self.name[..lower.len()] == lower
+        self.name_len == lower.len() && self.name.get(..lower.len()) == Some(lower)
     }
 
     fn end_of_headers(&mut self) {
@@ -358,8 +383,43 @@ pub fn parse_status(bytes: &[u8]) -> Result<Option<Status>, ResponseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 11): `000`-`099` were accepted, and code 0 is
+    /// indistinguishable from "no response".
+    #[test]
+    fn codes_below_100_are_refused() {
+        for (bytes, offset) in [
+            (&b"HTTP/1.1 000 X\r\n"[..], 9),
+            (b"HTTP/1.1 099 X\r\n", 9),
+            (b"HTTP/1.0 0", 9),
+            (b"Status: 000\r\n", 8),
+            (b"X: y\r\nStatus: 042 Odd\r\n", 14),
+        ] {
+            assert_eq!(
+                code(bytes),
+                Err(ResponseError::BadStatus { offset }),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // Split byte by byte: the same answer, and `finish` keeps it.
+        let mut p = StatusParser::default();
+        for b in b"Status: 0".chunks(1) {
+            let _ = p.feed(b);
+        }
+        assert_eq!(
+            p.finish(),
+            Some(Err(ResponseError::BadStatus { offset: 8 }))
+        );
+        assert_eq!(code(b"HTTP/1.1 100 Continue\r\n"), Ok(Some(100)));
+        assert_eq!(code(b"HTTP/1.1 999 Odd\r\n"), Ok(Some(999)));
+        assert!(ResponseError::BadStatus { offset: 9 }
+            .to_string()
+            .contains("from 100 to 999"));
+    }
 
     fn code(bytes: &[u8]) -> Result<Option<u16>, ResponseError> {
         parse_status(bytes).map(|s| s.map(|s| s.code))
