@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use uwsgi_red_core::config::{parse_json, ConfigError};
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
+use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer, MAX_PATH_BYTES};
+
+/// More templates than this is a configuration mistake, not a route table.
+pub const MAX_ROUTE_PATTERNS: usize = 1000;
+
+/// What the number after gunicorn's default access-log fields is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum GunicornDurationField {
+    /// `%(M)s`: whole milliseconds.
+    M,
+    /// `%(D)s`: microseconds.
+    D,
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -23,8 +36,18 @@ pub struct ProcessorConfig {
     pub keep_redundant: bool,
     pub rewrite_metrics: bool,
     pub parse_logs: bool,
+    /// Path templates for `http.route` on request-log records, such as
+    /// `/users/{id}` or `/static/{path*}` (red-filter's syntax); first wins.
+    pub route_patterns: Vec<String>,
+    /// Without a matching template, collapse numeric / UUID / hex segments
+    /// of the path to `:id` (as red-filter does).
+    pub collapse_ids: bool,
+    /// The trailing field of the gunicorn `access_log_format` in use.
+    pub gunicorn_duration_field: GunicornDurationField,
     #[serde(skip)]
     pub buckets: Option<Buckets>,
+    #[serde(skip)]
+    pub templates: Vec<PathTemplate>,
 }
 
 impl Default for ProcessorConfig {
@@ -36,7 +59,11 @@ impl Default for ProcessorConfig {
             keep_redundant: false,
             rewrite_metrics: true,
             parse_logs: true,
+            route_patterns: Vec::new(),
+            collapse_ids: true,
+            gunicorn_duration_field: GunicornDurationField::M,
             buckets: None,
+            templates: Vec::new(),
         }
     }
 }
@@ -59,7 +86,34 @@ impl ProcessorConfig {
         let buckets = Buckets::new(cfg.duration_buckets_seconds.clone())
             .map_err(|e| ConfigError::new(".duration_buckets_seconds", e.to_string()))?;
         cfg.buckets = Some(buckets);
+        if cfg.route_patterns.len() > MAX_ROUTE_PATTERNS {
+            return Err(ConfigError::new(
+                ".route_patterns",
+                format!("at most {MAX_ROUTE_PATTERNS} templates"),
+            ));
+        }
+        let mut templates = Vec::with_capacity(cfg.route_patterns.len());
+        for (i, text) in cfg.route_patterns.iter().enumerate() {
+            let at = || format!(".route_patterns[{i}]");
+            // Paths are cut at MAX_PATH_BYTES before matching: a longer
+            // template could never match, so it is refused, not ignored.
+            if text.len() > MAX_PATH_BYTES {
+                return Err(ConfigError::new(
+                    &at(),
+                    format!("templates are at most {MAX_PATH_BYTES} bytes"),
+                ));
+            }
+            templates.push(
+                PathTemplate::parse(text).map_err(|e| ConfigError::new(&at(), e.to_string()))?,
+            );
+        }
+        cfg.templates = templates;
         Ok(cfg)
+    }
+
+    /// `http.route` rules of this config.
+    pub fn routes(&self) -> RouteNormalizer {
+        RouteNormalizer::new(self.templates.clone(), self.collapse_ids)
     }
 
     pub fn bounds(&self) -> &[f64] {
@@ -100,6 +154,27 @@ mod tests {
         let e = ProcessorConfig::from_json(br#"{"duration_buckets_seconds":[1,0.5]}"#).unwrap_err();
         assert_eq!(e.path, ".duration_buckets_seconds");
         assert!(ProcessorConfig::from_json(br#"{"uwsgi_prefixes":[""]}"#).is_err());
+    }
+
+    #[test]
+    fn route_patterns_are_checked_and_named() {
+        let c = ProcessorConfig::from_json(
+            br#"{"route_patterns":["/users/{id}"],"collapse_ids":false}"#,
+        )
+        .unwrap();
+        assert_eq!(c.routes().route(None, "/users/7?x=1"), "/users/{id}");
+        assert_eq!(c.routes().route(None, "/orders/7"), "/orders/7");
+        let e = ProcessorConfig::from_json(br#"{"route_patterns":["/a","users"]}"#).unwrap_err();
+        assert_eq!(e.path, ".route_patterns[1]");
+        let long = format!(
+            r#"{{"route_patterns":["/{}"]}}"#,
+            "a".repeat(MAX_PATH_BYTES)
+        );
+        let e = ProcessorConfig::from_json(long.as_bytes()).unwrap_err();
+        assert_eq!(e.path, ".route_patterns[0]");
+        let c = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"D"}"#).unwrap();
+        assert_eq!(c.gunicorn_duration_field, GunicornDurationField::D);
+        assert!(ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).is_err());
     }
 
     #[test]

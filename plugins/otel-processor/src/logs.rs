@@ -4,8 +4,10 @@
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
 use uwsgi_red_core::logs::{parse_line, LogFormat, RequestRecord};
+use uwsgi_red_core::red::route::RouteNormalizer;
 use uwsgi_red_core::statsd::semconv::error_type;
 
+use crate::config::GunicornDurationField;
 use crate::otlp::{bool_value, double_value, int_value, set_attr, str_value};
 use crate::ProcessorConfig;
 
@@ -13,32 +15,53 @@ use crate::ProcessorConfig;
 pub const ATTR_PARSED: &str = "uwsgi_red.log.parsed";
 pub const ATTR_FORMAT: &str = "uwsgi_red.log.format";
 
-pub fn annotate(_cfg: &ProcessorConfig, data: &mut LogsData) {
+/// `uwsgi_red.log.format` of gunicorn lines ending in `%(D)s`.
+pub const FORMAT_GUNICORN_MICROS: &str = "gunicorn_micros";
+
+pub fn annotate(cfg: &ProcessorConfig, data: &mut LogsData) {
+    let routes = cfg.routes();
     for rl in &mut data.resource_logs {
         for sl in &mut rl.scope_logs {
             for rec in &mut sl.log_records {
-                annotate_record(rec);
+                annotate_record(cfg, &routes, rec);
             }
         }
     }
 }
 
-pub fn annotate_record(rec: &mut LogRecord) {
+pub fn annotate_record(cfg: &ProcessorConfig, routes: &RouteNormalizer, rec: &mut LogRecord) {
     let line = match rec.body.as_ref().and_then(|b| b.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) => s.clone(),
         _ => String::new(),
     };
     match parse_line(&line) {
-        Some(r) => apply(rec, &r),
+        Some(mut r) => {
+            let format = reinterpret_duration(cfg, &mut r);
+            let route = routes.route(None, r.path);
+            apply(rec, &r, format, &route)
+        }
         None => set_attr(&mut rec.attributes, ATTR_PARSED, bool_value(false)),
     }
 }
 
-fn apply(rec: &mut LogRecord, r: &RequestRecord<'_>) {
+/// The core parser reads gunicorn's trailing number as `%(M)s`
+/// (milliseconds, stored ×1000); with `%(D)s` configured it is microseconds.
+fn reinterpret_duration(cfg: &ProcessorConfig, r: &mut RequestRecord<'_>) -> &'static str {
+    match (r.format, cfg.gunicorn_duration_field) {
+        (LogFormat::GunicornWithMillis, GunicornDurationField::D) => {
+            r.duration_us = r.duration_us.map(|us| us / 1000);
+            FORMAT_GUNICORN_MICROS
+        }
+        (f, _) => f.as_str(),
+    }
+}
+
+fn apply(rec: &mut LogRecord, r: &RequestRecord<'_>, format: &str, route: &str) {
     let a = &mut rec.attributes;
     set_attr(a, ATTR_PARSED, bool_value(true));
-    set_attr(a, ATTR_FORMAT, str_value(r.format.as_str()));
+    set_attr(a, ATTR_FORMAT, str_value(format));
     set_attr(a, "http.request.method", str_value(r.method));
+    set_attr(a, "http.route", str_value(route));
     set_attr(a, "url.path", str_value(r.path));
     if let Some(q) = r.query {
         set_attr(a, "url.query", str_value(q));

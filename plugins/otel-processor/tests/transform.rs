@@ -432,3 +432,61 @@ fn refusals_name_their_kind() {
     let out = process_metrics(&load_config(b"{}"), &gunicorn_batch_bytes());
     assert_eq!((out.refusal, out.status_reason), (None, None));
 }
+
+#[test]
+fn gunicorn_micros_and_routes() {
+    let lines = [
+        r#"127.0.0.1 - - [22/Nov/2026:04:12:31 +0000] "GET /users/42?x=1 HTTP/1.1" 200 2 "-" "curl" 1503"#,
+        r#"127.0.0.1 - - [22/Nov/2026:04:12:31 +0000] "POST /orders/5f1c0a9e77 HTTP/1.1" 503 2 "-" "curl" 250000"#,
+    ];
+    let cfg = load_config(br#"{"route_patterns":["/users/{id}"],"gunicorn_duration_field":"D"}"#);
+    let out = process_logs(&cfg, &log_batch(&lines).encode_to_vec());
+    assert_eq!(out.status_reason, None);
+    let out = LogsData::decode(&out.payload[..]).unwrap();
+    let got: Vec<_> = out.resource_logs[0].scope_logs[0]
+        .log_records
+        .iter()
+        .map(|r| {
+            let a = |k| attr(&r.attributes, k).cloned();
+            (
+                a("http.route"),
+                a("http.request.method"),
+                a("http.response.status_code"),
+                a("http.server.request.duration"),
+                a("uwsgi_red.log.format"),
+            )
+        })
+        .collect();
+    use any_value::Value::{DoubleValue as D, IntValue as I, StringValue as S};
+    assert_eq!(
+        got,
+        [
+            (
+                Some(S("/users/{id}".into())),
+                Some(S("GET".into())),
+                Some(I(200)),
+                Some(D(0.001503)),
+                Some(S("gunicorn_micros".into()))
+            ),
+            (
+                Some(S("/orders/:id".into())),
+                Some(S("POST".into())),
+                Some(I(503)),
+                Some(D(0.25)),
+                Some(S("gunicorn_micros".into()))
+            ),
+        ]
+    );
+    // Default: the trailing number is %(M)s, milliseconds.
+    let out = process_logs(&load_config(b"{}"), &log_batch(&lines[..1]).encode_to_vec());
+    let out = LogsData::decode(&out.payload[..]).unwrap();
+    let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(
+        attr(&rec.attributes, "http.server.request.duration"),
+        Some(&D(1.503))
+    );
+    assert_eq!(
+        attr(&rec.attributes, "http.route"),
+        Some(&S("/users/:id".into()))
+    );
+}
