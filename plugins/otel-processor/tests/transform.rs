@@ -387,9 +387,10 @@ fn batch_over_rewrite_limit_passes_through_unchanged() {
     let cfg = load_config(b"{}");
     // Valid OTLP (one huge string field) so only the size can refuse it.
     let mut md = MetricsData::default();
-    let mut rm = ResourceMetrics::default();
-    rm.schema_url = "x".repeat(MAX_REWRITE_BYTES);
-    md.resource_metrics.push(rm);
+    md.resource_metrics.push(ResourceMetrics {
+        schema_url: "x".repeat(MAX_REWRITE_BYTES),
+        ..Default::default()
+    });
     let input = md.encode_to_vec();
     assert!(input.len() > MAX_REWRITE_BYTES);
     let out = process_metrics(&cfg, &input);
