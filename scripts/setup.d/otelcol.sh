@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the uwsgi-red OpenTelemetry Collector distribution with the official
 # builder (OCB) from examples/otel-collector/builder-config.yaml into
-# $UWSGI_RED_CACHE/otelcol/<hash>/, keyed by a hash of the manifest and the
-# local Wasm processor sources, so it is rebuilt only when they change.
+# $UWSGI_RED_CACHE/otelcol/<hash>/, keyed by a hash of the manifest, its
+# go.sum and the otelwasm source archive, so it is rebuilt only when they
+# change. otelwasm (the Wasm processor host) is built from its source archive
+# because the Go module proxy here refuses its modules.
 #   otelcol.sh          build when missing, print the binary path
 #   otelcol.sh --path   print the binary path only (nothing is built)
 set -euo pipefail
@@ -14,9 +16,12 @@ OCB_VERSION=v0.155.0
 # The stable (1.x) collector modules released with it.
 CORE_STABLE=v1.61.0
 SRC="$ROOT/examples/otel-collector"
+# github.com/otelwasm/otelwasm at 4161e88, unmodified (Apache-2.0).
+OTELWASM_TGZ="${UWSGI_RED_OTELWASM_TGZ:-$ROOT/../shared/hosts/otelwasm/otelwasm-4161e88.tar.gz}"
 
-hash="$(cd "$SRC" && cat builder-config.yaml otelcol.go.sum wasmprocessor/go.mod wasmprocessor/go.sum wasmprocessor/*.go \
-  | { cat; echo "$OCB_VERSION $CORE_STABLE build-v2"; } | sha256sum | cut -c1-16)"
+[ -r "$OTELWASM_TGZ" ] || { echo "otelwasm source archive not found: $OTELWASM_TGZ (set UWSGI_RED_OTELWASM_TGZ)" >&2; exit 1; }
+hash="$( { cat "$SRC/builder-config.yaml" "$SRC/otelcol.go.sum" "$OTELWASM_TGZ"; echo "$OCB_VERSION $CORE_STABLE build-v3"; } \
+  | sha256sum | cut -c1-16)"
 out="$CACHE/$hash"
 bin="$out/_build/otelcol-uwsgi-red"
 
@@ -39,7 +44,9 @@ fi
 work="$(mktemp -d "$CACHE/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cp "$SRC/builder-config.yaml" "$work/"
-cp -r "$SRC/wasmprocessor" "$work/wasmprocessor"
+# The manifest's `replaces:` point at ../otelwasm from the generated module.
+tar -xzf "$OTELWASM_TGZ" -C "$work"
+[ -d "$work/otelwasm/wasmprocessor" ] || { echo "no otelwasm/wasmprocessor in $OTELWASM_TGZ" >&2; exit 1; }
 echo "building the Collector (OCB $OCB_VERSION) in $work; takes minutes on 2 cores" >&2
 # OCB generates the sources; the module step is ours. OCB's own step runs
 # `go mod tidy`, which also fetches the *test* dependencies of every
@@ -55,7 +62,8 @@ echo "building the Collector (OCB $OCB_VERSION) in $work; takes minutes on 2 cor
   for m in connector otelcol service; do printf '\tgo.opentelemetry.io/collector/%s %s\n' "$m" "$OCB_VERSION"; done
   sed -nE 's/^[[:space:]]*- gomod:[[:space:]]*(.*)$/\t\1/p' "$work/builder-config.yaml"
   printf ')\n\n'
-  sed -nE '/gomod:[[:space:]]*uwsgi-red.example\/otelcol\/wasmprocessor/{n;s/^[[:space:]]*path:[[:space:]]*\.\/(.*)$/replace uwsgi-red.example\/otelcol\/wasmprocessor => ..\/\1/p}' "$work/builder-config.yaml"
+  # `replaces:` entries (`- MODULE => PATH`) become replace directives.
+  sed -nE '/^replaces:/,/^[^[:space:]-]/s/^[[:space:]]*-[[:space:]]*([^[:space:]]+[[:space:]]*=>[[:space:]]*[^[:space:]]+)[[:space:]]*$/replace \1/p' "$work/builder-config.yaml"
 } >"$work/_build/go.mod"
 # Module hashes are pinned by the committed otelcol.go.sum. sum.golang.org
 # has no record of some contrib releases the proxy serves (pkg/stanza
