@@ -261,9 +261,11 @@ fn host_missing_key() {
 
 /// A store that lets a second VM run a whole admission between the first
 /// VM's slot reservation and its shard write: the same new label set.
+type Hook = Box<dyn FnOnce(&mut FaultKv)>;
+
 struct RacingKv {
     kv: FaultKv,
-    hook: Option<Box<dyn FnOnce(&mut FaultKv)>>,
+    hook: Option<Hook>,
 }
 
 impl KvStore for RacingKv {
