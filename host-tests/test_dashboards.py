@@ -516,3 +516,22 @@ def test_gunicorn_collector_panels(collector_stack):
             raise AssertionError(f"panel {title!r} has no check")
         checked.add(title)
     assert len(checked) == len({p["title"] for p in d["panels"]})
+
+
+def test_rule_and_unit_test_metric_names_exist_on_the_live_stack(stack):
+    """The rules and their promtool unit tests name real series: a typo
+    there would pass the unit tests (same typo on both sides) and never fire.
+    (No YAML comment contains '#' inside PromQL, so cutting at '#' is safe.)"""
+    prom_dir = EXAMPLES / "prometheus"
+    names = set()
+    for f in list((prom_dir / "rules").glob("*.yml")) + list((prom_dir / "tests").glob("*.yml")):
+        # metric names, not recording-rule names (those have colons)
+        text = re.sub(r"#.*", "", f.read_text())  # comments name self-mode series too
+        names |= set(re.findall(r"(?<![\w:])(uwsgi_[a-z_]+)(?![\w:])", text))
+    assert names == {"uwsgi_red_requests_total", "uwsgi_red_errors_total", "uwsgi_red_request_duration_microseconds_bucket",
+                     "uwsgi_red_request_duration_microseconds_count", "uwsgi_up", "uwsgi_listen_queue_length",
+                     "uwsgi_listen_queue_errors", "uwsgi_worker_busy", "uwsgi_worker_idle",
+                     "uwsgi_worker_respawn_count_total"}
+    live = set(label_values(stack.port, "__name__", '{__name__=~"uwsgi_.+"}'))
+    print("\nseries the rules use:", ", ".join(sorted(names)))
+    assert names <= live, sorted(names - live)
