@@ -1,12 +1,18 @@
-"""The uwsgi-red OpenTelemetry Collector (OCB build, scripts/setup.d/otelcol.sh)
-running dist/otel-processor.wasm: real gunicorn and uWSGI send StatsD to the
-Collector's statsd receiver, the filelog receiver tails captured request
-logs, and the file exporter's OTLP JSON is checked series by series.
+"""The uwsgi-red OpenTelemetry Collector (OCB build with otelwasm's `wasm`
+processor, scripts/setup.d/otelcol.sh) running the SHIPPED example config
+(examples/otel-collector/config.yaml; only ports and paths are set through
+its environment variables) with dist/otel-processor.wasm: real gunicorn and
+uWSGI send StatsD and write request logs, the filelog receivers tail them,
+and both the file exporter's OTLP JSON and the two Prometheus endpoints are
+checked series by series. Also: concurrent OTLP load through the shipped
+pipeline, and the processor's refusal reasons in the Collector log.
 """
 import json
 import os
 import shutil
+import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -14,18 +20,30 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (APPS, ROOT, Proc, free_port, gunicorn_bin, http, uwsgi_bin, wait_for, wait_port,
-                      wasm)
+from conftest import (APPS, ROOT, Proc, free_port, gunicorn_bin, http, samples, uwsgi_bin, wait_for,
+                      wait_port, wasm)
 
 VECTORS = ROOT / "core" / "tests" / "vectors"
-LOG_VECTORS = ["uwsgi_reqlog_http_socket.log", "uwsgi_fulllog_logdate.log",
-               "gunicorn_access_default.log", "gunicorn_access_custom_M.log"]
+UWSGI_LOG_VECTORS = ["uwsgi_reqlog_http_socket.log", "uwsgi_fulllog_logdate.log"]
+GUNICORN_LOG_VECTORS = ["gunicorn_access_default.log", "gunicorn_access_custom_M.log"]
 EXAMPLE = ROOT / "examples" / "otel-collector" / "config.yaml"
+# The access-log format the example documents (README, config.yaml).
+GUNICORN_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'
 
-# gunicorn request mix: path -> (count, status)
-GUNICORN_MIX = {"/": (5, 200), "/notfound": (2, 404), "/status/503": (3, 503), "/error": (1, 500),
-                "/status/201": (2, 201)}
+# gunicorn request mix: (method, path, status, times). Routes chosen to be
+# absent from the log vectors, so the per-route counts are exact.
+GUNICORN_MIX = [("GET", "/users/1", 200, 2), ("GET", "/users/22", 200, 3), ("POST", "/items/7", 201, 3),
+                ("GET", "/status/503", 503, 3), ("GET", "/status/404", 404, 2), ("GET", "/status/500", 500, 1)]
+# (method, http.route, status) -> requests at the log-derived endpoint, for
+# both rounds (GUNICORN_MIX[:3], then GUNICORN_MIX): route templates
+# /users/{id} and /status/{code} from the example, /items/7 id-collapsed.
+GUNICORN_RED = {("GET", "/users/{id}", "200"): 10, ("POST", "/items/:id", "201"): 6,
+                ("GET", "/status/{code}", "503"): 3, ("GET", "/status/{code}", "404"): 2,
+                ("GET", "/status/{code}", "500"): 1}
 UWSGI_REQUESTS = ["/", "/", "/", "/notfound", "/error", "/status/204", "/", "/slow?s=0.05", "/"]
+UWSGI_RED_MIX = [("GET", "/accounts/55", 200, 3), ("GET", "/status/500", 500, 2), ("POST", "/items/9", 201, 1)]
+UWSGI_RED = {("GET", "/accounts/:id", "200"): 3, ("GET", "/status/{code}", "500"): 2,
+             ("POST", "/items/:id", "201"): 1}
 
 
 def otelcol_bin():
@@ -37,68 +55,28 @@ def otelcol_bin():
     return path
 
 
-def collector_config(tmp, statsd, otlp_http, prom, wasm_path):
-    return f"""
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{otlp_http}
-  statsd:
-    endpoint: 127.0.0.1:{statsd}
-    aggregation_interval: 1s
-    is_monotonic_counter: true
-    timer_histogram_mapping:
-      - statsd_type: timing
-        observer_type: histogram
-        histogram:
-          max_size: 160
-  file_log:
-    include: ["{tmp}/logs/*.log"]
-    start_at: beginning
-processors:
-  wasm:
-    path: {wasm_path}
-    plugin_config:
-      uwsgi_prefixes: [uwsgi]
-      services:
-        app: gunicorn-app
-        uwsgi: uwsgi-app
-exporters:
-  file/metrics:
-    path: {tmp}/metrics.json
-    flush_interval: 100ms
-  file/logs:
-    path: {tmp}/logs.json
-    flush_interval: 100ms
-  prometheus:
-    endpoint: 127.0.0.1:{prom}
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp, statsd]
-      processors: [wasm]
-      exporters: [file/metrics, prometheus]
-    logs:
-      receivers: [file_log]
-      processors: [wasm]
-      exporters: [file/logs]
-"""
+def example_env(tmp, ports):
+    """The example's environment overrides: every address and path."""
+    return {"UWSGI_RED_OTEL_WASM": wasm("otel-processor"),
+            "UWSGI_RED_GUNICORN_LOGS": f"{tmp}/gunicorn/*.log", "UWSGI_RED_UWSGI_LOGS": f"{tmp}/uwsgi/*.log",
+            "UWSGI_RED_OUT_DIR": str(tmp),
+            "UWSGI_RED_OTLP_GRPC": f"127.0.0.1:{ports['otlp_grpc']}",
+            "UWSGI_RED_OTLP_HTTP": f"127.0.0.1:{ports['otlp_http']}",
+            "UWSGI_RED_STATSD": f"127.0.0.1:{ports['statsd']}",
+            "UWSGI_RED_PROM": f"127.0.0.1:{ports['prom']}",
+            "UWSGI_RED_PROM_RED": f"127.0.0.1:{ports['prom_red']}"}
 
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("otelcol")
-    (tmp / "logs").mkdir()
-    for name in LOG_VECTORS:
-        shutil.copy(VECTORS / name, tmp / "logs" / name)
-    ports = {"statsd": free_port(), "otlp_http": free_port(), "prom": free_port()}
-    cfg = tmp / "config.yaml"
-    cfg.write_text(collector_config(tmp, wasm_path=wasm("otel-processor"), **ports))
-    proc = Proc("otelcol", [otelcol_bin(), "--config", str(cfg)], tmp)
+    for sub, names in (("gunicorn", GUNICORN_LOG_VECTORS), ("uwsgi", UWSGI_LOG_VECTORS)):
+        (tmp / sub).mkdir()
+        for name in names:
+            shutil.copy(VECTORS / name, tmp / sub / name)
+    ports = {k: free_port() for k in ("statsd", "otlp_grpc", "otlp_http", "prom", "prom_red")}
+    proc = Proc("otelcol", [otelcol_bin(), "--config", str(EXAMPLE)], tmp, env=example_env(tmp, ports),
+                cwd=ROOT)
     try:
         wait_port(ports["prom"], 30, proc)
         wait_for(lambda: "Everything is ready" in proc.log(), 30, what="collector ready")
@@ -138,7 +116,7 @@ def attrs(kvs):
 def datapoints(tmp):
     """[(resource attrs, metric dict, kind, data point dict, point attrs)]"""
     out = []
-    for doc in otlp_lines(tmp / "metrics.json"):
+    for doc in otlp_lines(tmp / "otel-metrics.json"):
         for rm in doc.get("resourceMetrics", []):
             res = attrs(rm.get("resource", {}).get("attributes"))
             for sm in rm.get("scopeMetrics", []):
@@ -159,49 +137,77 @@ def get(url):
         return r.read().decode()
 
 
-# --- gunicorn -> statsd receiver -> wasm -> file exporter -------------------
+# --- gunicorn -> statsd receiver + access log -> wasm -> exporters -----------
+
+def gunicorn_requests(port, mix):
+    for method, path, status, n in mix:
+        for _ in range(n):
+            code, _, _ = http(method, f"http://127.0.0.1:{port}{path}", b"x" if method == "POST" else None)
+            assert code == status, (method, path)
+
 
 @pytest.fixture(scope="module")
 def gunicorn_run(collector):
+    """Two rounds of the mix, the second after the StatsD receiver emitted
+    an interval without data: totals must survive the idle interval."""
     port = free_port()
-    g = Proc("gunicorn-statsd", [gunicorn_bin(), "--chdir", str(APPS), "-w", "2", "-b", f"127.0.0.1:{port}",
-                                 "--statsd-host", f"127.0.0.1:{collector['statsd']}", "--statsd-prefix", "app",
-                                 "app:application"], collector["tmp"])
+    tmp = collector["tmp"]
+    g = Proc("gunicorn", [gunicorn_bin(), "--chdir", str(APPS), "-w", "2", "-b", f"127.0.0.1:{port}",
+                          "--statsd-host", f"127.0.0.1:{collector['statsd']}", "--statsd-prefix", "app",
+                          "--access-logfile", str(tmp / "gunicorn" / "access.log"),
+                          "--access-logformat", GUNICORN_LOG_FORMAT, "app:application"], tmp)
     try:
         wait_port(port, 20, g)
-        for path, (n, status) in GUNICORN_MIX.items():
-            for _ in range(n):
-                code, _, _ = http("GET", f"http://127.0.0.1:{port}{path}")
-                assert code == status, path
-        yield sum(n for n, _ in GUNICORN_MIX.values())
+        first = GUNICORN_MIX[:3]
+        gunicorn_requests(port, first)
+        want = Counter()
+        for _, _, status, n in first:
+            want[status] += n
+        wait_for(lambda: gunicorn_counts(tmp) == want, 20, what=f"round 1 {want}")
+        # Idle for more than the 2 s aggregation interval: the next deltas
+        # do not start where the last ones ended.
+        time.sleep(2.5)
+        gunicorn_requests(port, GUNICORN_MIX)
+        yield sum(n for *_, n in GUNICORN_MIX) + sum(n for *_, n in first)
     finally:
         g.stop()
 
 
+def gunicorn_expected():
+    want = Counter()
+    for rnd in (GUNICORN_MIX[:3], GUNICORN_MIX):
+        for _, _, status, n in rnd:
+            want[status] += n
+    return want
+
+
 def gunicorn_counts(tmp):
-    counts = Counter()
+    """Latest running total per status (deltatocumulative is in the pipeline)."""
+    latest = {}
     for res, m, kind, dp, a in datapoints(tmp):
         if res.get("service.name") == "gunicorn-app" and m["name"] == "http.server.request.count":
-            counts[a["http.response.status_code"]] += number(dp)
-    return counts
+            key = a["http.response.status_code"]
+            t = int(dp["timeUnixNano"])
+            if key not in latest or t >= latest[key][0]:
+                latest[key] = (t, number(dp))
+    return Counter({k: v for k, (_, v) in latest.items()})
 
 
 def test_gunicorn_statsd_becomes_http_semconv(collector, gunicorn_run):
     tmp = collector["tmp"]
-    expected = Counter({status: n for n, status in GUNICORN_MIX.values()})
+    expected = gunicorn_expected()
     wait_for(lambda: gunicorn_counts(tmp) == expected, 20, what=f"gunicorn counts {expected}")
-    time.sleep(1.5)  # one more aggregation interval: nothing may arrive twice
-    assert gunicorn_counts(tmp) == expected
 
     pts = [p for p in datapoints(tmp) if p[0].get("service.name") == "gunicorn-app"]
     for res, m, kind, dp, a in pts:
         if m["name"] == "http.server.request.count":
             assert (kind, m["unit"], m["sum"]["isMonotonic"]) == ("sum", "{request}", True)
+            assert m["sum"]["aggregationTemporality"] == 2  # cumulative
             assert a.get("error.type") == (str(a["http.response.status_code"])
                                            if a["http.response.status_code"] >= 500 else None)
     hist = [(m, dp) for res, m, kind, dp, a in pts if m["name"] == "http.server.request.duration"]
     assert hist and all(m["unit"] == "s" and "histogram" in m for m, _ in hist)
-    assert sum(int(dp["count"]) for _, dp in hist) == gunicorn_run
+    assert max(int(dp["count"]) for _, dp in hist) == gunicorn_run  # the latest running total
     for _, dp in hist:
         assert sum(int(c) for c in dp["bucketCounts"]) == int(dp["count"])
         assert dp["explicitBounds"][0] == 0.005
@@ -213,14 +219,56 @@ def test_gunicorn_statsd_becomes_http_semconv(collector, gunicorn_run):
     assert not any(n.startswith("app.gunicorn.") for n in names), names
 
 
+def prom_text(port, must):
+    return wait_for(lambda: (t := get(f"http://127.0.0.1:{port}/metrics")) and must in t and t, 15,
+                    what=f"{must} on :{port}")
+
+
 def test_gunicorn_red_on_prometheus_exporter(collector, gunicorn_run):
-    from conftest import samples
-    text = wait_for(lambda: (t := get(f"http://127.0.0.1:{collector['prom']}/metrics"))
-                    and "http_server_request_count" in t and t, 15, what="prometheus exporter")
-    got = {int(l["http_response_status_code"]): v
-           for l, v in samples(text, "http_server_request_count_total") if l.get("job") == "gunicorn-app"}
-    # The exporter accumulates delta sums into totals.
-    assert got == {status: n for n, status in GUNICORN_MIX.values()}, text[:2000]
+    want = {str(k): v for k, v in gunicorn_expected().items()}
+
+    def got():
+        text = get(f"http://127.0.0.1:{collector['prom']}/metrics")
+        return {l["http_response_status_code"]: v for l, v in samples(text, "http_server_request_count_total")
+                if l.get("job") == "gunicorn-app"}
+    # Exact totals across the idle interval (they were reset before
+    # deltatocumulative was in the pipeline).
+    wait_for(lambda: got() == want, 20, what=f"StatsD totals {want}")
+
+
+def red_by_route(port, job):
+    text = get(f"http://127.0.0.1:{port}/metrics")
+    count = {(l["http_request_method"], l["http_route"], l["http_response_status_code"]): v
+             for l, v in samples(text, "http_server_request_count_total", job=job)}
+    hist = {(l["http_request_method"], l["http_route"], l["http_response_status_code"]): v
+            for l, v in samples(text, "http_server_request_duration_seconds_count", job=job)}
+    return count, hist, text
+
+
+def test_gunicorn_access_log_red_per_route(collector, gunicorn_run):
+    """gunicorn's access log -> wasm (method, route, status, duration) ->
+    signal_to_metrics -> Prometheus: RED per route without touching the app."""
+    port = collector["prom_red"]
+
+    def mine():
+        count, hist, _ = red_by_route(port, "gunicorn-app")
+        keys = set(GUNICORN_RED)
+        return ({k: v for k, v in count.items() if k in keys}, {k: v for k, v in hist.items() if k in keys})
+    want = GUNICORN_RED
+    count, hist = wait_for(lambda: (m := mine()) and m[0] == want and m, 30, what=f"RED per route {want}")
+    assert hist == want
+    _, _, text = red_by_route(port, "gunicorn-app")
+    for (method, route, status), n in want.items():
+        lab = dict(job="gunicorn-app", http_request_method=method, http_route=route,
+                   http_response_status_code=status)
+        buckets = sorted((float(l["le"]), v) for l, v in samples(text, "http_server_request_duration_seconds_bucket",
+                                                               **lab))
+        assert [b for b, _ in buckets][:2] == [0.005, 0.01] and buckets[-1] == (float("inf"), n)
+        assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
+        total = sum(v for _, v in samples(text, "http_server_request_duration_seconds_sum", **lab))
+        assert 0 < total < n * 1.0  # microseconds became seconds
+        err = {l.get("error_type") for l, _ in samples(text, "http_server_request_count_total", **lab)}
+        assert err == ({status} if status.startswith("5") else {None})
 
 
 # --- uWSGI --stats-push statsd -> statsd receiver -> wasm ------------------
@@ -243,12 +291,14 @@ def test_uwsgi_stats_push_becomes_http_semconv(collector):
     u = Proc("uwsgi-statsd", [uwsgi_bin(), "--master", "--processes", "2", "--http-socket", f"127.0.0.1:{port}",
                               "--wsgi-file", str(APPS / "app.py"), "--enable-metrics",
                               "--stats-push", f"statsd:127.0.0.1:{collector['statsd']},uwsgi",
-                              "--stats-pusher-default-freq", "2", "--die-on-term"], tmp)
+                              "--stats-pusher-default-freq", "2", "--die-on-term",
+                              "--logto", str(tmp / "uwsgi" / "requests.log")], tmp)
     try:
         wait_port(port, 20, u)
         for path in UWSGI_REQUESTS:
             http("GET", f"http://127.0.0.1:{port}{path}")
-        n = len(UWSGI_REQUESTS)
+        gunicorn_requests(port, UWSGI_RED_MIX)
+        n = len(UWSGI_REQUESTS) + sum(k for *_, k in UWSGI_RED_MIX)
         wait_for(lambda: sum(uwsgi_latest(tmp).values()) == n, 25, what=f"uWSGI total {n}")
     finally:
         u.stop()
@@ -271,6 +321,15 @@ def test_uwsgi_stats_push_becomes_http_semconv(collector):
     assert by_name["process.memory.usage"]
     names = {m["name"] for _, m, _, _, _ in datapoints(tmp)}
     assert not any(n.startswith("uwsgi.worker.0") or n.startswith("uwsgi.worker.1.") for n in names), names
+
+    # The same requests from uWSGI's request log (--logto): RED per route.
+    def mine():
+        count, hist, _ = red_by_route(collector["prom_red"], "uwsgi-app")
+        return ({k: v for k, v in count.items() if k in UWSGI_RED},
+                {k: v for k, v in hist.items() if k in UWSGI_RED})
+    count, hist = wait_for(lambda: (m := mine()) and m[0] == UWSGI_RED and m, 30,
+                           what=f"uWSGI RED per route {UWSGI_RED}")
+    assert hist == UWSGI_RED
 
 
 # --- untouched pass-through ---------------------------------------------------
@@ -298,7 +357,7 @@ def test_unrelated_otlp_metric_passes_untouched(collector):
 
 def log_records(tmp):
     out = []
-    for doc in otlp_lines(tmp / "logs.json"):
+    for doc in otlp_lines(tmp / "otel-logs.json"):
         for rl in doc.get("resourceLogs", []):
             for sl in rl.get("scopeLogs", []):
                 for rec in sl.get("logRecords", []):
@@ -308,16 +367,22 @@ def log_records(tmp):
 
 def test_filelog_request_lines_become_structured(collector):
     tmp = collector["tmp"]
-    total = sum(len((VECTORS / n).read_text().splitlines()) for n in LOG_VECTORS)
-    recs = wait_for(lambda: (r := log_records(tmp)) and len(r) >= total and r, 30, what=f"{total} log records")
+    vectors = set(UWSGI_LOG_VECTORS + GUNICORN_LOG_VECTORS)
+    total = sum(len((VECTORS / n).read_text().splitlines()) for n in vectors)
+
+    def from_vectors():
+        return [r for r in log_records(tmp) if r[1].get("log.file.name") in vectors]
+    recs = wait_for(lambda: (r := from_vectors()) and len(r) >= total and r, 30, what=f"{total} log records")
     assert len(recs) == total
     parsed = [(b, a) for b, a, _ in recs if a.get("uwsgi_red.log.parsed") is True]
     unparsed = [(b, a) for b, a, _ in recs if a.get("uwsgi_red.log.parsed") is False]
     assert len(parsed) + len(unparsed) == total
     # 17 + 7 uWSGI request lines, 20 + 20 gunicorn lines; the rest of the full
-    # log (banner, traceback, shutdown) passes through marked unparsed.
+    # log (banner, traceback, shutdown) passes through marked unparsed. The
+    # example declares gunicorn_duration_field D, so the %(M)s vector's
+    # trailing number is read as microseconds.
     assert Counter(a["uwsgi_red.log.format"] for _, a in parsed) == {"uwsgi": 24, "gunicorn": 20,
-                                                                      "gunicorn_millis": 20}
+                                                                      "gunicorn_micros": 20}
     assert all(not b.startswith("[pid: ") for b, _ in unparsed)
     assert any(b.startswith("Traceback") for b, _ in unparsed)
 
@@ -337,8 +402,9 @@ def test_filelog_request_lines_become_structured(collector):
     alice = one("gunicorn", "/private")
     assert (alice["enduser.id"], alice["user_agent.original"], alice["client.address"]) \
         == ("alice", "curl/7.88.1", "127.0.0.1")
-    gslow = one("gunicorn_millis", "/slow")
-    assert gslow["http.server.request.duration"] == 1.5
+    gslow = one("gunicorn_micros", "/slow")
+    assert gslow["http.server.request.duration"] == 0.0015
+    assert gslow["http.route"] == "/slow" and slow["http.route"] == "/slow"
     notfound = one("gunicorn", "/notfound")
     assert notfound["http.response.status_code"] == 404 and "error.type" not in notfound
     # gunicorn logs carry a UTC offset, so their records get the real time.
@@ -357,7 +423,147 @@ def test_example_config_validates():
     r = subprocess.run([otelcol_bin(), "validate", "--config", str(EXAMPLE)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    env["UWSGI_RED_OTEL_WASM"] = "/nonexistent/otel-processor.wasm"
-    r = subprocess.run([otelcol_bin(), "validate", "--config", str(EXAMPLE)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)
+    # otelwasm checks the module path when the pipeline starts, not in
+    # `validate`: a wrong path stops the Collector at start, naming it.
+    ports = {k: free_port() for k in ("statsd", "otlp_grpc", "otlp_http", "prom", "prom_red")}
+    env.update(example_env(Path("/tmp"), ports), UWSGI_RED_OTEL_WASM="/nonexistent/otel-processor.wasm")
+    r = subprocess.run([otelcol_bin(), "--config", str(EXAMPLE)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "/nonexistent/otel-processor.wasm" in r.stdout + r.stderr
+
+
+# --- concurrency: the shipped pipeline under concurrent OTLP clients --------
+
+CLIENTS, BATCHES, POINTS = 4, 25, 10
+STATSD_LINES, LOG_LINES = 60, 100
+
+
+def otlp_batch(client, batch):
+    pts = [{"asInt": "1", "timeUnixNano": str(time.time_ns()),
+            "attributes": [{"key": "client", "value": {"intValue": str(client)}},
+                           {"key": "batch", "value": {"intValue": str(batch)}},
+                           {"key": "i", "value": {"intValue": str(i)}}]} for i in range(POINTS)]
+    return json.dumps({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "load"}}]},
+        "scopeMetrics": [{"scope": {"name": "load"}, "metrics": [{
+            "name": "load.points", "unit": "1", "gauge": {"dataPoints": pts}}]}]}]}).encode()
+
+
+def test_concurrent_otlp_statsd_and_logs_exact(collector):
+    """4 OTLP clients x 25 batches at once, plus StatsD and request-log lines,
+    through the shipped pipeline (batch in front of otelwasm's wasm): every
+    batch accepted, every point, datagram and line counted exactly, the
+    Collector neither panicked nor restarted."""
+    tmp, proc = collector["tmp"], collector["proc"]
+    url = f"http://127.0.0.1:{collector['otlp_http']}/v1/metrics"
+    codes = Counter()
+    lock = threading.Lock()
+
+    def client(c):
+        for b in range(BATCHES):
+            code, _, body = http("POST", url, otlp_batch(c, b), {"Content-Type": "application/json"})
+            with lock:
+                codes[code] += 1
+
+    def statsd():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(STATSD_LINES):
+            s.sendto(b"load.gunicorn.request.status.200:1|c", ("127.0.0.1", collector["statsd"]))
+            time.sleep(0.005)
+        s.close()
+
+    def logs():
+        with open(tmp / "gunicorn" / "load.log", "a") as f:
+            for i in range(LOG_LINES):
+                f.write(f'127.0.0.1 - - [30/Nov/2026:17:00:00 +0000] "GET /load/{i} HTTP/1.1" 200 2 "-" "t" 900\n')
+                f.flush()
+                time.sleep(0.002)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    threads += [threading.Thread(target=statsd), threading.Thread(target=logs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert codes == {200: CLIENTS * BATCHES}, codes
+
+    def points():
+        seen = Counter()
+        for res, m, kind, dp, a in datapoints(tmp):
+            if m["name"] == "load.points":
+                seen[(a["client"], a["batch"], a["i"])] += 1
+        return seen
+    seen = wait_for(lambda: (p := points()) and len(p) == CLIENTS * BATCHES * POINTS and p, 30,
+                    what=f"{CLIENTS * BATCHES * POINTS} points")
+    assert set(seen.values()) == {1}, "a point arrived twice"
+
+    def statsd_total():
+        latest = [(int(dp["timeUnixNano"]), number(dp)) for res, m, kind, dp, a in datapoints(tmp)
+                  if res.get("service.name") == "load" and m["name"] == "http.server.request.count"]
+        return max(latest)[1] if latest else 0
+    wait_for(lambda: statsd_total() == STATSD_LINES, 20, what=f"{STATSD_LINES} StatsD requests")
+
+    def lines():
+        return sum(1 for b, a, _ in log_records(tmp) if a.get("log.file.name") == "load.log"
+                   and a.get("http.route") == "/load/:id")
+    wait_for(lambda: lines() == LOG_LINES, 30, what=f"{LOG_LINES} log records")
+    count, hist, _ = wait_for(lambda: (r := red_by_route(collector["prom_red"], "gunicorn-app"))
+                              and r[0].get(("GET", "/load/:id", "200")) == LOG_LINES and r, 30,
+                              what="load route count")
+    assert hist[("GET", "/load/:id", "200")] == LOG_LINES
+    log = proc.log()
+    assert proc.poll() is None and log.count("Everything is ready") == 1
+    for bad in ("panic", "out of bounds", "wasm: error processing"):
+        assert bad not in log, bad
+
+
+# --- refusal reasons reach the Collector log on otelwasm ------------------------
+
+def test_misspelt_plugin_config_key_is_in_collector_log(tmp_path):
+    """otelwasm drops the status reason of a status-0 answer; the processor
+    also writes it to stderr, which otelwasm connects to the Collector's."""
+    otlp, prom = free_port(), free_port()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+processors:
+  batch:
+    timeout: 100ms
+  wasm:
+    path: {wasm("otel-processor")}
+    plugin_config:
+      uwsgi_prefix: [uwsgi]
+exporters:
+  file:
+    path: {tmp_path}/out.json
+    flush_interval: 100ms
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      processors: [batch, wasm]
+      exporters: [file]
+""")
+    proc = Proc("otelcol-badkey", [otelcol_bin(), "--config", str(cfg)], tmp_path)
+    try:
+        wait_port(otlp, 30, proc)
+        body = otlp_batch(0, 0)
+        code, _, _ = http("POST", f"http://127.0.0.1:{otlp}/v1/metrics", body,
+                          {"Content-Type": "application/json"})
+        assert code == 200
+        line = wait_for(lambda: next((l for l in proc.log().splitlines() if "uwsgi-red otel-processor" in l),
+                                     None), 15, what="refusal line in the Collector log")
+        assert "config_rejected, 1 so far" in line and "`uwsgi_prefix`" in line, line
+        # The batch itself passed through unchanged.
+        wait_for(lambda: (tmp_path / "out.json").exists() and "load.points" in (tmp_path / "out.json").read_text(),
+                 15, what="batch passed through")
+    finally:
+        proc.stop()
