@@ -4,6 +4,8 @@ exports are called with OTLP protobuf fixtures built with opentelemetry-proto.
 Fast; the real Collector test is test_otel_collector.py.
 """
 import json
+import os
+import tempfile
 
 import wasmtime  # noqa: E402  (PIP_NEEDS in build.sh)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
@@ -26,7 +28,11 @@ class Guest:
             _MODULES[path] = wasmtime.Module.from_file(_ENGINE, path)
         self.module = _MODULES[path]
         self.store = wasmtime.Store(_ENGINE)
-        self.store.set_wasi(wasmtime.WasiConfig())
+        wasi = wasmtime.WasiConfig()
+        fd, self.stderr_path = tempfile.mkstemp(prefix="otel-guest-stderr-")
+        os.close(fd)
+        wasi.stderr_file = self.stderr_path
+        self.store.set_wasi(wasi)
         self.config = plugin_config
         self.payload = b""
         self.result = None
@@ -65,6 +71,10 @@ class Guest:
     def _set_reason(self, caller, buf, n):
         self.reason = bytes(caller["memory"].read(caller, buf, buf + n)).decode()
 
+    def stderr(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
     def call(self, export, payload):
         self.payload, self.result, self.reason = payload, None, None
         status = self.exports[export](self.store)
@@ -96,7 +106,8 @@ def test_module_shape():
                     "setResultStatusReason"}
     assert {m for m, _ in imports} <= {HOST_MODULE, "wasi_snapshot_preview1"}
     exports = {e.name for e in _module().exports}
-    assert {"memory", "getSupportedTelemetry", "processMetrics", "processLogs"} <= exports
+    # Exactly these: no `_initialize` (otelwasm calls it only when exported).
+    assert exports == {"memory", "getSupportedTelemetry", "processMetrics", "processLogs"}
     g = Guest(b"{}")
     assert g.exports["getSupportedTelemetry"](g.store) == 0b11  # metrics | logs
 
@@ -179,3 +190,48 @@ def test_logs_through_the_abi():
     assert [KeyValue(key=kv.key, value=kv.value) for kv in recs[1].attributes] \
         == [KeyValue(key="uwsgi_red.log.parsed", value=AnyValue(bool_value=False))]
     assert recs[1].body.string_value == lines[1]
+
+
+MIB = 1024 * 1024
+
+
+def test_batch_over_rewrite_limit_passes_through_unchanged():
+    """Issue 11: a batch over the 64 MiB buffer used to come back EMPTY."""
+    g = Guest(b"{}")
+    big = b"\x0a" + b"\x00" * (64 * MIB)  # size alone refuses it: not decoded
+    status, result, reason = g.call("processMetrics", big)
+    assert status == 0 and result == big
+    assert "over the 64 MiB rewrite limit" in reason
+    assert [lim for lim, _ in g.fetches] == [64 * 1024 * 4 ** i for i in range(7)]
+    assert g.fetches[-1] == (256 * MIB, len(big))
+    assert g.stderr().splitlines() == [
+        f"uwsgi-red otel-processor: metrics batch refused (too_big, 1 so far): {reason}"]
+    # The next, small batch is rewritten as usual.
+    status, result, reason = g.call("processMetrics", gunicorn_batch(1).SerializeToString())
+    assert (status, reason) == (0, None) and "http.server.request.count" in str(MetricsData.FromString(result))
+
+
+def test_unreadable_batch_is_never_answered_empty():
+    """The host answers 0 for an empty batch and for one larger than any
+    buffer: the guest cannot tell them apart, so it sets no result and
+    returns an error status (otelwasm then keeps or fails the batch, never
+    replaces it with nothing)."""
+    g = Guest(b"{}")
+    status, result, reason = g.call("processLogs", b"")
+    assert (status, result) == (1, None)
+    assert "empty or larger than that" in reason and "left to the host" in reason
+    assert g.fetches[-1] == (256 * MIB, 0)
+    assert "(unreadable, 1 so far)" in g.stderr()
+
+
+def test_refusals_go_to_stderr_rate_limited():
+    g = Guest(b'{"servces": {}}')
+    batch = gunicorn_batch(1).SerializeToString()
+    for _ in range(5):
+        status, result, reason = g.call("processMetrics", batch)
+        assert (status, result) == (0, batch) and "servces" in reason
+    lines = g.stderr().splitlines()
+    # 1st, 2nd and 4th refusal of a reason are written, with the count.
+    assert [l.split("(", 1)[1].split(")")[0] for l in lines] == \
+        ["config_rejected, 1 so far", "config_rejected, 2 so far", "config_rejected, 4 so far"]
+    assert all("`servces`" in l for l in lines)
