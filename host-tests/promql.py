@@ -4,7 +4,7 @@ import json
 import math
 from urllib.parse import urlencode
 
-from harness import EXAMPLES, get_text, render
+from harness import EXAMPLES, free_port, get_text, render
 
 
 class PromQLError(AssertionError):
@@ -56,15 +56,16 @@ def finite(v):
     return not (math.isnan(v) or math.isinf(v))
 
 
-def example_prometheus_config(envoy_admin_ports, collector_port):
+def example_prometheus_config(envoy_admin_ports, collector_port, collector_red_port=None):
     """examples/prometheus/prometheus.yml with 1 s scrapes and evaluations,
-    these Envoy admin ports and Collector exporter port, and the example's
-    rules loaded from their folder."""
+    these Envoy admin ports and Collector exporter ports (StatsD-derived,
+    request-log-derived), and the example's rules loaded from their folder."""
     targets = ", ".join(f'"127.0.0.1:{p}"' for p in envoy_admin_ports)
     return render(EXAMPLES / "prometheus" / "prometheus.yml", [
         ("scrape_interval: 15s", "scrape_interval: 1s"),
         ("evaluation_interval: 15s", "evaluation_interval: 1s"),
         ('["127.0.0.1:9901", "127.0.0.1:9911"]', f"[{targets}]"),
-        ('["127.0.0.1:9464"]', f'["127.0.0.1:{collector_port}"]'),
+        ('["127.0.0.1:9464", "127.0.0.1:9465"]',
+         f'["127.0.0.1:{collector_port}", "127.0.0.1:{collector_red_port or free_port()}"]'),
         ("- rules/", f"- {EXAMPLES / 'prometheus' / 'rules'}/", 3),
     ])

@@ -135,7 +135,9 @@ def test_board_structure(name):
 
     defined = {v["name"] for v in d["templating"]["list"]}
     for v in d["templating"]["list"]:
-        assert v["datasource"] == DS and v["type"] == "query" and v["allValue"] == ".*"
+        # `.+` where an empty value belongs to other series (gunicorn: the
+        # StatsD series have no http_route)
+        assert v["datasource"] == DS and v["type"] == "query" and v["allValue"] in (".*", ".+")
         assert re.fullmatch(r"label_values\((.+), (\w+)\)", v["query"]["query"]), v["query"]
     used = set()
     ids = [p["id"] for p in d["panels"]]
@@ -422,17 +424,20 @@ def test_rules_evaluate_on_the_live_stack(stack):
 
 # ------------------------------------------------------------ gunicorn / Collector
 
-# Steady gunicorn traffic: one cycle of these paths every 0.25 s, for
-# CYCLES cycles, so every 2 s StatsD aggregation interval holds every status.
-# (The Collector's Prometheus exporter restarts a delta sum whose points are
-# not contiguous: a status absent for one interval would lose its earlier
-# count. See the report of issue 14.)
-GUNICORN_CYCLE = [("/", 200), ("/", 200), ("/notfound", 404), ("/status/503", 503), ("/error", 500)]
-CYCLES = 24
-G_SENT = Counter()
-for _p, _st in GUNICORN_CYCLE:
+# gunicorn traffic: (path, status, http.route from the request log), one cycle
+# every 0.25 s, CYCLES cycles in two halves with a pause longer than the
+# StatsD aggregation interval between them (idle intervals must not lose
+# counts on the way through the Collector's Prometheus exporter).
+GUNICORN_CYCLE = [("/users/{n}", 200, "/users/{id}"), ("/", 200, "/"), ("/notfound", 404, "/notfound"),
+                  ("/status/503", 503, "/status/{code}"), ("/error", 500, "/error")]
+CYCLES = 16
+G_SENT = Counter()      # by status
+G_ROUTES = Counter()    # by (route, status)
+for _p, _st, _r in GUNICORN_CYCLE:
     G_SENT[str(_st)] += CYCLES
+    G_ROUTES[(_r, str(_st))] += CYCLES
 G_TOTAL = sum(G_SENT.values())
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'
 
 
 def otelcol_bin():
@@ -446,40 +451,48 @@ def otelcol_bin():
 
 @pytest.fixture(scope="module")
 def collector_stack(hosts):
-    """gunicorn --statsd-host -> the example Collector (statsd receiver,
-    otel-processor, Prometheus exporter) -> Prometheus (example config)."""
+    """gunicorn (StatsD + access log) -> examples/otel-collector/config.yaml
+    as-is (addresses through its documented environment variables) ->
+    Prometheus (examples/prometheus/prometheus.yml) scraping both of its
+    exporter endpoints."""
     s = Stack()
-    ports = {k: free_port() for k in ("grpc", "http", "statsd", "prom")}
-    cfg = render(EXAMPLES / "otel-collector" / "config.yaml", [
-        ("endpoint: 127.0.0.1:4317", f"endpoint: 127.0.0.1:{ports['grpc']}"),
-        ("endpoint: 127.0.0.1:4318", f"endpoint: 127.0.0.1:{ports['http']}"),
-        ("endpoint: 127.0.0.1:8125", f"endpoint: 127.0.0.1:{ports['statsd']}"),
-        ("endpoint: 127.0.0.1:9464", f"endpoint: 127.0.0.1:{ports['prom']}"),
-    ])
+    ports = {k: free_port() for k in ("grpc", "http", "statsd", "prom", "prom_red")}
     out = hosts.logdir / "otelcol-out"
-    out.mkdir(exist_ok=True)
-    (hosts.logdir / "otelcol.yaml").write_text(cfg)
-    hosts.proc("dash-otelcol", [otelcol_bin(), "--config", str(hosts.logdir / "otelcol.yaml")], port=ports["prom"],
-               timeout=30, env={"UWSGI_RED_OTEL_WASM": wasm("otel-processor"), "UWSGI_RED_OUT_DIR": str(out),
-                                "UWSGI_RED_LOG_GLOB": str(out / "no-logs-*.log")})
+    (out / "gunicorn").mkdir(parents=True, exist_ok=True)
+    (out / "uwsgi").mkdir(exist_ok=True)
+    env = {"UWSGI_RED_OTEL_WASM": wasm("otel-processor"), "UWSGI_RED_OUT_DIR": str(out),
+           "UWSGI_RED_GUNICORN_LOGS": str(out / "gunicorn" / "*.log"), "UWSGI_RED_UWSGI_LOGS": str(out / "uwsgi" / "*.log"),
+           "UWSGI_RED_OTLP_GRPC": f"127.0.0.1:{ports['grpc']}", "UWSGI_RED_OTLP_HTTP": f"127.0.0.1:{ports['http']}",
+           "UWSGI_RED_STATSD": f"127.0.0.1:{ports['statsd']}", "UWSGI_RED_PROM": f"127.0.0.1:{ports['prom']}",
+           "UWSGI_RED_PROM_RED": f"127.0.0.1:{ports['prom_red']}"}
+    hosts.proc("dash-otelcol", [otelcol_bin(), "--config", str(EXAMPLES / "otel-collector" / "config.yaml")],
+               port=ports["prom_red"], timeout=30, env=env, cwd=str(ROOT))
     g = hosts.gunicorn("dash-gunicorn", workers=2,
-                       extra=("--statsd-host", f"127.0.0.1:{ports['statsd']}", "--statsd-prefix", "app"))
-    s.prom = hosts.prometheus("dash-prometheus-otel", example_prometheus_config([free_port()], ports["prom"]))
+                       extra=("--statsd-host", f"127.0.0.1:{ports['statsd']}", "--statsd-prefix", "app",
+                              "--access-logfile", str(out / "gunicorn" / "access.log"),
+                              "--access-logformat", ACCESS_LOG_FORMAT))
+    s.prom = hosts.prometheus("dash-prometheus-otel", example_prometheus_config(
+        [free_port()], ports["prom"], collector_red_port=ports["prom_red"]))
     s.port = s.prom.port
-
-    def total():
-        return query(s.port, 'sum(http_server_request_count_total{job="gunicorn-app"})')
-    got = Counter()
-    for _ in range(CYCLES):
-        tick = time.monotonic()
-        for path, status in GUNICORN_CYCLE:
-            code, _, _ = http("GET", f"http://127.0.0.1:{g.port}{path}")
-            got[str(code)] += 1
-        time.sleep(max(0.0, 0.25 - (time.monotonic() - tick)))
+    got, n = Counter(), 0
+    for half in range(2):
+        for _ in range(CYCLES // 2):
+            tick = time.monotonic()
+            for path, status, _route in GUNICORN_CYCLE:
+                n += 1
+                code, _, _ = http("GET", f"http://127.0.0.1:{g.port}{path.replace('{n}', str(n))}")
+                got[str(code)] += 1
+            time.sleep(max(0.0, 0.25 - (time.monotonic() - tick)))
+        if half == 0:
+            time.sleep(3)  # > the 2 s aggregation interval: one interval without data
     assert got == G_SENT
-    wait_for(lambda: total() == [({}, float(G_TOTAL))], 30, interval=0.5, what="every request via the Collector")
-    wait_for(lambda: query(s.port, 'sum(http_server_request_duration_seconds_count{job="gunicorn-app"})')
-             == [({}, float(G_TOTAL))], 30, interval=0.5, what="duration histogram via the Collector")
+
+    def totals():
+        return (query(s.port, 'sum(http_server_request_count_total{job="gunicorn-app", http_route=""})'),
+                query(s.port, 'sum(http_server_request_duration_seconds_count{job="gunicorn-app", http_route=""})'),
+                query(s.port, 'sum(http_server_request_count_total{job="gunicorn-app", http_route!=""})'))
+    want = ([({}, float(G_TOTAL))],) * 3
+    wait_for(lambda: totals() == want, 40, interval=0.5, what=f"{G_TOTAL} requests via StatsD and via the access log")
     s.at = time.time()
     return s
 
@@ -488,8 +501,15 @@ def test_gunicorn_collector_panels(collector_stack):
     d = board("gunicorn-collector.json")
     p, at = collector_stack.port, collector_stack.at
     assert label_values(p, "job", "http_server_request_count_total") == ["gunicorn-app"]
-    chosen = {"service": "gunicorn-app"}
+    assert label_values(p, "http_route", 'http_server_request_count_total{job=~"gunicorn-app", http_route!=""}') \
+        == sorted({r for r, _ in G_ROUTES})
+    chosen = {"service": "gunicorn-app", "route": ".+"}
     errors = sum(n for code, n in G_SENT.items() if code.startswith("5"))
+    by_route = Counter()
+    err_route = Counter()
+    for (r, st), n in G_ROUTES.items():
+        by_route[r] += n
+        err_route[r] += n if st.startswith("5") else 0
     checked = set()
     for panel, t in targets(d):
         expr = substitute(t["expr"], chosen)
@@ -499,18 +519,26 @@ def test_gunicorn_collector_panels(collector_stack):
         assert got and exact, f"{panel['title']}: no data for {expr}"
         assert all(finite(v) for _, v in got + exact), (panel["title"], got, exact)
         title = panel["title"]
+        job = {"job": "gunicorn-app"}
         if title == "Requests per second":
             assert exact == [({}, float(G_TOTAL))] and got[0][1] > 0
         elif title == "Error ratio" and panel["type"] == "stat":
             assert exact == [({}, errors / G_TOTAL)]
         elif title == "Error ratio":
-            assert exact == [({"job": "gunicorn-app"}, errors / G_TOTAL)]
+            assert exact == [(job, errors / G_TOTAL)]
         elif title == "Workers":
-            assert got == [({"job": "gunicorn-app"}, 2.0)]
+            assert got == [(job, 2.0)]
         elif title == "Request rate by status code":
             assert {l["http_response_status_code"]: v for l, v in exact} == dict(G_SENT)
         elif title in ("p95 latency", "Latency p50 / p95 / p99", "Mean latency"):
             # The app answers in milliseconds: seconds, not ms, and within the first buckets.
+            assert all(0 < v < 0.5 for _, v in got + exact), (got, exact)
+        elif title == "Request rate by route (request log)":
+            assert {l["http_route"]: v for l, v in exact} == dict(by_route)
+        elif title == "Error ratio by route (request log)":
+            assert {l["http_route"]: v for l, v in exact} == {r: err_route[r] / by_route[r] for r in by_route}
+        elif title == "Latency p95 by route (request log)":
+            assert {l["http_route"] for l, _ in exact} == set(by_route)
             assert all(0 < v < 0.5 for _, v in got + exact), (got, exact)
         else:
             raise AssertionError(f"panel {title!r} has no check")
