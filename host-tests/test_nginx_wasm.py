@@ -8,6 +8,7 @@ and nginx's own access log, per route/method/code, across both worker
 processes (merged through the shm_kv zone).
 """
 import http.client
+import os
 import re
 import shutil
 import socket
@@ -16,11 +17,12 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from harness import free_port, samples, start_uwsgi, value, wait_for
-from nginx_wasm import NginxWasm, example_plugin_config
+from nginx_wasm import SETUP, NginxWasm, example_plugin_config, nginx_wasm_bin
 
 EXAMPLE = example_plugin_config()
 FLUSH_S = EXAMPLE["flush_interval_ms"] / 1000
@@ -467,3 +469,44 @@ def test_refused_configuration_never_costs_a_request(stack):
     assert len(ng.workers()) == 2 and "fatal code" not in ng.error_log()
     logged = Counter((m, p, s) for _, m, p, s, _ in traffic_lines(ng))
     assert logged == Counter((m, p, s) for m, p, s, _ in [("GET", "/users/1", 200, "")] + mix)
+
+
+def test_setup_script_copies_once_takes_a_users_binary_and_says_how_to_get_one(tmp_path):
+    """scripts/setup.d/nginx-wasm.sh: copies the shared prebuilt nginx into
+    the cache once (a second run copies nothing), uses
+    $UWSGI_RED_NGINX_WASM when set, and without any nginx fails with
+    instructions instead of leaving the host tests to skip."""
+    def run(**env):
+        full = {k: v for k, v in os.environ.items() if k != "UWSGI_RED_NGINX_WASM"}
+        full.update(env)
+        return subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=120, env=full)
+
+    binary = Path(nginx_wasm_bin())
+    shared = binary.parent
+    # A shared folder as the project ships it: nginx + libwasmtime.so (a
+    # user's own self-contained build has no library beside it).
+    fake_bin = tmp_path / "shared" / "hosts" / "nginx-wasm" / "bin"
+    fake_bin.mkdir(parents=True)
+    (fake_bin / "nginx").symlink_to(binary)
+    lib = shared / "libwasmtime.so"
+    if lib.exists():
+        (fake_bin / "libwasmtime.so").symlink_to(lib)
+    else:
+        (fake_bin / "libwasmtime.so").write_bytes(b"")
+    cache = tmp_path / "cache"
+    first = run(UWSGI_RED_CACHE=str(cache), UWSGI_RED_SHARED=str(tmp_path / "shared"))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == str(cache / "nginx-wasm" / "bin" / "nginx")
+    assert "copying" in first.stderr
+    second = run(UWSGI_RED_CACHE=str(cache), UWSGI_RED_SHARED=str(tmp_path / "shared"))
+    assert second.returncode == 0 and second.stdout == first.stdout and second.stderr == ""
+
+    own = run(UWSGI_RED_CACHE=str(tmp_path / "c2"), UWSGI_RED_NGINX_WASM=str(binary))
+    assert own.returncode == 0 and own.stdout.strip() == str(binary)
+    assert not (tmp_path / "c2").exists()
+
+    missing = run(UWSGI_RED_CACHE=str(tmp_path / "c3"), UWSGI_RED_SHARED=str(tmp_path / "nothing"))
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "UWSGI_RED_NGINX_WASM" in missing.stderr and "build-from-source.sh" in missing.stderr
+    no_module = run(UWSGI_RED_NGINX_WASM=shutil.which("true"))
+    assert no_module.returncode == 1 and "has no ngx_wasm_module" in no_module.stderr
