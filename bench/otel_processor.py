@@ -5,13 +5,17 @@
    processMetrics on a 1 000-data-point OTLP batch shaped like the statsd
    receiver's gunicorn output (status counters, timer histograms, unrelated
    gauges). Median of CALLS calls, host copy included.
-2. Through the real Collector (OCB build): OTLP/HTTP protobuf batches of
-   1 000 data points posted back to back to a Collector whose metrics
-   pipeline is otlp -> [wasm] -> debug(basic), with and without the
-   processor; data points/s of each and the ratio.
+2. Through the real Collector (OCB build, otelwasm's `wasm` processor):
+   OTLP/HTTP protobuf batches of 1 000 data points posted back to back by
+   one client (so the processor is never called concurrently) to a
+   Collector whose metrics pipeline is otlp -> [wasm] -> debug(basic),
+   without the processor, with it in otelwasm's `compiled` runtime mode and
+   in its default `interpreter` mode; data points/s of each.
 
-Prints `BENCH otel_processor_us_per_1k <v> us`, `BENCH otel_pipeline_ratio <v> x`
-and the two records/s figures.
+Prints `BENCH otel_processor_us_per_1k <v> us`,
+`BENCH otelwasm_compiled_points_per_s <v> points/s`,
+`BENCH otelwasm_interpreter_points_per_s <v> points/s`, the rate without the
+processor and `BENCH otel_pipeline_ratio <v> x` (compiled / without).
 """
 import os
 import statistics
@@ -82,11 +86,14 @@ def otelcol_bin():
                           text=True, check=True).stdout.strip()
 
 
-def config(port, with_wasm):
+def config(port, mode):
+    with_wasm = mode is not None
     processors = f"""
 processors:
   wasm:
     path: {ROOT / 'dist/otel-processor.wasm'}
+    runtime:
+      mode: {mode}
 """ if with_wasm else ""
     return f"""
 receivers:
@@ -112,11 +119,11 @@ service:
 """
 
 
-def pipeline_rate(payload, with_wasm, tmp):
+def pipeline_rate(payload, mode, tmp):
     port = free_port()
-    name = "otelcol-wasm" if with_wasm else "otelcol-plain"
+    name = f"otelcol-{mode or 'plain'}"
     cfg = Path(tmp) / f"{name}.yaml"
-    cfg.write_text(config(port, with_wasm))
+    cfg.write_text(config(port, mode))
     proc = Proc(name, [otelcol_bin(), "--config", str(cfg)], tmp)
     try:
         wait_port(port, 30, proc)
@@ -143,12 +150,14 @@ def main():
     payload = batch()
     us = us_per_1k(payload)
     with tempfile.TemporaryDirectory() as tmp:
-        plain = pipeline_rate(payload, False, tmp)
-        wasm = pipeline_rate(payload, True, tmp)
+        plain = pipeline_rate(payload, None, tmp)
+        compiled = pipeline_rate(payload, "compiled", tmp)
+        interpreter = pipeline_rate(payload, "interpreter", tmp)
     print(f"BENCH otel_processor_us_per_1k {us:.1f} us")
     print(f"BENCH otel_pipeline_points_per_s_without {plain:.0f} points/s")
-    print(f"BENCH otel_pipeline_points_per_s_with {wasm:.0f} points/s")
-    print(f"BENCH otel_pipeline_ratio {wasm / plain:.3f} x")
+    print(f"BENCH otelwasm_compiled_points_per_s {compiled:.0f} points/s")
+    print(f"BENCH otelwasm_interpreter_points_per_s {interpreter:.0f} points/s")
+    print(f"BENCH otel_pipeline_ratio {compiled / plain:.3f} x")
 
 
 if __name__ == "__main__":
