@@ -199,6 +199,8 @@ def test_exact_counts_per_route_method_code(stack):
     # nginx's own log has the same requests.
     logged = Counter((m, p, s) for _, m, p, s, _ in traffic_lines(ng))
     assert logged == Counter((m, p, s) for m, p, s, _ in mix)
+    print(f"\nnginx mix: sent {len(mix)}, counted {value(t, 'uwsgi_red_requests_total'):.0f} in {len(exp)} series, "
+          f"access log {sum(logged.values())}")
 
 
 def test_durations_have_the_host_clocks_millisecond_resolution(stack):
@@ -305,6 +307,7 @@ def test_metrics_denied_to_a_disallowed_address(stack):
     assert st == 403
     t = settled_total(ng.port, total + 1, "POST /metrics counted")
     assert value(t, "uwsgi_red_requests_total", method="POST", code="403", route="/metrics") == 1
+    print("\nnginx /metrics: from 127.0.0.2 403 (not counted), POST 403 (counted 1)")
 
 
 def test_client_abort_is_recorded_as_499_not_an_error(stack):
@@ -350,6 +353,8 @@ def test_reload_restarts_the_counters_as_a_visible_reset(stack):
     send(ng.port, [("GET", "/items")] * 2)
     after = settled_total(ng.port, 2, "after reload")
     assert value(after, "uwsgi_red_state_start_time_seconds") > start
+    print(f"\nnginx reload: 6 sent/counted before, 2 after; state start time {start:.0f} -> "
+          f"{value(after, 'uwsgi_red_state_start_time_seconds'):.0f}")
     scrapes = [text(ng.port) for _ in range(6)]
     assert [value(s, "uwsgi_red_requests_total") for s in scrapes] == [2] * 6
     assert {value(s, "uwsgi_red_state_start_time_seconds") for s in scrapes} == \
@@ -469,6 +474,8 @@ def test_refused_configuration_never_costs_a_request(stack):
     assert len(ng.workers()) == 2 and "fatal code" not in ng.error_log()
     logged = Counter((m, p, s) for _, m, p, s, _ in traffic_lines(ng))
     assert logged == Counter((m, p, s) for m, p, s, _ in [("GET", "/users/1", 200, "")] + mix)
+    print(f"\nnginx refused config: sent {len(mix) + 1}, answered identically {len(mix) + 1}, "
+          f"access log {sum(logged.values())}, crit lines {len(crit())}, workers alive {len(ng.workers())}")
 
 
 def test_setup_script_copies_once_takes_a_users_binary_and_says_how_to_get_one(tmp_path):
