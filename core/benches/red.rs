@@ -4,10 +4,13 @@
 use criterion::{criterion_group, Criterion};
 use std::hint::black_box;
 use std::time::Instant;
+use uwsgi_red_core::red::admission::Decision;
 use uwsgi_red_core::red::aggregate::{Observation, RedAggregate};
 use uwsgi_red_core::red::histogram::Buckets;
+use uwsgi_red_core::red::kv::LocalKv;
 use uwsgi_red_core::red::labels::LabelSet;
 use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
+use uwsgi_red_core::red::shared::{self, Delta, Layout};
 
 fn obs(i: usize) -> Observation {
     Observation {
@@ -68,10 +71,45 @@ fn headline() {
     );
 }
 
+/// Self mode: one request's flush into a stored state of `n` series
+/// (cap = n, so the shards hold ~128 series each as in production). The
+/// cost follows the shard the request touches, not the state size.
+fn self_flush(n: usize) {
+    let b = Buckets::default();
+    let layout = Layout::new("bench", n);
+    let mut kv = LocalKv::new();
+    shared::ensure_created(&mut kv, &layout, &b, 1).unwrap();
+    let mut d = Delta::new(b.clone(), layout.clone());
+    for i in 0..n {
+        let l = LabelSet::new("GET", 200, format!("/r{i}"), "app".into(), "http");
+        d.record(l, Decision::Admitted, 0.012, Some(0.004));
+    }
+    assert!(shared::flush(&mut d, &mut kv, 1).failed.is_none());
+    let reps = 200;
+    let t = Instant::now();
+    for i in 0..reps {
+        let l = LabelSet::new("GET", 200, format!("/r{}", i % n), "app".into(), "http");
+        d.record(l, Decision::Admitted, 0.012, Some(0.004));
+        black_box(shared::flush(&mut d, &mut kv, 1));
+    }
+    let label = match n {
+        1_000 => "1k",
+        10_000 => "10k",
+        _ => "100k",
+    };
+    println!(
+        "BENCH self_flush_us_{label} {:.1} us",
+        t.elapsed().as_micros() as f64 / reps as f64
+    );
+}
+
 criterion_group!(group, benches);
 
 fn main() {
     group();
     Criterion::default().configure_from_args().final_summary();
     headline();
+    for n in [1_000, 10_000, 100_000] {
+        self_flush(n);
+    }
 }
