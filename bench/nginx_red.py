@@ -1,6 +1,9 @@
 """nginx (ngx_wasm_module) CPU per request with no filter, the empty Wasm
 filter (dist/noop-filter.wasm) and red-filter, all from
-examples/nginx-wasm/nginx.conf in front of uWSGI over uwsgi_pass.
+examples/nginx-wasm/nginx.conf in front of uWSGI over uwsgi_pass, on two
+routes: `direct` (a `return 200` location the bench adds, so nginx does
+little besides the filter: the BENCH figures) and `upstream` (/users/42 via
+uwsgi_pass to uWSGI).
 
 Same method as bench/red_filter.py for Envoy: CPU = utime+stime of the
 nginx master and its one worker (`worker_processes 1` here, so the figure is
@@ -30,13 +33,16 @@ from nginx_wasm import PLUGIN_LINE, NginxWasm  # noqa: E402
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
-PATH = "/users/42"
+ROUTES = {"direct": "/direct", "upstream": "/users/42"}
 CLK = os.sysconf("SC_CLK_TCK")
 ONE_WORKER = ("worker_processes 2;", "worker_processes 1;")
+# The filter runs for `return` responses too (it is installed at server level).
+DIRECT = ("        location = /metrics {",
+          '        location = /direct {\n            return 200 "ok\\n";\n        }\n\n        location = /metrics {')
 VARIANTS = {
-    "none": [ONE_WORKER, Sub(PLUGIN_LINE, "")],
-    "noop": [ONE_WORKER, ("module red dist/red-filter.wasm;", "module red dist/noop-filter.wasm;")],
-    "red": [ONE_WORKER],
+    "none": [ONE_WORKER, DIRECT, Sub(PLUGIN_LINE, "")],
+    "noop": [ONE_WORKER, DIRECT, ("module red dist/red-filter.wasm;", "module red dist/noop-filter.wasm;")],
+    "red": [ONE_WORKER, DIRECT],
 }
 NAMES = {"none": "no filter", "noop": "empty Wasm filter", "red": "red-filter"}
 
@@ -61,8 +67,8 @@ def wrk(url, seconds):
     return int(m.group(1))
 
 
-def measure(ng):
-    url = f"http://127.0.0.1:{ng.port}{PATH}"
+def measure(ng, path):
+    url = f"http://127.0.0.1:{ng.port}{path}"
     pids = [ng.pid, *ng.workers()]
     wrk(url, 1)  # warm-up: upstream keepalive connections, first ticks
     before = cpu_seconds(pids)
@@ -90,20 +96,26 @@ def main():
             ng.wait_loaded(1)
             for pid in [ng.pid, *ng.workers()]:
                 os.sched_setaffinity(pid, {0})
-        results = {k: [] for k in VARIANTS}
+        results = {(k, r): [] for k in VARIANTS for r in ROUTES}
         for rep in range(REPS):
-            for kind, ng in hosts.items():
-                us, n = measure(ng)
-                results[kind].append(us)
-                print(f"  rep {rep + 1} {kind:5} {us:7.1f} us/req ({n} req)", file=sys.stderr)
+            for route, path in ROUTES.items():
+                for kind, ng in hosts.items():
+                    us, n = measure(ng, path)
+                    results[(kind, route)].append(us)
+                    print(f"  rep {rep + 1} {route:8} {kind:5} {us:7.1f} us/req ({n} req)", file=sys.stderr)
         med = {k: statistics.median(v) for k, v in results.items()}
-        print(f"\nnginx CPU per request (µs, median of {REPS} runs of {SECONDS}s, wrk -c{CONNS}, uwsgi_pass):")
+        print(f"\nnginx CPU per request (µs, median of {REPS} runs of {SECONDS}s, wrk -c{CONNS}):")
+        print(f"{'variant':<20}{'direct':>10}{'upstream':>10}")
         for kind in VARIANTS:
-            print(f"{NAMES[kind]:<20}{med[kind]:>8.1f}")
-        # Overheads from each rep's own baseline: the absolute level drifts
-        # between reps on a shared machine, the difference within a rep much less.
-        red_over = statistics.median(r - n for r, n in zip(results["red"], results["none"]))
-        noop_over = statistics.median(o - n for o, n in zip(results["noop"], results["none"]))
+            print(f"{NAMES[kind]:<20}{med[(kind, 'direct')]:>10.1f}{med[(kind, 'upstream')]:>10.1f}")
+
+        def overhead(kind, route):
+            # From each rep's own baseline: the absolute level drifts between
+            # reps on a shared machine, the difference within a rep much less.
+            return statistics.median(a - b for a, b in zip(results[(kind, route)], results[("none", route)]))
+        red_over, noop_over = overhead("red", "direct"), overhead("noop", "direct")
+        up_red, up_noop = overhead("red", "upstream"), overhead("noop", "upstream")
+        print(f"upstream route: red +{up_red:.1f} us, empty filter +{up_noop:.1f} us")
         print(f"BENCH nginx_red_overhead_us {red_over:.1f} us")
         print(f"BENCH nginx_noop_overhead_us {noop_over:.1f} us")
         # Meaningless when the empty filter's cost is within the noise.
