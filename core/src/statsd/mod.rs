@@ -3,6 +3,13 @@
 //! Collector's) names them, and their mapping to OpenTelemetry HTTP semantic
 //! conventions. Pure functions over names and numbers: the OTLP plumbing
 //! lives in the plugin.
+//!
+//! Bounds: classification is linear in the name and allocates nothing;
+//! names over `names::MAX_NAME_BYTES` or with characters an instrument name
+//! cannot hold are not recognised (passed through). The number of distinct
+//! names a process rewrites is capped by `budget::NameBudget` (overflow
+//! passed through unchanged and counted), so memory is at most
+//! `max_names × MAX_NAME_BYTES` of name text.
 
 // Panic-free by construction: no indexing, slicing, unwrapping or
 // overflowing arithmetic on input-driven values (tests opt out).
@@ -15,9 +22,11 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod budget;
 pub mod exphist;
 pub mod names;
 pub mod semconv;
 
+pub use budget::{Admission, NameBudget};
 pub use names::{classify, GunicornMetric, Source, StatsdMetric, UwsgiMetric};
 pub use semconv::{map, AttrValue, Instrument, Mapping, Outcome};

@@ -6,6 +6,30 @@
 //! uWSGI: `<prefix>.core.*`, `<prefix>.worker.N.*`, `<prefix>.worker.N.core.M.*`,
 //! `<prefix>.socket.N.listen_queue`, `<prefix>.rss_size`... Those shapes are
 //! generic, so uWSGI metrics are only recognised under configured prefixes.
+//!
+//! Only names the rewrite can turn into valid OpenTelemetry instrument names
+//! are recognised: at most `MAX_NAME_BYTES`, and the segments that end up
+//! in a rewritten name (`<name>`, the log level) made of `[A-Za-z0-9_-]`,
+//! at most `MAX_SEGMENT_BYTES` long.
+//! Anything else (Unicode, replacement characters from invalid UTF-8,
+//! spaces, very long names) is not ours and is passed through untouched by
+//! the caller. Classification borrows from the name and is linear in it.
+
+/// Longest StatsD name recognised: OpenTelemetry's instrument-name limit.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Longest segment that becomes part of a rewritten name or attribute: the
+/// longest rewritten name, `uwsgi.worker.core.<segment>`, stays well within
+/// the 255-byte instrument-name limit.
+pub const MAX_SEGMENT_BYTES: usize = 128;
+
+/// A name segment that may become part of an instrument name.
+fn is_name_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SEGMENT_BYTES
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 /// Which server sent a metric, with the StatsD prefix it used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +97,9 @@ pub fn classify<'a, S: AsRef<str>>(
     name: &'a str,
     uwsgi_prefixes: &[S],
 ) -> Option<(Source<'a>, StatsdMetric<'a>)> {
+    if name.len() > MAX_NAME_BYTES {
+        return None;
+    }
     if let Some(found) = gunicorn(name) {
         return Some(found);
     }
@@ -107,7 +134,7 @@ fn gunicorn(name: &str) -> Option<(Source<'_>, StatsdMetric<'_>)> {
                 GunicornMetric::Status(crate::logs::status(code)?)
             } else {
                 let level = rest.strip_prefix("log.")?;
-                if level.is_empty() || level.contains('.') {
+                if !is_name_segment(level) {
                     return None;
                 }
                 GunicornMetric::Log(level)
@@ -122,7 +149,7 @@ fn uwsgi(rest: &str) -> Option<UwsgiMetric<'_>> {
         (!s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()))
             .then(|| s.parse().ok())?
     };
-    let nonempty = |s: &str| !s.is_empty() && !s.contains('.');
+    let nonempty = is_name_segment;
     if let Some(r) = rest.strip_prefix("worker.") {
         let (w, r) = r.split_once('.')?;
         let worker = id(w)?;

@@ -131,9 +131,21 @@ pub struct ConnectionTracker {
     closed: bool,
 }
 
+/// At most `max` bytes of text: the first `max` bytes, decoded lossily
+/// (each invalid byte becomes a 3-byte U+FFFD), then cut again on a
+/// character boundary so the result never exceeds `max` either.
 fn lossy_prefix(bytes: &[u8], max: usize) -> String {
-    let s = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes));
-    s.into_owned()
+    let mut s = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes)).into_owned();
+    if s.len() > max {
+        let end = s
+            .char_indices()
+            .map(|(i, c)| i.saturating_add(c.len_utf8()))
+            .take_while(|end| *end <= max)
+            .last()
+            .unwrap_or(0);
+        s.truncate(end);
+    }
+    s
 }
 
 fn exchange_from(head: &RequestHead<'_>, vars: &RequestVars<'_>, start_us: u64) -> Exchange {

@@ -1,6 +1,20 @@
 //! The uwsgi wire protocol: request heads (streaming decoder, encoder),
 //! the response status, the modifier table, and the per-connection
 //! exchange tracker the network filter is built on.
+//!
+//! Bounds, per connection and whatever the peer sends:
+//! - work: O(1) per head byte and per scanned response byte; body bytes
+//!   are skipped without being fetched or read;
+//! - memory: the head decoder copies only a head split across callbacks,
+//!   never more than the head limit (≤ 65 539 bytes, the 16-bit datasize
+//!   plus the header); the status parser is a fixed-size state machine; an
+//!   exchange holds at most 16 + 256 + 255 + 255 bytes of text (method,
+//!   path, server name, host, each cut after lossy UTF-8 decoding). So a
+//!   connection costs at most the head limit plus about 1 KiB, independent
+//!   of how much passes through it;
+//! - limits: a head over the limit is `DatasizeTooLarge`, a response with no
+//!   status within its limit is `TooLarge`, each counted and the bytes
+//!   passed through untouched.
 
 // Panic-free by construction: no indexing, slicing, unwrapping or
 // overflowing arithmetic on input-driven values (tests opt out).
