@@ -265,9 +265,13 @@ def test_wrk_load_counts_equal_the_access_log_and_scrapes_are_monotonic(stack):
     assert done > 0 and wrk_lines
     workers = set(ng.workers())
     assert {l[4] for l in wrk_lines} == workers, "both workers served the load"
-    # Scrapes in the order sent, each tagged with the worker that answered.
+    # Scrapes in the order sent, each tagged with the worker that answered
+    # (nginx logs a request just after sending its response: wait for it).
     def by_tag():
-        return {p.split("scrape=")[1]: pid for _, m, p, s, pid in access_lines(ng) if "scrape=" in p}
+        logged = wait_for(lambda: (b := {p.split("scrape=")[1]: pid for _, m, p, s, pid in access_lines(ng)
+                                         if "scrape=" in p}) and all(tag in b for tag, _ in seen) and b,
+                          10, what="scrapes in the access log")
+        return logged
     # reuseport hashes each fresh connection to a worker; on a slow machine
     # the load may end before both answered one, so scrape on (bounded).
     extra = 0
@@ -296,7 +300,8 @@ def test_metrics_denied_to_a_disallowed_address(stack):
     assert status == 403 and "<title>403 Forbidden</title>" in body and "uwsgi_red" not in body
     ok, t = scrape(ng.port, source="127.0.0.1")
     assert ok == 200 and "uwsgi_red_requests_total" in t
-    assert ("127.0.0.2", "GET", "/metrics?scrape=denied", 403) in [l[:4] for l in access_lines(ng)]
+    wait_for(lambda: ("127.0.0.2", "GET", "/metrics?scrape=denied", 403) in [l[:4] for l in access_lines(ng)],
+             10, what="the denied scrape in the access log")
     # The filter did see the denied request (its callback ran in the rewrite
     # phase, before access) and took it for a scrape: it is not counted.
     t = settled_total(ng.port, total, "denied scrape not counted")
