@@ -59,7 +59,9 @@ def main():
         sys.exit("wrk not found: apt-get install wrk (./build.sh bench installs it)")
     envs = {}
     with Hosts(tempfile.mkdtemp(prefix="bench-red-")) as hosts:
-        up = hosts.uwsgi("bench-uwsgi", processes=2, threads=16, wrapper=("taskset", "-c", "1")).port
+        # http11 keep-alive upstream, as in the published figures (these routes send Content-Length).
+        up = hosts.uwsgi("bench-uwsgi", protocol="http11", processes=2, threads=16,
+                         wrapper=("taskset", "-c", "1")).port
         for kind in VARIANTS:
             listen, admin = free_port(), free_port()
             envs[kind] = hosts.envoy(f"bench-envoy-{kind}", red_filter_config(listen, admin, up, PLUGIN_CONFIG,

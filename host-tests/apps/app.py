@@ -20,6 +20,14 @@ def application(environ, start_response):
     if path == "/error":
         start_response("500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", "6")])
         return [b"error\n"]
+    if path == "/nocl":
+        # No Content-Length, as Django without CommonMiddleware answers.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"no content-length\n"]
+    if path == "/stream":
+        # A streaming response: several body chunks, length unknown up front.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (f"chunk {i}\n".encode() for i in range(5))
     if path == "/raise":
         raise RuntimeError("requested failure")
     if path == "/slow":

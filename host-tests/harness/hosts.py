@@ -11,20 +11,31 @@ from .paths import APPS
 from .procs import Proc, free_port, gunicorn_bin, nginx_bin, prometheus_bin, registry_bin, uwsgi_bin, wait_port
 from .render import Sub, render
 
-UWSGI_SOCKETS = {"http11": "--http11-socket", "http": "--http-socket", "uwsgi": "--socket"}
+# protocol -> uWSGI options. "http" is what the examples use: http-socket
+# plus "Connection: close" (no 4 s stall for responses without
+# Content-Length as with http11-socket, no reused closing connections as with
+# a bare http-socket; see examples/envoy-red/uwsgi.ini).
+UWSGI_SOCKETS = {
+    "http": ("--http-socket", "--add-header", "Connection: close"),
+    "http-plain": ("--http-socket",),
+    "http11": ("--http11-socket",),
+    "uwsgi": ("--socket",),
+}
 
 
-def start_uwsgi(logdir, name, *, port=None, protocol="http11", processes=2, threads=None, stats=False,
+def start_uwsgi(logdir, name, *, port=None, protocol="http", processes=2, threads=None, stats=False,
                 memory_report=False, app=None, logging=False, extra=(), wrapper=(), timeout=20):
     """uWSGI master + `processes` workers serving `app` (default
-    host-tests/apps/app.py) on 127.0.0.1:port. protocol: "http11"
-    (--http11-socket, keep-alive), "http" (--http-socket), "uwsgi"
+    host-tests/apps/app.py) on 127.0.0.1:port. protocol: "http" (the
+    examples' http-socket + Connection: close), "http-plain" (bare
+    --http-socket), "http11" (--http11-socket, keep-alive), "uwsgi"
     (--socket). stats=True adds --stats with --stats-http on its own port.
     Returns the Proc with .port and .stats_port (None without stats)."""
     port = port or free_port()
     stats_port = free_port() if stats else None
+    sock, *sock_opts = UWSGI_SOCKETS[protocol]
     argv = [*wrapper, uwsgi_bin(), "--master", "--processes", str(processes),
-            UWSGI_SOCKETS[protocol], f"127.0.0.1:{port}", "--wsgi-file", str(app or APPS / "app.py"),
+            sock, f"127.0.0.1:{port}", *sock_opts, "--wsgi-file", str(app or APPS / "app.py"),
             "--die-on-term"]
     if threads:
         argv += ["--threads", str(threads)]
