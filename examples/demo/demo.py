@@ -1,9 +1,11 @@
-"""uwsgi-red demo: real uWSGI behind a real Envoy with red-filter.
+"""uwsgi-red demo: the whole product on loopback, in under two minutes.
 
-Starts uWSGI (2 workers) and Envoy 1.40 with dist/red-filter.wasm on
-loopback, drives a bounded mixed load, prints a RED table per
-route/method/status from Envoy's /stats/prometheus, then stops everything
-(at the end, or on Ctrl-C). Run it with ./build.sh demo.
+uWSGI (4 workers, stats server; examples/envoy-uwsgi-stats/uwsgi.ini) behind
+Envoy 1.40 running red-filter (RED per route at the proxy) and the
+uwsgi-stats singleton (uWSGI's own view: workers, listen queue) in one
+process (examples/demo/envoy.yaml). Bounded mixed traffic, a live view
+redrawn once a second, then where to look next. Ctrl-C stops everything at
+any point. Run it with ./build.sh demo.
 """
 import argparse
 import http.client
@@ -14,144 +16,172 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "host-tests"))
-from conftest import APPS, Envoy, Proc, free_port, parse_prometheus, uwsgi_bin, wait_port  # noqa: E402
-from envoy_red import render  # noqa: E402
+sys.path.insert(0, str(HERE))
+from harness import EXAMPLES, Hosts, demo_config, free_port, get_text, parse_prometheus, wasm  # noqa: E402
+from view import RED_REQ, render_view  # noqa: E402
 
-PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}
+TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
+CLIENTS = 6  # more than the 4 workers, so the listen queue can show something
 
 
 def workload(rnd):
     """One request of a realistic mix: mostly reads, some writes, misses,
-    failures and slow calls."""
+    failures, slow calls, and responses without Content-Length."""
     r = rnd.random()
-    if r < 0.45:
+    if r < 0.40:
         return "GET", f"/users/{rnd.randint(1, 5000)}"
-    if r < 0.60:
+    if r < 0.52:
         return "GET", f"/users/{rnd.randint(1, 500)}/orders/{uuid.uuid4()}"
-    if r < 0.70:
+    if r < 0.60:
         return "POST", "/items"
-    if r < 0.78:
+    if r < 0.67:
         return "GET", "/notfound"
-    if r < 0.83:
+    if r < 0.72:
         return "GET", "/error"
+    if r < 0.76:
+        return "GET", "/slow?s=0.3"
+    if r < 0.82:
+        return "GET", "/stream"
     if r < 0.86:
-        return "GET", "/slow?s=0.12"
+        return "GET", "/nocl"
     if r < 0.88:
         return "PURGE", "/cache"
     return "GET", "/healthz"
 
 
-def drive(port, count, seed, sent):
-    rnd = random.Random(seed)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    for _ in range(count):
-        method, path = workload(rnd)
-        try:
-            conn.request(method, path, body=b"x" if method == "POST" else None)
-            resp = conn.getresponse()
-            resp.read()
-            sent[resp.status] += 1
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-            sent["failed"] += 1
-    conn.close()
+class Traffic:
+    """CLIENTS keep-alive clients until `requests` are sent, `seconds`
+    pass, or stop is set."""
+
+    def __init__(self, port, requests, seconds, stop):
+        self.port, self.stop = port, stop
+        self.deadline = time.monotonic() + seconds
+        self.left = requests
+        self.lock = threading.Lock()
+        self.status = Counter()
+        self.threads = [threading.Thread(target=self.client, args=(seed,), daemon=True) for seed in range(CLIENTS)]
+
+    def take(self):
+        with self.lock:
+            if self.left <= 0 or self.stop.is_set() or time.monotonic() > self.deadline:
+                return False
+            self.left -= 1
+            return True
+
+    def client(self, seed):
+        rnd = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        while self.take():
+            method, path = workload(rnd)
+            try:
+                conn.request(method, path, body=b"x" if method == "POST" else None)
+                resp = conn.getresponse()
+                resp.read()
+                key = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                key = "failed"
+            with self.lock:
+                self.status[key] += 1
+        conn.close()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def running(self):
+        return any(t.is_alive() for t in self.threads)
+
+    def answered(self):
+        with self.lock:
+            return sum(v for k, v in self.status.items() if k != "failed")
 
 
-def quantile_bound(q, buckets):
-    """Upper bound of the bucket holding quantile q, from cumulative
-    (le_seconds, count) pairs. Interpolating inside a bucket (as PromQL's
-    histogram_quantile does) would invent precision: with the 5 ms first
-    bucket every fast request would read as 2.5 ms."""
-    buckets = sorted(buckets)
-    total = buckets[-1][1]
-    if total == 0:
-        return float("nan")
-    for le, c in buckets:
-        if c >= q * total:
-            return le
-    return float("inf")
-
-
-def red_table(text):
-    rows = defaultdict(lambda: {"req": 0, "err": 0, "sum": 0.0, "buckets": defaultdict(float)})
-    for name, labels, v in parse_prometheus(text):
-        if not name.startswith("uwsgi_red_"):
-            continue
-        key = (labels.get("route", ""), labels.get("method", ""), labels.get("code", ""))
-        if name == "uwsgi_red_requests_total":
-            rows[key]["req"] += v
-        elif name == "uwsgi_red_errors_total":
-            rows[key]["err"] += v
-        elif name == "uwsgi_red_request_duration_microseconds_sum":
-            rows[key]["sum"] += v / 1e6
-        elif name == "uwsgi_red_request_duration_microseconds_bucket":
-            rows[key]["buckets"][float(labels["le"]) / 1e6] += v
-    lines = [f"{'route':<32} {'method':<7} {'code':>4} {'requests':>9} {'errors':>7} {'mean ms':>8} "
-             f"{'p50 ≤ms':>8} {'p95 ≤ms':>8}"]
-    for (route, method, code), r in sorted(rows.items(), key=lambda kv: -kv[1]["req"]):
-        if not r["req"]:
-            continue
-        b = list(r["buckets"].items())
-        lines.append(f"{route[:32]:<32} {method:<7} {code:>4} {int(r['req']):>9} {int(r['err']):>7} "
-                     f"{r['sum'] / r['req'] * 1e3:>8.2f} {quantile_bound(0.5, b) * 1e3:>8g} {quantile_bound(0.95, b) * 1e3:>8g}")
-    return "\n".join(lines)
+def draw(lines, live):
+    if live:
+        sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+    else:
+        print("\n".join(lines), end="\n\n")
+    sys.stdout.flush()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--requests", type=int, default=2000, help="total requests (bounded)")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=25.0, help="traffic duration (at most 60)")
+    ap.add_argument("--requests", type=int, default=6000, help="request cap (bounded load)")
     ap.add_argument("--hold", type=float, default=None,
-                    help="seconds to keep running after the table (default: until Ctrl-C on a terminal, 0 otherwise)")
+                    help="seconds to keep the stack up afterwards (default: on a terminal, until two minutes "
+                         "from the start; otherwise 0)")
+    ap.add_argument("--plain", action="store_true", help="print each view instead of redrawing the screen")
     args = ap.parse_args()
-    hold = args.hold if args.hold is not None else (600.0 if sys.stdin.isatty() else 0.0)
-    logdir = Path(tempfile.mkdtemp(prefix="uwsgi-red-demo-"))
-    procs = []
+    t_start = time.monotonic()
+    seconds = max(1.0, min(args.seconds, 60.0))
+    live = sys.stdout.isatty() and not args.plain
+    hold = args.hold if args.hold is not None else (TOTAL_LIMIT_S if sys.stdin.isatty() else 0.0)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        up, listen, admin = free_port(), free_port(), free_port()
-        print(f"starting uWSGI (2 workers, http11-socket 127.0.0.1:{up}) ...")
-        uw = Proc("uwsgi", [uwsgi_bin(), "--master", "--processes", "2", "--threads", "16", "--http11-socket", f"127.0.0.1:{up}",
-                            "--wsgi-file", str(APPS / "app.py"), "--die-on-term", "--disable-logging"], logdir)
-        procs.append(uw)
-        wait_port(up, 20, uw)
-        print(f"starting Envoy with dist/red-filter.wasm (listener 127.0.0.1:{listen}, admin 127.0.0.1:{admin}) ...")
-        env = Envoy("envoy", render(listen, admin, up, PLUGIN_CONFIG), logdir, admin, concurrency=2)
-        procs.append(env)
-        env.wait_ready()
-        sent = defaultdict(int)
-        threads = [threading.Thread(target=drive, args=(listen, args.requests // 4, seed, sent)) for seed in range(4)]
-        t0 = time.monotonic()
-        print(f"driving {args.requests // 4 * 4} requests over 4 connections ...")
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        took = time.monotonic() - t0
-        print(f"done in {took:.1f}s; responses by status: {dict(sorted(sent.items(), key=str))}")
-        time.sleep(2.2)  # one stats flush (1 s) so histograms are published
-        text = env.prometheus()
-        print("\nRED at the proxy (from Envoy /stats/prometheus):\n")
-        print(red_table(text))
-        counted = sum(v for n, _, v in parse_prometheus(text) if n == "uwsgi_red_requests_total")
-        print(f"\nrequests sent: {sum(v for k, v in sent.items() if k != 'failed')}, requests counted: {int(counted)}")
-        print(f"\nmetrics:  http://127.0.0.1:{admin}/stats/prometheus   (try: curl -s ... | grep uwsgi_red_)")
-        print(f"app:      http://127.0.0.1:{listen}/users/42")
-        print(f"logs:     {logdir}")
-        if hold > 0:
-            print(f"\nrunning for up to {hold:.0f}s; Ctrl-C stops everything")
-            stop.wait(hold)
-    finally:
-        for p in reversed(procs):
-            p.stop()
-        print("stopped uWSGI and Envoy")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    logdir = Path(tempfile.mkdtemp(prefix="uwsgi-red-demo-"))
+    with Hosts(logdir) as hosts:
+        wasm("red-filter"), wasm("uwsgi-stats")
+        app_port, stats_port, listen, admin = free_port(), free_port(), free_port(), free_port()
+        print(f"starting uWSGI: 4 workers, http-socket 127.0.0.1:{app_port}, stats server 127.0.0.1:{stats_port}")
+        hosts.uwsgi_ini("uwsgi", EXAMPLES / "envoy-uwsgi-stats" / "uwsgi.ini",
+                        [("127.0.0.1:9090", f"127.0.0.1:{app_port}"), ("127.0.0.1:9191", f"127.0.0.1:{stats_port}")],
+                        port=app_port, stats_port=stats_port)
+        print(f"starting Envoy with red-filter + uwsgi-stats: listener 127.0.0.1:{listen}, admin 127.0.0.1:{admin}")
+        env = hosts.envoy("envoy", demo_config(listen, admin, app_port, stats_port), admin, concurrency=2)
+        traffic = Traffic(listen, args.requests, seconds, stop)
+        traffic.start()
+        prev_rows, prev_t = None, time.monotonic()
+        header = f"uwsgi-red demo: {args.requests} requests at most, {seconds:g}s of traffic, {CLIENTS} clients; Ctrl-C stops"
+        while not stop.is_set():
+            busy = traffic.running()
+            stop.wait(1.0)
+            now = time.monotonic()
+            samples = parse_prometheus(env.prometheus())
+            lines, prev_rows = render_view(samples, prev_rows, now - prev_t)
+            prev_t = now
+            status = dict(sorted(traffic.status.items(), key=str))
+            draw([header, f"t={now - t_start:4.0f}s  responses by status: {status}", "", *lines], live)
+            if not busy:
+                break
+        if stop.is_set():
+            print("\nCtrl-C: stopping uWSGI and Envoy", flush=True)
+        else:
+            summary(env, traffic, listen, admin, stats_port, logdir)
+            left = min(hold, TOTAL_LIMIT_S - (time.monotonic() - t_start)) if hold > 0 else 0.0
+            if left > 0:
+                print(f"\nkeeping everything up for {left:.0f}s more; Ctrl-C stops it now", flush=True)
+                stop.wait(left)
+    print("stopped uWSGI and Envoy")
+
+
+def summary(env, traffic, listen, admin, stats_port, logdir):
+    """Exact count check and where to look next."""
+    time.sleep(1.2)  # one stats flush so the histograms hold the last requests
+    text = env.prometheus()
+    counted = int(sum(v for n, _, v in parse_prometheus(text) if n == RED_REQ))
+    print(f"\nanswered {traffic.answered()} requests ({traffic.status['failed']} failed), "
+          f"red-filter counted {counted}")
+    print(f"""
+Where to look next (while this runs):
+  Envoy metrics (RED + uWSGI):  curl -s http://127.0.0.1:{admin}/stats/prometheus | grep -E '^uwsgi_'
+  uWSGI stats viewer:           ./build.sh viewer, then open
+                                http://127.0.0.1:8089/?target=http://127.0.0.1:{stats_port}
+  Prometheus:                   examples/prometheus/prometheus.yml scrapes 127.0.0.1:9901/stats/prometheus;
+                                the dashboards in examples/grafana/ chart e.g.
+    sum by (route) (rate(uwsgi_red_requests_total[1m]))
+    histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket[5m]))) / 1e6
+  Try it:                       curl -s http://127.0.0.1:{listen}/users/42
+  Logs:                         {logdir}""", flush=True)
 
 
 if __name__ == "__main__":

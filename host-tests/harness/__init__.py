@@ -9,7 +9,7 @@
 Usage: host-tests/harness/README.md.
 """
 from .client import get_text, http, wait_for
-from .envoy import (OTEL_BUCKETS_US, RED_TAGS, Envoy, cluster_yaml, envoy_validate, plugin_config_sub,
+from .envoy import (OTEL_BUCKETS_US, RED_TAGS, Envoy, cluster_yaml, demo_config, envoy_validate, plugin_config_sub,
                     red_filter_config, stats_tags_yaml, tcp_proxy_config, uwsgi_stats_config,
                     uwsgi_tcp_example_config, yaml_single_quoted)
 from .hosts import (Hosts, nginx_globals, start_envoy, start_gunicorn, start_nginx, start_prometheus, start_registry,

@@ -219,3 +219,20 @@ stats_config:
   listeners:{ls}
   clusters:
 {cs}"""
+
+
+# ------------------------------------------------------------- examples/demo
+
+DEMO_EXAMPLE = EXAMPLES / "demo" / "envoy.yaml"
+
+
+def demo_config(listen_port, admin_port, app_port, stats_port, dist=None):
+    """examples/demo/envoy.yaml (red-filter + the uwsgi-stats singleton in
+    one Envoy) with test ports and the built modules."""
+    dist = Path(dist or DIST)
+    return render(DEMO_EXAMPLE, [("port_value: 10000", f"port_value: {listen_port}"),
+                                 ("port_value: 9901", f"port_value: {admin_port}"),
+                                 ("port_value: 9090", f"port_value: {app_port}"),
+                                 ("port_value: 9191", f"port_value: {stats_port}"),
+                                 ("filename: dist/red-filter.wasm", f"filename: {dist / 'red-filter.wasm'}"),
+                                 ("filename: dist/uwsgi-stats.wasm", f"filename: {dist / 'uwsgi-stats.wasm'}")])

@@ -1,0 +1,70 @@
+"""./build.sh demo's script, run as a user would (bounded, non-interactive)
+and interrupted with Ctrl-C: it counts exactly what it sent, shows RED per
+route and uWSGI's workers, says where to look next, and leaves nothing
+running."""
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from harness import ROOT, wasm
+
+DEMO = ROOT / "examples" / "demo" / "demo.py"
+
+
+def closed(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def ports(out):
+    m = re.search(r"listener 127\.0\.0\.1:(\d+), admin 127\.0\.0\.1:(\d+)", out)
+    u = re.search(r"http-socket 127\.0\.0\.1:(\d+), stats server 127\.0\.0\.1:(\d+)", out)
+    assert m and u, out[-2000:]
+    return [int(p) for p in (*m.groups(), *u.groups())]
+
+
+def test_bounded_run_counts_exactly_and_cleans_up():
+    wasm("red-filter"), wasm("uwsgi-stats")
+    r = subprocess.run([sys.executable, str(DEMO), "--seconds", "6", "--requests", "400", "--plain", "--hold", "0"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    out = r.stdout
+    assert r.returncode == 0, out[-3000:] + r.stderr[-3000:]
+    m = re.search(r"answered (\d+) requests \((\d+) failed\), red-filter counted (\d+)", out)
+    assert m, out[-3000:]
+    assert (int(m[1]), int(m[2]), int(m[3])) == (400, 0, 400)
+    assert re.search(r"^  /users/\{id\} +\d", out, re.M), "RED per route in the view"
+    assert re.search(r"workers busy \d / idle \d  listen queue \d+", out)
+    assert len(re.findall(r"^  worker +\d ", out.split("answered")[0].rsplit("RED at the proxy", 1)[1], re.M)) == 4
+    for hint in ("/stats/prometheus", "./build.sh viewer", "?target=http://127.0.0.1:",
+                 "histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket"):
+        assert hint in out
+    assert out.rstrip().endswith("stopped uWSGI and Envoy")
+    assert all(closed(p) for p in ports(out))
+
+
+def test_ctrl_c_stops_everything():
+    wasm("red-filter"), wasm("uwsgi-stats")
+    p = subprocess.Popen([sys.executable, str(DEMO), "--seconds", "60", "--plain", "--hold", "0"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "RED at the proxy" not in out and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            out += line
+        assert "RED at the proxy" in out, out[-3000:]
+        p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=30)
+        out += rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    assert p.returncode == 0, out[-3000:]
+    assert "Ctrl-C: stopping uWSGI and Envoy" in out and out.rstrip().endswith("stopped uWSGI and Envoy")
+    assert all(closed(port) for port in ports(out))
