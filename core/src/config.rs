@@ -1,5 +1,12 @@
 //! Plugin configuration: JSON in, typed settings out. Unknown keys and wrong
 //! types are errors that name the key, never silently defaulted.
+//!
+//! Bounds: a document over `MAX_CONFIG_BYTES` is refused before parsing;
+//! typed fields stop deep nesting at the first wrong type (and serde_json
+//! refuses nesting deeper than 128 anyway); every list and string the
+//! settings keep has a stated limit (`MAX_ROUTE_PATTERNS`,
+//! `MAX_ROUTE_PATTERN_BYTES`, `MAX_SERVICE_BYTES`, `MAX_METRICS_PATH_BYTES`,
+//! `MAX_BUCKETS`), so settings hold at most a few hundred KiB.
 
 // Panic-free by construction: no indexing, slicing, unwrapping or
 // overflowing arithmetic on input-driven values (tests opt out).
@@ -49,9 +56,22 @@ impl ConfigError {
     }
 }
 
+/// Largest configuration document: far above any real one (512 templates
+/// of 256 bytes are 128 KiB), small enough that parsing stays cheap.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 /// Parses any config struct, reporting the JSON path of the first error.
 /// An empty (or all-whitespace) document means "all defaults".
 pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ConfigError> {
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::new(
+            ".",
+            format!(
+                "document of {} bytes is over the {MAX_CONFIG_BYTES}-byte limit",
+                bytes.len()
+            ),
+        ));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -319,6 +339,28 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.path, "metrics_path");
+    }
+
+    #[test]
+    fn oversized_and_deep_documents_are_refused() {
+        let mut big = br#"{"service":"x","metrics_path":"/m"}"#.to_vec();
+        big.resize(MAX_CONFIG_BYTES + 1, b' ');
+        let e = RedConfig::from_json(&big).unwrap_err();
+        assert_eq!(e.path, ".");
+        assert_eq!(
+            e.message,
+            "document of 1048577 bytes is over the 1048576-byte limit"
+        );
+        big.truncate(MAX_CONFIG_BYTES);
+        assert!(RedConfig::from_json(&big).is_ok(), "at the limit is fine");
+        let deep = format!(
+            r#"{{"route_patterns":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let e = RedConfig::from_json(deep.as_bytes()).unwrap_err();
+        // Refused at the first level that has the wrong type, named.
+        assert_eq!(e.path, "route_patterns[0]");
     }
 
     #[test]

@@ -212,3 +212,41 @@ fn keep_alive_exchange_survives_a_bad_next_head() {
         assert_eq!(errors, vec!["unknown_modifier"], "chunk {chunk}");
     }
 }
+
+#[test]
+fn megabyte_of_response_headers_before_a_status() {
+    let mut resp = b"Content-Type: text/plain\r\n".to_vec();
+    while resp.len() < 1 << 20 {
+        resp.extend_from_slice(
+            b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        );
+    }
+    resp.extend_from_slice(b"Status: 201 Created\r\n\r\n");
+    let mut t = ConnectionTracker::new(DEFAULT_HEAD_LIMIT, 16_384);
+    let mut out = Vec::new();
+    let down = head(&[(b"REQUEST_METHOD", b"GET")]);
+    t.on_downstream(down.len(), false, 1, |s, n| down.get(s..s + n), &mut out);
+    let mut fetched = 0usize;
+    t.on_upstream(
+        resp.len(),
+        true,
+        2,
+        |s, n| {
+            fetched += n;
+            resp.get(s..s + n)
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out.first(),
+        Some(&Event::ResponseError(ResponseError::TooLarge {
+            limit: 16_384
+        }))
+    );
+    let ex = completed(&out);
+    assert_eq!((ex.len(), ex[0].status), (1, None));
+    assert!(
+        fetched <= 16_384 + 1024,
+        "stops reading at the limit ({fetched})"
+    );
+}
