@@ -1,8 +1,9 @@
 """examples/grafana: every panel's query, with the template variables
 substituted as Grafana would, evaluated by a real Prometheus scraping the real
-stack (uWSGI with its stats server, Envoy with red-filter and the uwsgi-stats
-singleton). Each query must return data, and the RED and worker panels must
-agree with the traffic sent.
+stack: uWSGI with its stats server (examples/envoy-uwsgi-stats/uwsgi.ini),
+Envoy with red-filter and the uwsgi-stats singleton (examples/demo/envoy.yaml),
+and, for the gunicorn board, gunicorn and the example Collector. Each query
+must return data, and the panels must agree with the traffic sent.
 
 Grafana cannot be installed here, so `$__rate_interval` is given the value
 Grafana computes for the default 1 h view with a Prometheus data source at
@@ -23,8 +24,7 @@ from http.client import HTTPConnection
 
 import pytest
 
-from harness import (EXAMPLES, OTEL_BUCKETS_US, ROOT, free_port, http, red_filter_config, render,
-                     stats_tags_yaml, uwsgi_stats_config, wait_for, wasm)
+from harness import EXAMPLES, ROOT, demo_config, free_port, http, wait_for, wasm
 from promql import by, example_prometheus_config, finite, label_values, query
 
 GRAFANA = EXAMPLES / "grafana"
@@ -163,29 +163,6 @@ def test_board_structure(name):
 
 # ------------------------------------------------------------------ the stack
 
-def full_stack_config(admin, public, snapshot, app_port, stats_port):
-    """examples/envoy-uwsgi-stats/envoy.yaml (uWSGI poller singleton, public
-    listener, admin listener) plus red-filter on the public listener exactly
-    as examples/envoy-red/envoy.yaml configures it: its HTTP filter, its
-    stats_tags and its µs histogram buckets."""
-    red = red_filter_config(public, admin, app_port)
-    block = re.search(r"          - name: envoy\.filters\.http\.wasm\n.*?(?=          - name: envoy\.filters\.http\.router\n)",
-                      red, re.S).group(0)
-    assert "red-filter.wasm" in block and "route_patterns" in block
-    base = uwsgi_stats_config(admin, public, snapshot, app_port, stats_clusters={"uwsgi_stats_app1": stats_port})
-    buckets = ", ".join(str(b) for b in OTEL_BUCKETS_US)
-    return render(base, [
-        ("  stats_tags:\n", "  stats_tags:\n" + stats_tags_yaml(("method", "code", "code_class", "route", "service",
-                                                                  "protocol"))),
-        ("stats_flush_interval: 1s\n", "  histogram_bucket_settings:\n"
-                                       f"  - match: {{suffix: \"_microseconds\"}}\n    buckets: [{buckets}]\n"
-                                       "stats_flush_interval: 1s\n"),
-        # the public listener's filter chain is the one with the router alone
-        ("          http_filters:\n          - name: envoy.filters.http.router\n",
-         "          http_filters:\n" + block + "          - name: envoy.filters.http.router\n"),
-    ])
-
-
 def send(port, rounds):
     """Each MIX entry `rounds(n)` times from 4 keep-alive clients in
     parallel; returns Counter((route, code, method))."""
@@ -228,12 +205,12 @@ def stack(hosts):
     s.uwsgi = hosts.uwsgi_ini("dash-uwsgi", EXAMPLES / "envoy-uwsgi-stats" / "uwsgi.ini",
                               [("127.0.0.1:9090", f"127.0.0.1:{app}"), ("127.0.0.1:9191", f"127.0.0.1:{stats}")],
                               port=app, stats_port=stats)
-    admin, public, snapshot = free_port(), free_port(), free_port()
-    s.envoy = hosts.envoy("dash-envoy", full_stack_config(admin, public, snapshot, app, stats),
-                          admin, listen_port=public)
+    # examples/demo/envoy.yaml: red-filter and the uwsgi-stats singleton in one Envoy.
+    admin, public = free_port(), free_port()
+    s.envoy = hosts.envoy("dash-envoy", demo_config(public, admin, app, stats), admin, listen_port=public)
     s.prom = hosts.prometheus("dash-prometheus", example_prometheus_config([admin], free_port()))
     s.port = s.prom.port
-    wait_for(lambda: by(s.port, "uwsgi_up", "target") == {"app1": 1.0}, 30, interval=0.5,
+    wait_for(lambda: by(s.port, "uwsgi_up", "target") == {"app": 1.0}, 30, interval=0.5,
              what="Prometheus scraping Envoy's first uWSGI poll")
     # Round 1: every series once, and seen by Prometheus before round 2.
     first = send(public, lambda n: 1)
@@ -265,7 +242,7 @@ def test_red_variables_list_what_was_sent(stack):
     assert label_values(p, "service", "uwsgi_red_requests_total") == ["uwsgi_app"]
     assert label_values(p, "route", 'uwsgi_red_requests_total{service=~"uwsgi_app"}') == sorted({r for r, _, _ in SENT})
     assert label_values(p, "method", 'uwsgi_red_requests_total{service=~"uwsgi_app"}') == ["GET", "POST"]
-    assert label_values(p, "target", "uwsgi_up") == ["app1"]
+    assert label_values(p, "target", "uwsgi_up") == ["app"]
 
 
 def envoy_buckets(text, route=None):
@@ -366,7 +343,7 @@ def test_uwsgi_workers_panels(stack):
         assert got and exact, f"{panel['title']}: no data for {expr}"
         assert all(finite(v) for _, v in got + exact), (panel["title"], got, exact)
         title, ref = panel["title"], t["refId"]
-        one = {"target": "app1"}
+        one = {"target": "app"}
         if title == "Stats target up":
             assert got == [(one, 1.0)]
         elif title == "Workers":
@@ -394,7 +371,7 @@ def test_uwsgi_workers_panels(stack):
         elif title == "Resident memory per worker":
             assert len(got) == 4 and all(v > 1e6 for _, v in got), "--memory-report fills rss"
         elif title == "Socket queues":
-            assert got == [({"target": "app1", "name": f"127.0.0.1:{stack.uwsgi.port}"}, 0.0)]
+            assert got == [({"target": "app", "name": f"127.0.0.1:{stack.uwsgi.port}"}, 0.0)]
         else:
             raise AssertionError(f"panel {title!r} has no check")
         checked.add(title)
