@@ -49,7 +49,6 @@ MIX = [
     # 0.3 s: every /slow request lands in the (0.25 s, 0.5 s] bucket.
     ("GET", "/slow?s=0.3", 200, "/slow", 3),
 ]
-ROUNDS = {path: 1 + n for _, path, _, _, n in MIX}
 SENT = Counter()
 for _m, _p, _s, _r, _n in MIX:
     SENT[(_r, str(_s), _m)] += 1 + _n

@@ -7,7 +7,6 @@ case where it must not.
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
