@@ -27,6 +27,9 @@ pub enum StatsError {
     /// Valid JSON of the wrong shape: `path` is the JSON path of the bad value,
     /// e.g. `workers[0].requests`.
     Schema { path: String, message: String },
+    /// A list with too many entries or a label string too long (see
+    /// [`super::limits`]); `path` is where the limit was crossed.
+    Limit { path: String, message: String },
 }
 
 impl StatsError {
@@ -41,6 +44,7 @@ impl StatsError {
             Self::Truncated { .. } => "truncated",
             Self::InvalidJson { .. } => "invalid_json",
             Self::Schema { .. } => "schema",
+            Self::Limit { .. } => "limit",
         }
     }
 }
@@ -78,6 +82,9 @@ impl fmt::Display for StatsError {
             }
             Self::Schema { path, message } => {
                 write!(f, "unexpected stats value at `{path}`: {message}")
+            }
+            Self::Limit { path, message } => {
+                write!(f, "stats document over a limit at `{path}`: {message}")
             }
         }
     }

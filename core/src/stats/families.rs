@@ -9,11 +9,33 @@
 //! sample carries `target` first. Per-core series are off unless
 //! [`MapOptions::per_core`] is set: they multiply the output by the core
 //! count (uwsgi_exporter's 27 MB pages for 150 processes × 256 cores).
+//!
+//! **Duplicates are dropped, first entry wins, and counted.** Prometheus
+//! rejects a page with two samples of one series, and uWSGI does repeat
+//! entries (a socket listed twice, uwsgi_exporter #22). Identity per section:
+//! worker `id` (id 0 marks a stand-by cheaper slot and is never exported, so
+//! it is not a duplicate), socket `name`+`proto`, app `id` within a worker,
+//! core `id` within a worker, cache `name`, spooler `dir`, metric name. Every
+//! later entry with a seen identity is skipped and counted in
+//! `uwsgi_stats_duplicate_entries` (and [`MapSummary::duplicates`]). Merging
+//! was rejected: summing two entries of one worker would invent a counter
+//! that never existed and jump when the duplicate disappears.
+//!
+//! The mapping is linear: one pass per family over the de-duplicated
+//! entries, identity checks in hash sets.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
 
 use serde::{Serialize, Serializer};
 
-use super::model::{StatsDocument, WorkerStatus};
-use crate::prom::text::{MetricType, TextEncoder};
+use super::model::StatsDocument;
+use super::sink::{Collect, Sink, Text};
+use super::view::{
+    is_per_core_metric, AppView, CacheView, CoreEntries, CoreView, MetricView, SocketView,
+    SpoolerView, Status, View, ViewOf, WorkerView,
+};
+use crate::prom::text::MetricType;
 
 /// One labelled value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,24 +78,24 @@ fn ser_type<S: Serializer>(t: &MetricType, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(t.as_str())
 }
 
+/// What a family is, without its samples: what a [`Sink`] is told first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Meta {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricType,
+    pub integer_form: Option<IntegerForm>,
+}
+
 impl Family {
-    fn new(name: &'static str, kind: MetricType, help: &'static str) -> Self {
+    pub fn from_meta(m: &Meta) -> Self {
         Self {
-            name,
-            help,
-            kind,
-            integer_form: None,
+            name: m.name,
+            help: m.help,
+            kind: m.kind,
+            integer_form: m.integer_form,
             samples: Vec::new(),
         }
-    }
-
-    fn integer(mut self, name: &'static str, factor: f64) -> Self {
-        self.integer_form = Some(IntegerForm { name, factor });
-        self
-    }
-
-    fn push(&mut self, labels: Vec<(&'static str, String)>, value: f64) {
-        self.samples.push(Sample { labels, value });
     }
 }
 
@@ -93,6 +115,13 @@ impl Default for MapOptions {
             uwsgi_metrics: true,
         }
     }
+}
+
+/// What one mapping did beyond writing samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapSummary {
+    /// Entries skipped because an earlier entry had the same identity.
+    pub duplicates: u64,
 }
 
 const US_PER_S: f64 = 1e6;
@@ -120,434 +149,601 @@ pub const LABEL_NAMES: &[&str] = &[
 
 use MetricType::{Counter, Gauge};
 
+const fn meta(name: &'static str, kind: MetricType, help: &'static str) -> Meta {
+    Meta {
+        name,
+        help,
+        kind,
+        integer_form: None,
+    }
+}
+
+const fn fractional(
+    name: &'static str,
+    help: &'static str,
+    integer_name: &'static str,
+    factor: f64,
+) -> Meta {
+    Meta {
+        name,
+        help,
+        kind: Gauge,
+        integer_form: Some(IntegerForm {
+            name: integer_name,
+            factor,
+        }),
+    }
+}
+
+/// Name of the family counting dropped duplicate entries.
+pub const DUPLICATES_FAMILY: &str = "uwsgi_stats_duplicate_entries";
+
+const DUPLICATES: Meta = meta(
+    DUPLICATES_FAMILY,
+    Gauge,
+    "Entries of the last stats document dropped because an earlier entry had the same identity (worker id, socket name and proto, ...).",
+);
+
+type SocketGet = fn(&SocketView) -> f64;
+const SOCKET_FAMS: [(Meta, SocketGet); 4] = [
+    (
+        meta(
+            "uwsgi_socket_queue_length",
+            Gauge,
+            "Length of socket queue.",
+        ),
+        |s| s.queue as f64,
+    ),
+    (
+        meta(
+            "uwsgi_socket_max_queue_length",
+            Gauge,
+            "Max length of socket queue.",
+        ),
+        |s| s.max_queue as f64,
+    ),
+    (
+        meta("uwsgi_socket_shared", Gauge, "Is shared socket?"),
+        |s| s.shared as f64,
+    ),
+    (
+        meta("uwsgi_socket_can_offload", Gauge, "Can socket offload?"),
+        |s| s.can_offload as f64,
+    ),
+];
+
+/// A function so the getters take workers read with or without cores.
+fn worker_fams<const P: bool>() -> [(Meta, fn(&WorkerView<CoreEntries<P>>) -> f64); 20] {
+    [
+        (
+            meta(
+                "uwsgi_worker_accepting",
+                Gauge,
+                "Is this worker accepting requests?",
+            ),
+            |w| w.accepting as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_delta_requests",
+                Gauge,
+                "Number of delta requests",
+            ),
+            |w| w.delta_requests as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_signal_queue_length",
+                Gauge,
+                "Length of signal queue.",
+            ),
+            |w| w.signal_queue as f64,
+        ),
+        (
+            meta("uwsgi_worker_rss_bytes", Gauge, "Worker RSS bytes."),
+            |w| w.rss as f64,
+        ),
+        (
+            meta("uwsgi_worker_vsz_bytes", Gauge, "Worker VSZ bytes."),
+            |w| w.vsz as f64,
+        ),
+        (
+            fractional(
+                "uwsgi_worker_running_time_seconds",
+                "Worker running time in seconds.",
+                "uwsgi_worker_running_time_microseconds",
+                US_PER_S,
+            ),
+            |w| w.running_time as f64 / US_PER_S,
+        ),
+        (
+            meta(
+                "uwsgi_worker_last_spawn_time_seconds",
+                Gauge,
+                "Last spawn time in seconds since epoch.",
+            ),
+            |w| w.last_spawn as f64,
+        ),
+        (
+            fractional(
+                "uwsgi_worker_average_response_time_seconds",
+                "Average response time in seconds.",
+                "uwsgi_worker_average_response_time_microseconds",
+                US_PER_S,
+            ),
+            |w| w.avg_rt as f64 / US_PER_S,
+        ),
+        (meta("uwsgi_worker_apps", Gauge, "Number of apps."), |w| {
+            w.apps.len() as f64
+        }),
+        (meta("uwsgi_worker_cores", Gauge, "Number of cores."), |w| {
+            w.cores.count as f64
+        }),
+        (meta("uwsgi_worker_busy", Gauge, "Is busy"), |w| {
+            flag(w.status == Status::Busy)
+        }),
+        (meta("uwsgi_worker_idle", Gauge, "Is idle"), |w| {
+            flag(w.status == Status::Idle)
+        }),
+        (meta("uwsgi_worker_cheap", Gauge, "Is cheap"), |w| {
+            flag(w.status == Status::Cheap)
+        }),
+        (
+            meta(
+                "uwsgi_worker_requests_total",
+                Counter,
+                "Total number of requests.",
+            ),
+            |w| w.requests as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_exceptions_total",
+                Counter,
+                "Total number of exceptions.",
+            ),
+            |w| w.exceptions as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_harakiri_count_total",
+                Counter,
+                "Total number of harakiri count.",
+            ),
+            |w| w.harakiri_count as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_signals_total",
+                Counter,
+                "Total number of signals.",
+            ),
+            |w| w.signals as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_respawn_count_total",
+                Counter,
+                "Total number of respawn count.",
+            ),
+            |w| w.respawn_count as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_transmitted_bytes_total",
+                Counter,
+                "Worker transmitted bytes.",
+            ),
+            |w| w.tx as f64,
+        ),
+        (
+            meta(
+                "uwsgi_worker_pid",
+                Gauge,
+                "Process id of the worker (changes on respawn).",
+            ),
+            |w| w.pid as f64,
+        ),
+    ]
+}
+
+type AppGet = fn(&AppView) -> f64;
+const APP_FAMS: [(Meta, AppGet); 3] = [
+    (
+        meta(
+            "uwsgi_worker_app_startup_time_seconds",
+            Gauge,
+            "How long this app took to start.",
+        ),
+        |a| a.startup_time as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_app_requests_total",
+            Counter,
+            "Total number of requests.",
+        ),
+        |a| a.requests as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_app_exceptions_total",
+            Counter,
+            "Total number of exceptions.",
+        ),
+        |a| a.exceptions as f64,
+    ),
+];
+
+type CoreGet = fn(&CoreView) -> f64;
+const CORE_FAMS: [(Meta, CoreGet); 7] = [
+    (meta("uwsgi_worker_core_busy", Gauge, "Is core busy"), |c| {
+        c.in_request as f64
+    }),
+    (
+        meta(
+            "uwsgi_worker_core_requests_total",
+            Counter,
+            "Total number of requests.",
+        ),
+        |c| c.requests as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_core_static_requests_total",
+            Counter,
+            "Total number of static requests.",
+        ),
+        |c| c.static_requests as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_core_routed_requests_total",
+            Counter,
+            "Total number of routed requests.",
+        ),
+        |c| c.routed_requests as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_core_offloaded_requests_total",
+            Counter,
+            "Total number of offloaded requests.",
+        ),
+        |c| c.offloaded_requests as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_core_write_errors_total",
+            Counter,
+            "Total number of write errors.",
+        ),
+        |c| c.write_errors as f64,
+    ),
+    (
+        meta(
+            "uwsgi_worker_core_read_errors_total",
+            Counter,
+            "Total number of read errors.",
+        ),
+        |c| c.read_errors as f64,
+    ),
+];
+
+type CacheGet = fn(&CacheView) -> f64;
+const CACHE_FAMS: [(Meta, CacheGet); 5] = [
+    (
+        meta("uwsgi_cache_hits", Counter, "Total number of hits."),
+        |c| c.hits as f64,
+    ),
+    (
+        meta("uwsgi_cache_misses", Counter, "Total number of misses."),
+        |c| c.miss as f64,
+    ),
+    (
+        meta(
+            "uwsgi_cache_full",
+            Counter,
+            "Total Number of times cache full was hit.",
+        ),
+        |c| c.full as f64,
+    ),
+    (meta("uwsgi_cache_items", Gauge, "Items in cache."), |c| {
+        c.items as f64
+    }),
+    (
+        meta("uwsgi_cache_max_items", Gauge, "Max items for this cache."),
+        |c| c.max_items as f64,
+    ),
+];
+
+type SpoolerGet = fn(&SpoolerView) -> f64;
+const SPOOLER_FAMS: [(Meta, SpoolerGet); 3] = [
+    (
+        meta(
+            "uwsgi_spooler_tasks",
+            Gauge,
+            "Tasks waiting in the spooler directory.",
+        ),
+        |s| s.tasks as f64,
+    ),
+    (
+        meta(
+            "uwsgi_spooler_running",
+            Gauge,
+            "Is the spooler running a task?",
+        ),
+        |s| s.running as f64,
+    ),
+    (
+        meta(
+            "uwsgi_spooler_respawns_total",
+            Counter,
+            "Total number of spooler respawns.",
+        ),
+        |s| s.respawns as f64,
+    ),
+];
+
+fn flag(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+/// Keeps the first entry of each identity; counts the rest into `dups`.
+fn first_of_each<'e, T, K, F>(items: &'e [T], dups: &mut u64, key: F) -> Vec<&'e T>
+where
+    K: std::hash::Hash + Eq,
+    F: Fn(&'e T) -> K,
+{
+    let mut seen = HashSet::with_capacity(items.len().min(1024));
+    let mut out = Vec::with_capacity(items.len().min(1024));
+    for item in items {
+        if seen.insert(key(item)) {
+            out.push(item);
+        } else {
+            *dups = dups.saturating_add(1);
+        }
+    }
+    out
+}
+
+/// A worker kept by de-duplication, with its id as label text and its
+/// de-duplicated apps and cores.
+struct Kept<'v, 'a, const P: bool> {
+    w: &'v WorkerView<'a, CoreEntries<P>>,
+    id: String,
+    apps: Vec<&'v AppView<'a>>,
+    cores: Vec<&'v CoreView>,
+}
+
 /// Maps one document of `target` to families, in a fixed order. Families
 /// with no samples (e.g. caches when the server has none) are included
 /// empty so hosts can pre-declare; [`encode_text`] leaves them out.
 pub fn map_document(doc: &StatsDocument, target: &str, opts: &MapOptions) -> Vec<Family> {
-    let t = || vec![("target", target.to_string())];
-    let mut out = Vec::with_capacity(64);
+    let mut sink = Collect::default();
+    map_view(&View::from_document(doc), target, opts, &mut sink);
+    sink.families
+}
 
-    let mut one = |name, kind, help, v: f64| {
-        let mut f = Family::new(name, kind, help);
-        f.push(t(), v);
-        out.push(f);
+/// [`map_document`] straight to Prometheus text, with the summary.
+pub fn view_text(view: &View, target: &str, opts: &MapOptions) -> (String, MapSummary) {
+    let mut sink = Text::new();
+    let summary = map_view(view, target, opts, &mut sink);
+    (sink.finish(), summary)
+}
+
+/// The mapping itself, over a borrowed [`View`], into any [`Sink`]. A view
+/// read without per-core metric entries simply has none to export.
+pub fn map_view<S: Sink, const P: bool>(
+    v: &ViewOf<'_, P>,
+    target: &str,
+    opts: &MapOptions,
+    sink: &mut S,
+) -> MapSummary {
+    let mut dups = 0u64;
+    let t = [("target", target)];
+
+    let mut one = |m: Meta, value: f64| {
+        sink.family(&m);
+        sink.sample(&t, value);
     };
     one(
-        "uwsgi_listen_queue_length",
-        Gauge,
-        "Length of listen queue.",
-        doc.listen_queue as f64,
+        meta(
+            "uwsgi_listen_queue_length",
+            Gauge,
+            "Length of listen queue.",
+        ),
+        v.listen_queue as f64,
     );
     one(
-        "uwsgi_listen_queue_errors",
-        Gauge,
-        "Number of listen queue errors.",
-        doc.listen_queue_errors as f64,
+        meta(
+            "uwsgi_listen_queue_errors",
+            Gauge,
+            "Number of listen queue errors.",
+        ),
+        v.listen_queue_errors as f64,
     );
     one(
-        "uwsgi_signal_queue_length",
-        Gauge,
-        "Length of signal queue.",
-        doc.signal_queue as f64,
-    );
-    one(
-        "uwsgi_workers",
-        Gauge,
-        "Number of workers.",
-        doc.live_workers().count() as f64,
-    );
-    one(
-        "uwsgi_load",
-        Gauge,
-        "Load reported by the uWSGI master (requests being served).",
-        doc.load as f64,
+        meta(
+            "uwsgi_signal_queue_length",
+            Gauge,
+            "Length of signal queue.",
+        ),
+        v.signal_queue as f64,
     );
 
-    let mut info = Family::new(
+    // Live workers (id 0 is a stand-by cheaper slot), first of each id.
+    let live: Vec<&WorkerView<CoreEntries<P>>> = v.workers.iter().filter(|w| w.id != 0).collect();
+    let workers: Vec<Kept<P>> = first_of_each(&live, &mut dups, |w| w.id)
+        .into_iter()
+        .map(|w| Kept {
+            w,
+            id: w.id.to_string(),
+            apps: first_of_each(&w.apps, &mut dups, |a| a.id),
+            cores: if opts.per_core {
+                first_of_each(&w.cores.list, &mut dups, |c| c.id)
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+
+    one(
+        meta("uwsgi_workers", Gauge, "Number of workers."),
+        workers.len() as f64,
+    );
+    one(
+        meta(
+            "uwsgi_load",
+            Gauge,
+            "Load reported by the uWSGI master (requests being served).",
+        ),
+        v.load as f64,
+    );
+    sink.family(&meta(
         "uwsgi_version_info",
         Gauge,
         "uWSGI version of the target; always 1.",
-    );
-    let mut l = t();
-    l.push(("version", doc.version.clone()));
-    info.push(l, 1.0);
-    out.push(info);
+    ));
+    sink.sample(&[("target", target), ("version", &v.version)], 1.0);
 
-    // Sockets: uWSGI can list one socket several times (uwsgi_exporter #22);
-    // the first entry for a name+proto wins.
-    type SocketGet = fn(&super::model::Socket) -> u64;
-    let socket_fams: [(&'static str, &'static str, SocketGet); 4] = [
-        (
-            "uwsgi_socket_queue_length",
-            "Length of socket queue.",
-            |s| s.queue,
-        ),
-        (
-            "uwsgi_socket_max_queue_length",
-            "Max length of socket queue.",
-            |s| s.max_queue,
-        ),
-        ("uwsgi_socket_shared", "Is shared socket?", |s| s.shared),
-        ("uwsgi_socket_can_offload", "Can socket offload?", |s| {
-            s.can_offload
-        }),
-    ];
-    let mut seen: Vec<(&str, &str)> = Vec::new();
-    let sockets: Vec<_> = doc
-        .sockets
-        .iter()
-        .filter(|s| {
-            let key = (s.name.as_str(), s.proto.as_str());
-            let fresh = !seen.contains(&key);
-            if fresh {
-                seen.push(key);
-            }
-            fresh
-        })
-        .collect();
-    for (name, help, get) in socket_fams {
-        let mut f = Family::new(name, Gauge, help);
+    let sockets = first_of_each(&v.sockets, &mut dups, |s| {
+        (s.name.as_ref(), s.proto.as_ref())
+    });
+    for (m, get) in SOCKET_FAMS {
+        sink.family(&m);
         for s in &sockets {
-            let mut l = t();
-            l.push(("name", s.name.clone()));
-            l.push(("proto", s.proto.clone()));
-            f.push(l, get(s) as f64);
+            sink.sample(
+                &[("target", target), ("name", &s.name), ("proto", &s.proto)],
+                get(s),
+            );
         }
-        out.push(f);
     }
 
-    // Workers.
-    type WorkerGet = fn(&super::model::Worker) -> f64;
-    let worker_fams: [(&'static str, MetricType, &'static str, WorkerGet); 20] = [
-        (
-            "uwsgi_worker_accepting",
-            Gauge,
-            "Is this worker accepting requests?",
-            |w| w.accepting as f64,
-        ),
-        (
-            "uwsgi_worker_delta_requests",
-            Gauge,
-            "Number of delta requests",
-            |w| w.delta_requests as f64,
-        ),
-        (
-            "uwsgi_worker_signal_queue_length",
-            Gauge,
-            "Length of signal queue.",
-            |w| w.signal_queue as f64,
-        ),
-        ("uwsgi_worker_rss_bytes", Gauge, "Worker RSS bytes.", |w| {
-            w.rss as f64
-        }),
-        ("uwsgi_worker_vsz_bytes", Gauge, "Worker VSZ bytes.", |w| {
-            w.vsz as f64
-        }),
-        (
-            "uwsgi_worker_running_time_seconds",
-            Gauge,
-            "Worker running time in seconds.",
-            |w| w.running_time as f64 / US_PER_S,
-        ),
-        (
-            "uwsgi_worker_last_spawn_time_seconds",
-            Gauge,
-            "Last spawn time in seconds since epoch.",
-            |w| w.last_spawn as f64,
-        ),
-        (
-            "uwsgi_worker_average_response_time_seconds",
-            Gauge,
-            "Average response time in seconds.",
-            |w| w.avg_rt as f64 / US_PER_S,
-        ),
-        ("uwsgi_worker_apps", Gauge, "Number of apps.", |w| {
-            w.apps.len() as f64
-        }),
-        ("uwsgi_worker_cores", Gauge, "Number of cores.", |w| {
-            w.cores.len() as f64
-        }),
-        ("uwsgi_worker_busy", Gauge, "Is busy", |w| {
-            f64::from(u8::from(w.status == WorkerStatus::Busy))
-        }),
-        ("uwsgi_worker_idle", Gauge, "Is idle", |w| {
-            f64::from(u8::from(w.status == WorkerStatus::Idle))
-        }),
-        ("uwsgi_worker_cheap", Gauge, "Is cheap", |w| {
-            f64::from(u8::from(w.status == WorkerStatus::Cheap))
-        }),
-        (
-            "uwsgi_worker_requests_total",
-            Counter,
-            "Total number of requests.",
-            |w| w.requests as f64,
-        ),
-        (
-            "uwsgi_worker_exceptions_total",
-            Counter,
-            "Total number of exceptions.",
-            |w| w.exceptions as f64,
-        ),
-        (
-            "uwsgi_worker_harakiri_count_total",
-            Counter,
-            "Total number of harakiri count.",
-            |w| w.harakiri_count as f64,
-        ),
-        (
-            "uwsgi_worker_signals_total",
-            Counter,
-            "Total number of signals.",
-            |w| w.signals as f64,
-        ),
-        (
-            "uwsgi_worker_respawn_count_total",
-            Counter,
-            "Total number of respawn count.",
-            |w| w.respawn_count as f64,
-        ),
-        (
-            "uwsgi_worker_transmitted_bytes_total",
-            Counter,
-            "Worker transmitted bytes.",
-            |w| w.tx as f64,
-        ),
-        (
-            "uwsgi_worker_pid",
-            Gauge,
-            "Process id of the worker (changes on respawn).",
-            |w| w.pid as f64,
-        ),
-    ];
-    let workers: Vec<_> = doc.live_workers().collect();
-    for (name, kind, help, get) in worker_fams {
-        let mut f = Family::new(name, kind, help);
-        f = match name {
-            "uwsgi_worker_running_time_seconds" => {
-                f.integer("uwsgi_worker_running_time_microseconds", US_PER_S)
-            }
-            "uwsgi_worker_average_response_time_seconds" => {
-                f.integer("uwsgi_worker_average_response_time_microseconds", US_PER_S)
-            }
-            _ => f,
-        };
-        for w in &workers {
-            let mut l = t();
-            l.push(("worker_id", w.id.to_string()));
-            f.push(l, get(w));
+    for (m, get) in worker_fams::<P>() {
+        sink.family(&m);
+        for k in &workers {
+            sink.sample(&[("target", target), ("worker_id", &k.id)], get(k.w));
         }
-        out.push(f);
     }
 
-    // Apps.
-    type AppGet = fn(&super::model::App) -> f64;
-    let app_fams: [(&'static str, MetricType, &'static str, AppGet); 3] = [
-        (
-            "uwsgi_worker_app_startup_time_seconds",
-            Gauge,
-            "How long this app took to start.",
-            |a| a.startup_time as f64,
-        ),
-        (
-            "uwsgi_worker_app_requests_total",
-            Counter,
-            "Total number of requests.",
-            |a| a.requests as f64,
-        ),
-        (
-            "uwsgi_worker_app_exceptions_total",
-            Counter,
-            "Total number of exceptions.",
-            |a| a.exceptions as f64,
-        ),
-    ];
-    for (name, kind, help, get) in app_fams {
-        let mut f = Family::new(name, kind, help);
-        for w in &workers {
-            for a in &w.apps {
-                let mut l = t();
-                l.push(("worker_id", w.id.to_string()));
-                l.push(("app_id", a.id.to_string()));
-                l.push(("mountpoint", a.mountpoint.clone()));
-                l.push(("chdir", a.chdir.clone()));
-                f.push(l, get(a));
+    let mut id = String::new();
+    for (m, get) in APP_FAMS {
+        sink.family(&m);
+        for k in &workers {
+            for a in &k.apps {
+                id.clear();
+                let _ = write!(id, "{}", a.id);
+                sink.sample(
+                    &[
+                        ("target", target),
+                        ("worker_id", &k.id),
+                        ("app_id", &id),
+                        ("mountpoint", &a.mountpoint),
+                        ("chdir", &a.chdir),
+                    ],
+                    get(a),
+                );
             }
         }
-        out.push(f);
     }
 
-    // Cores (opt-in).
     if opts.per_core {
-        type CoreGet = fn(&super::model::Core) -> f64;
-        let core_fams: [(&'static str, MetricType, &'static str, CoreGet); 7] = [
-            ("uwsgi_worker_core_busy", Gauge, "Is core busy", |c| {
-                c.in_request as f64
-            }),
-            (
-                "uwsgi_worker_core_requests_total",
-                Counter,
-                "Total number of requests.",
-                |c| c.requests as f64,
-            ),
-            (
-                "uwsgi_worker_core_static_requests_total",
-                Counter,
-                "Total number of static requests.",
-                |c| c.static_requests as f64,
-            ),
-            (
-                "uwsgi_worker_core_routed_requests_total",
-                Counter,
-                "Total number of routed requests.",
-                |c| c.routed_requests as f64,
-            ),
-            (
-                "uwsgi_worker_core_offloaded_requests_total",
-                Counter,
-                "Total number of offloaded requests.",
-                |c| c.offloaded_requests as f64,
-            ),
-            (
-                "uwsgi_worker_core_write_errors_total",
-                Counter,
-                "Total number of write errors.",
-                |c| c.write_errors as f64,
-            ),
-            (
-                "uwsgi_worker_core_read_errors_total",
-                Counter,
-                "Total number of read errors.",
-                |c| c.read_errors as f64,
-            ),
-        ];
-        for (name, kind, help, get) in core_fams {
-            let mut f = Family::new(name, kind, help);
-            for w in &workers {
-                for c in &w.cores {
-                    let mut l = t();
-                    l.push(("worker_id", w.id.to_string()));
-                    l.push(("core_id", c.id.to_string()));
-                    f.push(l, get(c));
+        for (m, get) in CORE_FAMS {
+            sink.family(&m);
+            for k in &workers {
+                for c in &k.cores {
+                    id.clear();
+                    let _ = write!(id, "{}", c.id);
+                    sink.sample(
+                        &[("target", target), ("worker_id", &k.id), ("core_id", &id)],
+                        get(c),
+                    );
                 }
             }
-            out.push(f);
         }
     }
 
-    // Caches.
-    type CacheGet = fn(&super::model::Cache) -> f64;
-    let cache_fams: [(&'static str, MetricType, &'static str, CacheGet); 5] = [
-        ("uwsgi_cache_hits", Counter, "Total number of hits.", |c| {
-            c.hits as f64
-        }),
-        (
-            "uwsgi_cache_misses",
-            Counter,
-            "Total number of misses.",
-            |c| c.miss as f64,
-        ),
-        (
-            "uwsgi_cache_full",
-            Counter,
-            "Total Number of times cache full was hit.",
-            |c| c.full as f64,
-        ),
-        ("uwsgi_cache_items", Gauge, "Items in cache.", |c| {
-            c.items as f64
-        }),
-        (
-            "uwsgi_cache_max_items",
-            Gauge,
-            "Max items for this cache.",
-            |c| c.max_items as f64,
-        ),
-    ];
-    let caches = doc.caches.as_deref().unwrap_or_default();
-    for (name, kind, help, get) in cache_fams {
-        let mut f = Family::new(name, kind, help);
-        for c in caches {
-            let mut l = t();
-            l.push(("name", c.name.clone()));
-            f.push(l, get(c));
+    let caches = first_of_each(&v.caches, &mut dups, |c| c.name.as_ref());
+    for (m, get) in CACHE_FAMS {
+        sink.family(&m);
+        for c in &caches {
+            sink.sample(&[("target", target), ("name", &c.name)], get(c));
         }
-        out.push(f);
     }
 
-    // Spoolers.
-    type SpoolerGet = fn(&super::model::Spooler) -> f64;
-    let spooler_fams: [(&'static str, MetricType, &'static str, SpoolerGet); 3] = [
-        (
-            "uwsgi_spooler_tasks",
-            Gauge,
-            "Tasks waiting in the spooler directory.",
-            |s| s.tasks as f64,
-        ),
-        (
-            "uwsgi_spooler_running",
-            Gauge,
-            "Is the spooler running a task?",
-            |s| s.running as f64,
-        ),
-        (
-            "uwsgi_spooler_respawns_total",
-            Counter,
-            "Total number of spooler respawns.",
-            |s| s.respawns as f64,
-        ),
-    ];
-    let spoolers = doc.spoolers.as_deref().unwrap_or_default();
-    for (name, kind, help, get) in spooler_fams {
-        let mut f = Family::new(name, kind, help);
-        for s in spoolers {
-            let mut l = t();
-            l.push(("spooler", s.dir.clone()));
-            f.push(l, get(s));
+    let spoolers = first_of_each(&v.spoolers, &mut dups, |s| s.dir.as_ref());
+    for (m, get) in SPOOLER_FAMS {
+        sink.family(&m);
+        for s in &spoolers {
+            sink.sample(&[("target", target), ("spooler", &s.dir)], get(s));
         }
-        out.push(f);
     }
 
-    // Crons: identified by position and command (both fixed by the uWSGI config).
-    let crons = doc.crons.as_deref().unwrap_or_default();
-    let mut running = Family::new("uwsgi_cron_running", Gauge, "Is the cron command running?");
-    let mut started = Family::new(
+    // Crons: identified by position and command (both fixed by the uWSGI
+    // config), so no two entries share an identity.
+    sink.family(&meta(
+        "uwsgi_cron_running",
+        Gauge,
+        "Is the cron command running?",
+    ));
+    for (i, c) in v.crons.iter().enumerate() {
+        id.clear();
+        let _ = write!(id, "{i}");
+        sink.sample(
+            &[
+                ("target", target),
+                ("cron_id", &id),
+                ("command", &c.command),
+            ],
+            flag(c.pid > 0),
+        );
+    }
+    sink.family(&meta(
         "uwsgi_cron_last_start_time_seconds",
         Gauge,
         "Last start of the cron command in seconds since epoch (0: never).",
-    );
-    for (i, c) in crons.iter().enumerate() {
-        let mut l = t();
-        l.push(("cron_id", i.to_string()));
-        l.push(("command", c.command.clone()));
-        running.push(l.clone(), f64::from(u8::from(c.pid > 0)));
-        started.push(l, c.started_at as f64);
+    ));
+    for (i, c) in v.crons.iter().enumerate() {
+        id.clear();
+        let _ = write!(id, "{i}");
+        sink.sample(
+            &[
+                ("target", target),
+                ("cron_id", &id),
+                ("command", &c.command),
+            ],
+            c.started_at as f64,
+        );
     }
-    out.push(running);
-    out.push(started);
 
     // --enable-metrics: one family, the uWSGI name and type as labels.
-    let mut metrics = Family::new(
+    sink.family(&meta(
         "uwsgi_metric_value",
         Gauge,
         "Value of a uWSGI --enable-metrics metric (uWSGI name and type as labels).",
-    );
+    ));
     if opts.uwsgi_metrics {
-        for (name, m) in doc.metrics.iter().flatten() {
-            if !opts.per_core && is_per_core_metric(name) {
-                continue;
-            }
-            let mut l = t();
-            l.push(("name", name.clone()));
-            l.push(("type", m.kind_name().to_string()));
-            metrics.push(l, m.value as f64);
+        let mut exported: Vec<&(std::borrow::Cow<str>, MetricView)> = v
+            .metrics
+            .0
+            .iter()
+            .filter(|(name, _)| opts.per_core || !is_per_core_metric(name))
+            .collect();
+        // By name, as the owned model's map holds them; the sort is stable,
+        // so the first of a repeated name stays first.
+        exported.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, m) in first_of_each(&exported, &mut dups, |e| e.0.as_ref()) {
+            sink.sample(
+                &[("target", target), ("name", name), ("type", m.kind_name())],
+                m.value as f64,
+            );
         }
     }
-    out.push(metrics);
-    out
-}
 
-/// `worker.N.core.M.*` entries grow with cores like the per-core families.
-fn is_per_core_metric(name: &str) -> bool {
-    name.starts_with("worker.") && name.contains(".core.")
+    sink.family(&DUPLICATES);
+    sink.sample(&t, dups as f64);
+    MapSummary { duplicates: dups }
 }
 
 /// Self-metrics of one poll of `target`, shared by every poller (Envoy
@@ -562,31 +758,37 @@ pub struct ScrapeStatus {
 }
 
 pub fn scrape_families(target: &str, s: &ScrapeStatus) -> Vec<Family> {
-    let t = || vec![("target", target.to_string())];
-    let mut up = Family::new(
+    let mut sink = Collect::default();
+    scrape_status_into(target, s, &mut sink);
+    sink.families
+}
+
+/// [`scrape_families`] into any sink.
+pub fn scrape_status_into<S: Sink>(target: &str, s: &ScrapeStatus, sink: &mut S) {
+    let t = [("target", target)];
+    sink.family(&meta(
         "uwsgi_up",
         Gauge,
         "Whether the last poll of the uWSGI stats server succeeded.",
-    );
-    up.push(t(), f64::from(u8::from(s.up)));
-    let mut repairs = Family::new(
+    ));
+    sink.sample(&t, flag(s.up));
+    sink.family(&meta(
         "uwsgi_stats_repaired_strings",
         Gauge,
         "Strings of the last stats document that were invalid (unescaped) JSON and were repaired.",
-    );
-    repairs.push(t(), s.repairs as f64);
-    let mut size = Family::new(
+    ));
+    sink.sample(&t, s.repairs as f64);
+    sink.family(&meta(
         "uwsgi_stats_document_bytes",
         Gauge,
         "Size of the last stats document.",
-    );
-    size.push(t(), s.document_bytes as f64);
-    vec![up, repairs, size]
+    ));
+    sink.sample(&t, s.document_bytes as f64);
 }
 
 /// Prometheus text for `families`, skipping families with no samples.
 pub fn encode_text(families: &[Family]) -> String {
-    let mut e = TextEncoder::new();
+    let mut e = crate::prom::text::TextEncoder::new();
     for f in families.iter().filter(|f| !f.samples.is_empty()) {
         e.family(f.name, f.help, f.kind);
         for s in &f.samples {

@@ -7,6 +7,14 @@
 //! 3. [`families::map_document`] — metric families named as uwsgi_exporter 1.3
 //!    names them, ready for [`families::encode_text`] or a host adapter.
 //!
+//! [`scrape`] is the same pipeline at memory speed for callers that only want
+//! Prometheus text: it decodes a borrowed [`view::View`] (strings borrowed
+//! from the reply, `vars` and unknown keys skipped without allocating) and
+//! maps it straight into the text encoder ([`sink::Text`]).
+//!
+//! Bounds (document size, list entries, label length, nesting) are in
+//! [`limits`]; duplicates are dropped and counted as [`families`] explains.
+//!
 //! Supporting pieces: [`config`] (the Envoy plugin's settings), [`snapshot`]
 //! (the JSON served to the browser viewer), [`error`] (errors with a
 //! bounded `reason` and, for wrong types, the JSON path).
@@ -22,15 +30,21 @@
 pub mod config;
 pub mod error;
 pub mod families;
+pub mod limits;
 pub mod model;
 pub mod repair;
+pub mod sink;
 pub mod snapshot;
 pub mod transport;
+pub mod view;
 
 pub use error::StatsError;
 pub use model::StatsDocument;
 
+use serde::Deserialize;
 use serde_json::error::Category;
+
+use families::{MapOptions, ScrapeStatus};
 
 /// Default upper bound on a document: generous (a 150-process × 256-core
 /// server with live vars stays under it) but finite.
@@ -52,6 +66,64 @@ pub fn decode(reply: &[u8]) -> Result<Decoded, StatsError> {
 }
 
 pub fn decode_with_limit(reply: &[u8], max_bytes: usize) -> Result<Decoded, StatsError> {
+    let body = checked_body(reply, max_bytes)?;
+    let (document, repairs) = with_repair(body, |json, _| parse::<StatsDocument>(json))?;
+    Ok(Decoded {
+        document,
+        repairs,
+        body_bytes: body.len(),
+    })
+}
+
+/// One scrape as Prometheus text: the scrape self-metrics
+/// ([`families::scrape_families`]) then the document's families.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scrape {
+    pub text: String,
+    /// Strings rewritten by [`repair::repair`]; 0 for valid JSON.
+    pub repairs: usize,
+    /// Size of the JSON body (after any HTTP head).
+    pub body_bytes: usize,
+    /// Entries dropped as duplicates (see [`families`]).
+    pub duplicates: u64,
+}
+
+/// Reply → Prometheus text without building the owned document: the same
+/// output as `scrape_families` + `map_document` + `encode_text`, and the
+/// same errors as [`decode_with_limit`].
+pub fn scrape(
+    reply: &[u8],
+    target: &str,
+    opts: &MapOptions,
+    max_bytes: usize,
+) -> Result<Scrape, StatsError> {
+    let body = checked_body(reply, max_bytes)?;
+    let ((text, duplicates), repairs) = with_repair(body, |json, repairs| {
+        let mut sink = sink::Text::new();
+        let status = ScrapeStatus {
+            up: true,
+            repairs: repairs as u64,
+            document_bytes: body.len() as u64,
+        };
+        families::scrape_status_into(target, &status, &mut sink);
+        let summary = if opts.per_core {
+            families::map_view(&parse::<view::View>(json)?, target, opts, &mut sink)
+        } else {
+            let v = parse::<view::ViewOf<false>>(json)?;
+            families::map_view(&v, target, opts, &mut sink)
+        };
+        Ok((sink.finish(), summary.duplicates))
+    })?;
+    Ok(Scrape {
+        text,
+        repairs,
+        body_bytes: body.len(),
+        duplicates,
+    })
+}
+
+/// The JSON body of `reply`, refused before any parsing when over `max_bytes`.
+fn checked_body(reply: &[u8], max_bytes: usize) -> Result<&[u8], StatsError> {
     let body = transport::body(reply)?;
     if body.len() > max_bytes {
         return Err(StatsError::TooLarge {
@@ -60,44 +132,43 @@ pub fn decode_with_limit(reply: &[u8], max_bytes: usize) -> Result<Decoded, Stat
         });
     }
     if !matches!(body.first(), Some(b'{' | b'[')) {
-        let found = String::from_utf8_lossy(&body[..body.len().min(16)]).into_owned();
+        let head = body.get(..16).unwrap_or(body);
+        let found = String::from_utf8_lossy(head).into_owned();
         return Err(StatsError::NotJson { found });
     }
-    match parse(body) {
-        Ok(document) => Ok(Decoded {
-            document,
-            repairs: 0,
-            body_bytes: body.len(),
-        }),
-        Err(first) if matches!(first, StatsError::InvalidJson { .. }) => match repair::repair(body)
-        {
-            Some((fixed, repairs)) => {
-                let document = parse(&fixed)?;
-                Ok(Decoded {
-                    document,
-                    repairs,
-                    body_bytes: body.len(),
-                })
-            }
+    Ok(body)
+}
+
+/// Runs `f(body, 0)`; when the JSON is invalid and [`repair::repair`] can
+/// fix it, runs `f(repaired, repairs)` once more. Returns `f`'s value and the
+/// number of repaired strings. (Valid documents never pay for repair.)
+fn with_repair<T>(
+    body: &[u8],
+    f: impl Fn(&[u8], usize) -> Result<T, StatsError>,
+) -> Result<(T, usize), StatsError> {
+    match f(body, 0) {
+        Ok(v) => Ok((v, 0)),
+        Err(first @ StatsError::InvalidJson { .. }) => match repair::repair(body) {
+            Some((fixed, repairs)) => f(&fixed, repairs).map(|v| (v, repairs)),
             None => Err(first),
         },
         Err(e) => Err(e),
     }
 }
 
-fn parse(json: &[u8]) -> Result<StatsDocument, StatsError> {
+fn parse<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, StatsError> {
     // Fast path without path tracking; the JSON path is only worth its cost
     // when there is an error to report.
-    match serde_json::from_slice::<StatsDocument>(json) {
+    match serde_json::from_slice::<T>(json) {
         Ok(doc) => Ok(doc),
-        Err(e) if e.classify() == Category::Data => Err(parse_with_path(json)),
+        Err(e) if e.classify() == Category::Data => Err(parse_with_path::<T>(json)),
         Err(e) => Err(classify(e, String::from("."))),
     }
 }
 
-fn parse_with_path(json: &[u8]) -> StatsError {
+fn parse_with_path<'a, T: Deserialize<'a>>(json: &'a [u8]) -> StatsError {
     let de = &mut serde_json::Deserializer::from_slice(json);
-    match serde_path_to_error::deserialize::<_, StatsDocument>(&mut *de) {
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
         Err(e) => {
             let path = e.path().to_string();
             classify(e.into_inner(), path)
@@ -112,25 +183,29 @@ fn parse_with_path(json: &[u8]) -> StatsError {
 
 fn classify(e: serde_json::Error, path: String) -> StatsError {
     let (line, column) = (e.line(), e.column());
+    let message = strip_position(&e);
     match e.classify() {
         Category::Eof => StatsError::Truncated { line, column },
-        Category::Data => StatsError::Schema {
-            path,
-            message: strip_position(&e),
+        Category::Data => match message.strip_prefix(limits::LIMIT_TAG) {
+            Some(m) => StatsError::Limit {
+                path,
+                message: m.to_owned(),
+            },
+            None => StatsError::Schema { path, message },
         },
         Category::Syntax | Category::Io => StatsError::InvalidJson {
             line,
             column,
-            message: strip_position(&e),
+            message,
         },
     }
 }
 
 /// serde_json appends " at line L column C"; our errors carry those separately.
 fn strip_position(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+    let mut s = e.to_string();
+    if let Some(i) = s.rfind(" at line ") {
+        s.truncate(i);
     }
+    s
 }

@@ -17,10 +17,13 @@ use std::fmt;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::limits;
+
 /// The whole document. `Serialize` writes the same key names back (minus
 /// `vars`), which is the snapshot format served to the browser viewer.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct StatsDocument {
+    #[serde(deserialize_with = "limits::label_owned")]
     pub version: String,
     #[serde(default)]
     pub listen_queue: u64,
@@ -38,21 +41,43 @@ pub struct StatsDocument {
     pub gid: i64,
     #[serde(default)]
     pub cwd: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::list")]
     pub locks: Vec<Lock>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::list")]
     pub sockets: Vec<Socket>,
+    #[serde(deserialize_with = "limits::list")]
     pub workers: Vec<Worker>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "limits::opt_list"
+    )]
     pub caches: Option<Vec<Cache>>,
     /// `--enable-metrics`: `{"core.busy_workers": {...}, ...}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A repeated name keeps its first value.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "limits::opt_label_map"
+    )]
     pub metrics: Option<BTreeMap<String, UwsgiMetric>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "limits::opt_list"
+    )]
     pub spoolers: Option<Vec<Spooler>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "limits::opt_list"
+    )]
     pub crons: Option<Vec<Cron>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "limits::opt_list"
+    )]
     pub daemons: Option<Vec<Daemon>>,
 }
 
@@ -99,7 +124,9 @@ impl Serialize for Lock {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Socket {
+    #[serde(deserialize_with = "limits::label_owned")]
     pub name: String,
+    #[serde(deserialize_with = "limits::label_owned")]
     pub proto: String,
     pub queue: u64,
     pub max_queue: u64,
@@ -132,7 +159,9 @@ pub struct Worker {
     pub tx: u64,
     /// µs; uWSGI's running `(prev + new) / 2`, not a mean.
     pub avg_rt: u64,
+    #[serde(deserialize_with = "limits::list")]
     pub apps: Vec<App>,
+    #[serde(deserialize_with = "limits::list")]
     pub cores: Vec<Core>,
 }
 
@@ -202,11 +231,13 @@ impl Serialize for WorkerStatus {
 pub struct App {
     pub id: u64,
     pub modifier1: u64,
+    #[serde(deserialize_with = "limits::label_owned")]
     pub mountpoint: String,
     /// Seconds the app took to load.
     pub startup_time: u64,
     pub requests: u64,
     pub exceptions: u64,
+    #[serde(deserialize_with = "limits::label_owned")]
     pub chdir: String,
 }
 
@@ -235,6 +266,7 @@ pub struct ReqInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Cache {
+    #[serde(deserialize_with = "limits::label_owned")]
     pub name: String,
     pub hash: String,
     pub hashsize: u64,
@@ -274,6 +306,7 @@ impl UwsgiMetric {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Spooler {
+    #[serde(deserialize_with = "limits::label_owned")]
     pub dir: String,
     pub pid: i64,
     pub tasks: u64,
@@ -290,6 +323,7 @@ pub struct Cron {
     pub day: i64,
     pub month: i64,
     pub week: i64,
+    #[serde(deserialize_with = "limits::label_owned")]
     pub command: String,
     pub unique: u64,
     /// -1 when the command is not running.

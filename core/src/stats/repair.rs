@@ -14,6 +14,9 @@
 //!   `\"` (uWSGI escaped nothing, so all of them are literal), raw control
 //!   bytes become `\u00XX`; `\"` right before the end of a value is a
 //!   trailing backslash followed by the closing quote;
+//! - bytes that are not UTF-8 (a Latin-1 path) become U+FFFD in a string
+//!   rewritten as above: JSON cannot carry them, and one odd path must not
+//!   cost the scrape;
 //! - strings that are valid JSON are copied unchanged.
 //!
 //! Repair is only tried after the document failed to parse, so valid
@@ -25,22 +28,23 @@
 /// Returns the repaired document and the number of strings rewritten, or
 /// `None` when no string needed a rewrite (the problem is elsewhere).
 pub fn repair(input: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::with_capacity(input.len() + 64);
+    let mut out = Vec::with_capacity(input.len().saturating_add(64));
     let mut repairs = 0usize;
-    let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
+    let mut i = 0usize;
+    while let Some(&b) = input.get(i) {
         out.push(b);
-        i += 1;
+        i = i.saturating_add(1);
         if b != b'"' {
             continue;
         }
         let (end, broken) = scan_string(input, i);
-        if broken {
+        let content = input.get(i..end).unwrap_or_default();
+        if broken || std::str::from_utf8(content).is_err() {
             // uWSGI escapes nothing, so in a string that is visibly raw every
             // backslash is literal too (`dir\with\backslash` holds `\b`,
-            // which JSON would read as a backspace).
-            for &c in &input[i..end] {
+            // which JSON would read as a backspace). Bytes that are not UTF-8
+            // (a Latin-1 path) become U+FFFD: JSON cannot carry them.
+            for c in String::from_utf8_lossy(content).bytes() {
                 match c {
                     b'\\' => out.extend_from_slice(b"\\\\"),
                     b'"' => out.extend_from_slice(b"\\\""),
@@ -48,14 +52,14 @@ pub fn repair(input: &[u8]) -> Option<(Vec<u8>, usize)> {
                     c => out.push(c),
                 }
             }
-            repairs += 1;
+            repairs = repairs.saturating_add(1);
         } else {
-            out.extend_from_slice(&input[i..end]);
+            out.extend_from_slice(content);
         }
         if end < input.len() {
             out.push(b'"');
         }
-        i = end + 1;
+        i = end.saturating_add(1);
     }
     (repairs > 0).then_some((out, repairs))
 }
@@ -65,34 +69,35 @@ pub fn repair(input: &[u8]) -> Option<(Vec<u8>, usize)> {
 fn scan_string(input: &[u8], mut i: usize) -> (usize, bool) {
     let mut broken = false;
     while let Some(&c) = input.get(i) {
+        let next = i.saturating_add(1);
         match c {
             b'\\' => {
-                let valid = match input.get(i + 1) {
+                let valid = match input.get(next) {
                     // A trailing backslash right before the closing quote.
-                    Some(b'"') => !closes_value(input, i + 2),
+                    Some(b'"') => !closes_value(input, next.saturating_add(1)),
                     Some(b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => true,
                     Some(b'u') => input
-                        .get(i + 2..i + 6)
+                        .get(next.saturating_add(1)..next.saturating_add(5))
                         .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
                     _ => false,
                 };
                 if valid {
-                    i += 2;
+                    i = next.saturating_add(1);
                 } else {
                     broken = true;
-                    i += 1;
+                    i = next;
                 }
             }
-            b'"' if closes_value(input, i + 1) => return (i, broken),
+            b'"' if closes_value(input, next) => return (i, broken),
             b'"' => {
                 broken = true;
-                i += 1;
+                i = next;
             }
             c if c < 0x20 => {
                 broken = true;
-                i += 1;
+                i = next;
             }
-            _ => i += 1,
+            _ => i = next,
         }
     }
     (input.len(), true)
@@ -100,7 +105,7 @@ fn scan_string(input: &[u8], mut i: usize) -> (usize, bool) {
 
 /// Whether a quote ending just before `at` can be the end of a JSON string.
 fn closes_value(input: &[u8], at: usize) -> bool {
-    let rest = &input[at.min(input.len())..];
+    let rest = input.get(at..).unwrap_or_default();
     match rest
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))

@@ -245,6 +245,12 @@ fn stats_error(e: CoreStatsError) -> wstats::StatsError {
         CoreStatsError::Schema { path, message } => {
             W::Schema(wstats::SchemaError { path, message })
         }
+        // The WIT contract has no limit case; a limit is crossed at a JSON
+        // path like a schema error, and its message says which limit.
+        CoreStatsError::Limit { path, message } => W::Schema(wstats::SchemaError {
+            path,
+            message: format!("limit: {message}"),
+        }),
     }
 }
 
