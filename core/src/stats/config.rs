@@ -112,7 +112,8 @@ impl PollerConfig {
                     "must be 1 to 64 characters of [A-Za-z0-9_-]",
                 ));
             }
-            if self.targets[..i].iter().any(|o| o.name == t.name) {
+            let earlier = self.targets.get(..i).unwrap_or_default();
+            if earlier.iter().any(|o| o.name == t.name) {
                 return Err(ConfigError::new(
                     &format!("targets[{i}].name"),
                     "duplicate target name",

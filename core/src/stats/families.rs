@@ -212,8 +212,10 @@ const SOCKET_FAMS: [(Meta, SocketGet); 4] = [
     ),
 ];
 
+type WorkerGet<const P: bool> = fn(&WorkerView<CoreEntries<P>>) -> f64;
+
 /// A function so the getters take workers read with or without cores.
-fn worker_fams<const P: bool>() -> [(Meta, fn(&WorkerView<CoreEntries<P>>) -> f64); 20] {
+fn worker_fams<const P: bool>() -> [(Meta, WorkerGet<P>); 20] {
     [
         (
             meta(

@@ -11,7 +11,7 @@ pub fn body(reply: &[u8]) -> Result<&[u8], StatsError> {
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(reply.len());
-    let rest = &reply[start..];
+    let rest = reply.get(start..).unwrap_or_default();
     if rest.is_empty() {
         return Err(StatsError::Empty);
     }
@@ -44,7 +44,7 @@ pub fn body(reply: &[u8]) -> Result<&[u8], StatsError> {
     }
     let body = match content_length {
         // A short body is left as is: the JSON decoder reports it as truncated.
-        Some(n) if n < body.len() => &body[..n],
+        Some(n) => body.get(..n).unwrap_or(body),
         _ => body,
     };
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -54,11 +54,11 @@ pub fn body(reply: &[u8]) -> Result<&[u8], StatsError> {
 }
 
 fn split_head(reply: &[u8]) -> Result<(&[u8], &[u8]), StatsError> {
-    if let Some(i) = find(reply, b"\r\n\r\n") {
-        return Ok((&reply[..i], &reply[i + 4..]));
-    }
-    if let Some(i) = find(reply, b"\n\n") {
-        return Ok((&reply[..i], &reply[i + 2..]));
+    for sep in [&b"\r\n\r\n"[..], &b"\n\n"[..]] {
+        if let Some(i) = find(reply, sep) {
+            let (head, rest) = reply.split_at_checked(i).unwrap_or((reply, &[]));
+            return Ok((head, rest.get(sep.len()..).unwrap_or_default()));
+        }
     }
     Err(StatsError::BadHttp {
         message: "no end of HTTP head".into(),

@@ -260,7 +260,6 @@ pub struct MetricEntries<'a, const PER_CORE: bool>(pub Vec<(Cow<'a, str>, Metric
 
 /// Every metric entry.
 pub type Metrics<'a> = MetricEntries<'a, true>;
-/// Metric entries without the per-core ones.
 
 /// `worker.N.core.M.*` entries grow with cores like the per-core families.
 pub fn is_per_core_metric(name: &str) -> bool {
