@@ -10,6 +10,7 @@ import string
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,7 @@ def stacks(logdir):
         procs.append(start_uwsgi(logdir, "red-uwsgi", up_u))
         procs.append(start_gunicorn(logdir, "red-gunicorn", up_g))
         eu = start_envoy(logdir, "red-envoy-uwsgi", up_u)
+        eu.upstream_port = up_u
         procs.append(eu)
         eg = start_envoy(logdir, "red-envoy-gunicorn", up_g, dict(PLUGIN_CONFIG, service="gunicorn"))
         procs.append(eg)
@@ -230,52 +232,99 @@ def test_dead_upstream_is_counted_as_error_and_proxied(logdir):
         env.stop()
 
 
-def test_cardinality_cap(logdir):
-    """5 000 distinct paths: at most cap series plus overflow, drops counted."""
-    cap = 1000
+def worker_connections(env, port):
+    """Accepted connections per Envoy worker thread on one listener."""
+    out = {}
+    stats = get_text(f"http://127.0.0.1:{env.admin_port}/stats?filter=worker_[0-9]+.downstream_cx_total")
+    for line in stats.splitlines():
+        name, _, v = line.partition(": ")
+        if f"_{port}.worker_" in name:
+            out[name.split(".worker_")[1].split(".")[0]] = int(v)
+    return out
+
+
+def test_cardinality_cap_is_process_wide_across_two_workers(logdir):
+    """Two Envoy workers, four clients each sending the same 1 500 new paths
+    at the same time: exactly `cap` label sets get a series process-wide
+    (two workers racing on one new set never take two slots, or fewer than
+    `cap` series would exist), every request is counted, and the overflow
+    series holds exactly the dropped requests."""
+    cap = 500
+    # A dead upstream: Envoy answers 503 itself, only the plugin's work counts.
     env = start_envoy(logdir, "red-envoy-card", free_port(),
-                      {"use_route_name": False, "collapse_ids": False, "max_series": cap})
-    # Answer everything locally so only the plugin's work is exercised.
+                      {"use_route_name": False, "collapse_ids": False, "max_series": cap}, concurrency=2)
     try:
-        c = Client(env.listen_port)
         rnd = random.Random(42)
         paths = set()
-        while len(paths) < 5000:
-            paths.add("/healthz/" + "".join(rnd.choice(string.ascii_lowercase) for _ in range(12)))
-        for p in paths:
-            c.request("GET", p)
-        c.close()
-        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_requests_total") >= 5000 and t, 20,
-                        what="5000 requests")
+        while len(paths) < 1500:
+            paths.add("/x/" + "".join(rnd.choice(string.ascii_lowercase) for _ in range(12)))
+        paths = sorted(paths)
+        clients = 4
+
+        def load(_):
+            done = 0
+            for i in range(0, len(paths), 50):
+                # A new connection every 50 requests: both workers get some.
+                c = Client(env.listen_port)
+                for p in paths[i:i + 50]:
+                    status, _, _ = c.request("GET", p)
+                    done += status == 503
+                c.close()
+            return done
+
+        with ThreadPoolExecutor(clients) as pool:
+            sent = sum(pool.map(load, range(clients)))
+        assert sent == clients * len(paths)
+        workers = worker_connections(env, env.listen_port)
+        assert len(workers) == 2 and all(v > 0 for v in workers.values()), workers
+        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_requests_total") >= sent and t, 20,
+                        what=f"{sent} requests")
         series = samples(text, "uwsgi_red_requests_total")
         overflow = [(l, v) for l, v in series if l["route"] == "__overflow__"]
-        assert len(series) <= cap + 1
+        own = [(l, v) for l, v in series if l["route"] != "__overflow__"]
+        assert len(own) == cap, "one slot per label set, all slots used"
         assert len(overflow) == 1
-        assert value(text, "uwsgi_red_requests_total") == 5000
+        assert value(text, "uwsgi_red_requests_total") == sent
         dropped = value(text, "uwsgi_red_dropped_label_sets_total")
-        assert dropped == overflow[0][1] == 5000 - (len(series) - 1)
-        assert len(series) - 1 == cap
+        assert dropped == overflow[0][1] == sent - sum(v for _, v in own)
+        assert value(text, "uwsgi_red_internal_errors_total") == 0
     finally:
         env.stop()
 
 
 @pytest.mark.parametrize("bad,key", [
     ({"max_seris": 5}, "max_seris"),
-    ({"max_series": "lots"}, "max_series"),
-    ({"route_patterns": ["no-slash"]}, "route_patterns[0]"),
+    ({"route_patterns": ["/" + "x" * 1100]}, "route_patterns[0]"),
 ])
-def test_bad_config_is_refused_naming_the_key(logdir, bad, key):
+def test_refused_config_fails_open_naming_the_key(logdir, stacks, bad, key):
+    """A refused configuration never costs a request: Envoy starts, every
+    response is the upstream's byte for byte, nothing is measured, and the
+    refusal is logged (critical, naming the key) and counted once per VM."""
+    upstream = stacks["uwsgi"].upstream_port
     listen, admin = free_port(), free_port()
-    env = Envoy(f"red-envoy-bad-{key.replace('[', '').replace(']', '')}", render(listen, admin, free_port(), bad),
-                logdir, admin)
+    name = f"red-envoy-bad-{key.replace('[', '').replace(']', '')}"
+    env = Envoy(name, render(listen, admin, upstream, bad), logdir, admin, concurrency=2)
     try:
-        deadline = time.monotonic() + 30
-        while env.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        log = env.log()
-        assert env.poll() not in (None, 0), "Envoy must refuse to start with a bad plugin config"
-        assert "red-filter: invalid plugin configuration" in log
-        assert f"`{key}`" in log or key in log
+        env.wait_ready()
+        c = Client(listen)
+        direct = Client(upstream)
+        for method, path, status, route in known_mix():
+            body = b"payload" if method == "POST" else None
+            got = c.request(method, path, body)
+            assert got[0] == status, (method, path, got[0])
+            if route != "health":
+                want = direct.request(method, path, body)
+                assert got[2] == want[2], (path, got[2][:200], want[2][:200])
+        c.close()
+        direct.close()
+        refusals = [line for line in env.log().splitlines()
+                    if "red-filter: invalid plugin configuration" in line and f"`{key}`" in line]
+        assert refusals, env.tail()
+        assert all("critical" in line for line in refusals), refusals
+        text = env.prometheus()
+        assert value(text, "uwsgi_red_internal_errors_total", reason="config") == len(refusals)
+        assert value(text, "uwsgi_red_requests_total") == 0
+        assert env.poll() is None
     finally:
         env.stop()
 

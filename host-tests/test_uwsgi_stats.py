@@ -232,20 +232,30 @@ def test_example_configs_validate():
         assert line in ini
 
 
-def test_bad_config_refuses_to_start(logdir):
-    admin = free_port()
-    cfg = render(admin, free_port(), free_port(), free_port(),
+def test_refused_config_costs_no_traffic(logdir, env):
+    """A poller configuration the plugin refuses never costs a request: Envoy
+    starts, the public listener proxies byte for byte, nothing is polled,
+    and the refusal is logged (critical) naming the key and counted."""
+    admin, public = free_port(), free_port()
+    cfg = render(admin, public, free_port(), env.app1.port,
                  {"targets": [{"name": "a", "cluster": "c", "clustr": "typo"}]}, {"c": free_port()})
     e = Envoy("envoy-uwsgi-stats-badcfg", cfg, logdir, admin)
     try:
-        e.p.wait(60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("Envoy started with an invalid uwsgi-stats config")
+        e.wait_ready()
+        wait_port(public, 10, e)
+        for path in ("/refused", "/status/503", "/items/1"):
+            got = http("GET", f"http://127.0.0.1:{public}{path}")
+            want = http("GET", f"http://127.0.0.1:{env.app1.port}{path}")
+            assert (got[0], got[2]) == (want[0], want[2]), path
+        refusals = [line for line in e.log().splitlines() if "uwsgi-stats: invalid plugin configuration" in line]
+        assert refusals and all("`targets[0].clustr`" in line or "clustr" in line for line in refusals), e.tail()
+        assert all("critical" in line for line in refusals), refusals
+        text = e.prometheus()
+        assert value(text, "uwsgi_red_internal_errors_total", reason="config") == len(refusals)
+        assert value(text, "uwsgi_up") == 0 and "uwsgi_up{" not in text
+        assert e.poll() is None
     finally:
         e.stop()
-    log = e.log_path.read_text(errors="replace")
-    assert e.p.returncode != 0
-    assert "clustr" in log, log[-3000:]
 
 
 def test_load_values_agree_with_stats_json(env):

@@ -230,8 +230,8 @@ fn host_store_errors() {
 
 #[test]
 fn host_size_limit_rejections() {
-    // A shard holding one hash is 8 bytes: the second set of a shard fails.
-    let m = host_run("size_limit", Fault::SizeLimit(8), 400);
+    // A shard holding one hash is 9 bytes: the second set of a shard fails.
+    let m = host_run("size_limit", Fault::SizeLimit(9), 400);
     assert!(m.internal("shared_data_too_large") > 0);
 }
 
@@ -425,7 +425,7 @@ fn self_store_errors() {
 
 #[test]
 fn self_size_limit_rejections() {
-    let s = self_run("size_limit", Fault::SizeLimit(8), 400);
+    let s = self_run("size_limit", Fault::SizeLimit(9), 400);
     assert!(internal(&s, "shared_data_too_large") > 0);
 }
 

@@ -131,7 +131,7 @@ impl Admission {
     pub fn ensure_created<S: KvStore>(&self, kv: &mut S) -> Result<(), KvError> {
         create_if_absent(kv, &self.count_key(), &0u64.to_le_bytes())?;
         for i in 0..self.shards {
-            create_if_absent(kv, &format!("{}{i}", self.prefix), &[])?;
+            create_if_absent(kv, &format!("{}{i}", self.prefix), MEMBERS_TAG)?;
         }
         Ok(())
     }
@@ -164,7 +164,11 @@ impl Admission {
                 Err(at) => at,
             };
             members.insert(at, hash);
-            let bytes: Vec<u8> = members.iter().flat_map(|h| h.to_le_bytes()).collect();
+            let bytes: Vec<u8> = MEMBERS_TAG
+                .iter()
+                .copied()
+                .chain(members.iter().flat_map(|h| h.to_le_bytes()))
+                .collect();
             let written = kv.set(&shard_key, &bytes, shard_cas);
             match written {
                 Ok(CasWrite::Written) => return Ok(Decision::Admitted),
@@ -196,7 +200,7 @@ impl Admission {
             (None, _) => {
                 // Evicted or never created: recreate it empty for the next
                 // request; this one cannot be decided.
-                let _ = create_if_absent(kv, key, &[]);
+                let _ = create_if_absent(kv, key, MEMBERS_TAG);
                 Err(Undecided::MissingKey)
             }
         }
@@ -248,6 +252,7 @@ impl Admission {
         for i in 0..self.shards {
             if let Ok((Some(b), _)) = kv.get(&format!("{}{i}", self.prefix)) {
                 n = n.saturating_add(u64::try_from(b.len() / 8).unwrap_or(0));
+                // (the 1-byte tag never makes up a whole hash)
             }
         }
         let _ = create_if_absent(kv, &self.count_key(), &n.to_le_bytes());
@@ -269,7 +274,12 @@ fn decode_count(bytes: &[u8]) -> Result<u64, Undecided> {
         .map_err(|_| Undecided::Corrupt)
 }
 
+/// Leads every shard value: proxy-wasm hosts may report an *empty* value
+/// as an absent one, so no stored value is ever empty.
+const MEMBERS_TAG: &[u8] = b"M";
+
 fn decode_members(bytes: &[u8]) -> Result<Vec<u64>, Undecided> {
+    let bytes = bytes.strip_prefix(MEMBERS_TAG).ok_or(Undecided::Corrupt)?;
     let chunks = bytes.chunks_exact(8);
     if !chunks.remainder().is_empty() {
         return Err(Undecided::Corrupt);

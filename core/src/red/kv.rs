@@ -72,6 +72,9 @@ impl LocalKv {
 impl KvStore for LocalKv {
     fn get(&mut self, key: &str) -> Result<Versioned, KvError> {
         Ok(match self.map.get(key) {
+            // Envoy hands an empty value back as a null buffer, which the
+            // proxy-wasm SDK reports as absent: so does this store.
+            Some((v, cas)) if v.is_empty() => (None, Some(*cas)),
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),
         })
