@@ -270,6 +270,22 @@ impl SharedState {
         self.internal.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
+    /// Counts one request straight into this state (tests, fuzzing and
+    /// tools that build states; VMs record into a [`Delta`]).
+    pub fn observe(&mut self, labels: LabelSet, duration_seconds: f64, ttfb_seconds: Option<f64>) {
+        let is_error = labels.is_error();
+        let buckets = &self.buckets;
+        self.series
+            .entry(labels)
+            .or_insert_with(|| Series::new(buckets))
+            .observe(buckets, is_error, duration_seconds, ttfb_seconds);
+    }
+
+    /// Adds `n` to an internal-error reason (bounded like the format).
+    pub fn add_internal(&mut self, reason: &str, n: u64) {
+        self.add_totals(0, std::iter::once((reason, n)));
+    }
+
     fn add_series<'a>(&mut self, series: impl Iterator<Item = (&'a LabelSet, &'a Series)>) {
         for (labels, s) in series {
             let buckets = &self.buckets;
