@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "host-tests"))
 sys.path.insert(0, str(HERE))
-from harness import EXAMPLES, Hosts, demo_config, free_port, get_text, parse_prometheus, wasm  # noqa: E402
+from harness import EXAMPLES, Hosts, demo_config, free_port, parse_prometheus, wasm  # noqa: E402
 from view import RED_REQ, render_view  # noqa: E402
 
 TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
@@ -141,7 +141,8 @@ def main():
         traffic = Traffic(listen, args.requests, seconds, stop)
         traffic.start()
         prev_rows, prev_t = None, time.monotonic()
-        header = f"uwsgi-red demo: {args.requests} requests at most, {seconds:g}s of traffic, {CLIENTS} clients; Ctrl-C stops"
+        header = (f"uwsgi-red demo: {args.requests} requests at most, {seconds:g}s of traffic, {CLIENTS} clients; "
+                  "Ctrl-C stops")
         while not stop.is_set():
             busy = traffic.running()
             stop.wait(1.0)
