@@ -7,6 +7,7 @@ Totals are exact: the self-served numbers equal the requests sent and
 Envoy's own host metrics for the same requests.
 """
 import http.client as httpclient
+import json
 import subprocess
 import threading
 import time
@@ -16,7 +17,8 @@ import pytest
 
 from conftest import get_text, http, parse_prometheus, require_binary, samples, value, wait_for
 from test_red_filter import Client, PLUGIN_CONFIG, known_mix, start_envoy, start_uwsgi
-from conftest import free_port
+from conftest import Envoy, free_port
+from envoy_red import render
 
 FLUSH_MS = 200
 SELF_CONFIG = dict(PLUGIN_CONFIG, exposition="both", flush_interval_ms=FLUSH_MS)
@@ -263,3 +265,57 @@ def test_nginx_example_minus_wasm_proxies_to_uwsgi(logdir, tmp_path):
     finally:
         n.stop()
         u.stop()
+
+
+def test_two_instances_sharing_a_service_keep_separate_exact_counts(logdir):
+    """Two red-filter instances in one VM id with the same `service` and
+    different buckets (which used to make each wipe the other's state):
+    each keeps its own exact counts, with its own start time and no
+    internal errors."""
+    listen, admin = free_port(), free_port()
+    a = {"exposition": "self", "service": "s", "buckets_seconds": [0.1, 1.0], "metrics_path": "/m1",
+         "flush_interval_ms": 50}
+    b = dict(a, buckets_seconds=[0.5, 5.0], metrics_path="/m2")
+    text = render(listen, admin, free_port(), a)
+    start = text.index("          - name: envoy.filters.http.wasm\n")
+    end = text.index("          - name: envoy.filters.http.router\n")
+    block = text[start:end]
+    second = block.replace("value: '" + json.dumps(a) + "'", "value: '" + json.dumps(b) + "'")
+    assert second != block
+    env = Envoy("self-envoy-two-instances", text[:end] + second + text[end:], logdir, admin, concurrency=2)
+    t0 = time.time()
+    try:
+        env.wait_ready()
+        env.listen_port = listen
+        n = 0
+        for _ in range(10):
+            c = Client(listen)
+            for i in range(6):
+                status, _, _ = c.request("GET", f"/x/{i}")
+                assert status == 503  # dead upstream: answered by Envoy, counted
+                n += 1
+            c.close()
+        m2_scrapes = 0
+
+        def scrape_path(path):
+            status, _, body = http("GET", f"http://127.0.0.1:{listen}{path}")
+            assert status == 200, body[:300]
+            return body.decode()
+
+        def b_done():
+            nonlocal m2_scrapes
+            m2_scrapes += 1
+            t = scrape_path("/m2")
+            return value(t, "uwsgi_red_requests_total") == n and t
+
+        tb = wait_for(b_done, 10, what=f"{n} requests in instance b")
+        ta = wait_for(lambda: (t := scrape_path("/m1")) and value(t, "uwsgi_red_requests_total") == n + m2_scrapes
+                      and t, 10, what="instance a: the requests plus the /m2 scrapes it proxied")
+        assert {l["le"] for l, _ in samples(ta, "uwsgi_red_request_duration_seconds_bucket")} == {"0.1", "1", "+Inf"}
+        assert {l["le"] for l, _ in samples(tb, "uwsgi_red_request_duration_seconds_bucket")} == {"0.5", "5", "+Inf"}
+        for t in (ta, tb):
+            assert "uwsgi_red_internal_errors_total{" not in t
+            started = value(t, "uwsgi_red_state_start_time_seconds")
+            assert t0 - 5 <= started <= time.time() + 1, started
+    finally:
+        env.stop()
