@@ -167,6 +167,9 @@ impl RootContext for RedRoot {
     /// ngx_wasm_module returning `false` makes every worker exit, and in
     /// Envoy it would refuse the listener at startup.
     fn on_configure(&mut self, _size: usize) -> bool {
+        // A host that reconfigures a live root context: what this VM
+        // counted under the old configuration is stored before it goes.
+        self.flush();
         let raw = self.get_plugin_configuration().unwrap_or_default();
         match RedConfig::from_json(&raw).and_then(|s| check_labels(&s).map(|()| s)) {
             Ok(settings) => self.start(settings),
