@@ -505,3 +505,130 @@ fn self_undecodable_state_never_wipes() {
     assert_eq!(counted, n);
     assert!(vm.delta.requests() > 0);
 }
+
+/// The store shared by real threads, failing a random share of calls
+/// (store errors, lost CAS races, size refusals) from a seeded generator.
+#[derive(Clone)]
+struct ThreadKv {
+    inner: std::sync::Arc<std::sync::Mutex<LocalKv>>,
+    seed: u64,
+    fail_per_mille: u64,
+}
+
+impl ThreadKv {
+    fn roll(&mut self) -> u64 {
+        // xorshift64: deterministic per thread, no dependency needed.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed % 1000
+    }
+}
+
+impl KvStore for ThreadKv {
+    fn get(&mut self, key: &str) -> Result<Versioned, KvError> {
+        if self.roll() < self.fail_per_mille / 3 {
+            return Err(KvError::Unavailable);
+        }
+        self.inner.lock().unwrap().get(key)
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<CasWrite, KvError> {
+        match self.roll() {
+            r if r < self.fail_per_mille / 3 => Err(KvError::TooLarge),
+            r if r < self.fail_per_mille => Ok(CasWrite::Mismatch),
+            _ => self.inner.lock().unwrap().set(key, value, cas),
+        }
+    }
+}
+
+/// Host metrics shared by the threads (Envoy sums one stat across workers).
+#[derive(Clone, Default)]
+struct SharedMetrics(std::sync::Arc<std::sync::Mutex<FakeMetrics>>);
+
+impl MetricsHost for SharedMetrics {
+    fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
+        self.0.lock().unwrap().define(kind, name)
+    }
+    fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
+        self.0.lock().unwrap().increment(id, by)
+    }
+    fn record(&mut self, id: u32, v: u64) -> Result<(), HostError> {
+        self.0.lock().unwrap().record(id, v)
+    }
+}
+
+/// Four worker threads race on the same new label sets with and without
+/// random faults: every request is counted exactly once, the cap holds,
+/// no label set is in two slots, and without faults every slot is used by
+/// exactly one set.
+#[test]
+fn threads_racing_with_random_faults_count_exactly() {
+    for fail_per_mille in [0u64, 50, 300] {
+        let inner = std::sync::Arc::new(std::sync::Mutex::new(LocalKv::new()));
+        let metrics = SharedMetrics::default();
+        Admission::new(&ns(), CAP)
+            .ensure_created(&mut *inner.lock().unwrap())
+            .unwrap();
+        let threads = 4u64;
+        let per_thread = 1_000u64;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mut kv = ThreadKv {
+                    inner: inner.clone(),
+                    seed: 0x9e37_79b9_7f4a_7c15 ^ (t + 1),
+                    fail_per_mille,
+                };
+                let mut m = metrics.clone();
+                std::thread::spawn(move || {
+                    let mut admitter = Admitter::new(Admission::new(&ns(), CAP));
+                    let mut recorder = HostRecorder::new();
+                    recorder.start(&mut m);
+                    for i in 0..per_thread {
+                        // Every thread walks the same sets in the same order.
+                        let l = labels(i % 400);
+                        let d = if recorder.knows(&l) {
+                            Decision::Admitted
+                        } else {
+                            admitter.decide(&mut kv, &l)
+                        };
+                        recorder.record(&mut m, l, d, 1000, None);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let m = metrics.0.lock().unwrap();
+        let sent = threads * per_thread;
+        println!(
+            "FAULT host/threads_random_{fail_per_mille}permille sent={sent} counted={}",
+            m.requests()
+        );
+        assert_eq!(m.requests(), sent);
+        assert_eq!(m.durations(), sent);
+        assert_eq!(m.dropped(), m.overflow_requests());
+        assert!(m.own_series() <= CAP);
+        let mut kv = inner.lock().unwrap();
+        let slots = u64::from_le_bytes(
+            kv.get(&format!("{}.adm.n", ns())).unwrap().0.unwrap()[..8]
+                .try_into()
+                .unwrap(),
+        );
+        let mut members = 0u64;
+        let shards = uwsgi_red_core::red::admission::shard_count(CAP);
+        for i in 0..shards {
+            if let (Some(b), _) = kv.get(&format!("{}.adm.{i}", ns())).unwrap() {
+                members += (b.len() as u64 - 1) / 8;
+            }
+        }
+        // A leaked reservation (a failed give-back) only makes the cap err
+        // on the safe side; a set in two slots would make members < own.
+        assert!(slots >= members, "{slots} slots, {members} members");
+        assert_eq!(members, m.own_series() as u64, "one slot per set");
+        if fail_per_mille == 0 {
+            assert_eq!(slots, CAP as u64);
+            assert_eq!(m.own_series(), CAP);
+        }
+    }
+}
