@@ -2,7 +2,7 @@
 # uwsgi-red: build, test, demo and bench from one entry point.
 #   ./build.sh build   all plugins -> dist/*.wasm (release; wasm-opt when present)
 #   ./build.sh test    install what is missing, then unit tests + host tests
-#   ./build.sh demo    uWSGI + Envoy with red-filter and uwsgi-stats, bounded traffic, live view (<= 2 min)
+#   ./build.sh demo    uWSGI + Envoy (red-filter, uwsgi-stats) + nginx -> uwsgi-tcp, live view (<= 2 min)
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
 #   ./build.sh oci     red-filter, uwsgi-stats, uwsgi-tcp as OCI image layouts in dist/oci/ (Istio)
 #   ./build.sh viewer  build the browser stats viewer and serve it on 127.0.0.1 (PORT, default 8089)
@@ -100,7 +100,7 @@ wasm_opt() {
 }
 
 # With arguments, builds only the named WASM_PLUGINS artifacts (no hooks):
-# the demo needs two modules, not the viewer's or the component's tools.
+# the demo needs three modules, not the viewer's or the component's tools.
 cmd_build() {
   ensure_rust
   local entry crate target name only=("$@")
@@ -155,7 +155,7 @@ cmd_bench() {
 
 cmd_demo() {
   ensure_all
-  cmd_build red-filter uwsgi-stats
+  cmd_build red-filter uwsgi-stats uwsgi-tcp
   exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
 }
 

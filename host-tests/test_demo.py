@@ -20,33 +20,39 @@ def closed(port):
 
 
 def ports(out):
-    m = re.search(r"listener 127\.0\.0\.1:(\d+), admin 127\.0\.0\.1:(\d+)", out)
-    u = re.search(r"http-socket 127\.0\.0\.1:(\d+), stats server 127\.0\.0\.1:(\d+)", out)
-    assert m and u, out[-2000:]
-    return [int(p) for p in (*m.groups(), *u.groups())]
+    """Every port the demo said it started something on."""
+    found = [re.search(r"listener 127\.0\.0\.1:(\d+), admin 127\.0\.0\.1:(\d+)", out),
+             re.search(r"http-socket 127\.0\.0\.1:(\d+), stats server 127\.0\.0\.1:(\d+), "
+                       r"uwsgi socket 127\.0\.0\.1:(\d+)", out),
+             re.search(r"starting nginx 127\.0\.0\.1:(\d+) -> Envoy with uwsgi-tcp \(admin 127\.0\.0\.1:(\d+)\)", out)]
+    assert all(found), out[-2000:]
+    return [int(p) for m in found for p in m.groups()]
 
 
 def test_bounded_run_counts_exactly_and_cleans_up():
-    wasm("red-filter"), wasm("uwsgi-stats")
+    wasm("red-filter"), wasm("uwsgi-stats"), wasm("uwsgi-tcp")
     r = subprocess.run([sys.executable, str(DEMO), "--seconds", "6", "--requests", "400", "--plain", "--hold", "0"],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     out = r.stdout
     assert r.returncode == 0, out[-3000:] + r.stderr[-3000:]
-    m = re.search(r"answered (\d+) requests \((\d+) failed\), red-filter counted (\d+)", out)
+    m = re.search(r"answered (\d+) requests \((\d+) failed\), counted (\d+) \(red-filter (\d+), uwsgi-tcp (\d+)\)",
+                  out)
     assert m, out[-3000:]
-    assert (int(m[1]), int(m[2]), int(m[3])) == (400, 0, 400)
-    assert re.search(r"^  /users/\{id\} +\d", out, re.M), "RED per route in the view"
+    answered, failed, counted, red, tcp = (int(x) for x in m.groups())
+    assert (answered, failed, counted) == (400, 0, 400) and red + tcp == 400 and red > 0 and tcp > 0
+    for proto in ("http", "uwsgi"):  # RED per route from both plugins in the view
+        assert re.search(rf"^  {proto} +/users/\{{id\}} +\d", out, re.M), proto
     assert re.search(r"workers busy \d / idle \d  listen queue \d+", out)
     assert len(re.findall(r"^  worker +\d ", out.split("answered")[0].rsplit("RED at the proxy", 1)[1], re.M)) == 4
     for hint in ("/stats/prometheus", "./build.sh viewer", "?target=http://127.0.0.1:",
                  "histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket"):
         assert hint in out
-    assert out.rstrip().endswith("stopped uWSGI and Envoy")
+    assert out.rstrip().endswith("stopped uWSGI, Envoy and nginx")
     assert all(closed(p) for p in ports(out))
 
 
 def test_ctrl_c_stops_everything():
-    wasm("red-filter"), wasm("uwsgi-stats")
+    wasm("red-filter"), wasm("uwsgi-stats"), wasm("uwsgi-tcp")
     p = subprocess.Popen([sys.executable, str(DEMO), "--seconds", "60", "--plain", "--hold", "0"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = ""
@@ -66,5 +72,5 @@ def test_ctrl_c_stops_everything():
             p.kill()
             p.wait(5)
     assert p.returncode == 0, out[-3000:]
-    assert "Ctrl-C: stopping uWSGI and Envoy" in out and out.rstrip().endswith("stopped uWSGI and Envoy")
+    assert "Ctrl-C: stopping uWSGI, Envoy and nginx" in out and out.rstrip().endswith("stopped uWSGI, Envoy and nginx")
     assert all(closed(port) for port in ports(out))

@@ -3,9 +3,10 @@
 uWSGI (4 workers, stats server; examples/envoy-uwsgi-stats/uwsgi.ini) behind
 Envoy 1.40 running red-filter (RED per route at the proxy) and the
 uwsgi-stats singleton (uWSGI's own view: workers, listen queue) in one
-process (examples/demo/envoy.yaml). Bounded mixed traffic, a live view
-redrawn once a second, then where to look next. Ctrl-C stops everything at
-any point. Run it with ./build.sh demo.
+process (examples/demo/envoy.yaml); the same uWSGI also behind nginx ->
+Envoy with uwsgi-tcp (examples/nginx-envoy-uwsgi). Bounded mixed traffic, a
+live view redrawn once a second, then where to look next. Ctrl-C stops
+everything at any point. Run it with ./build.sh demo.
 """
 import argparse
 import http.client
@@ -23,11 +24,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "host-tests"))
 sys.path.insert(0, str(HERE))
-from harness import EXAMPLES, Hosts, demo_config, free_port, parse_prometheus, wasm  # noqa: E402
+from harness import (EXAMPLES, Hosts, demo_config, free_port, parse_prometheus, render,  # noqa: E402
+                     uwsgi_tcp_example_config, wasm)
 from view import RED_REQ, render_view  # noqa: E402
 
 TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
 CLIENTS = 6  # more than the 4 workers, so the listen queue can show something
+VIA_NGINX = 2  # of them go nginx -> Envoy (uwsgi-tcp) -> uWSGI's uwsgi socket
+PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}
 
 
 def workload(rnd):
@@ -56,16 +60,17 @@ def workload(rnd):
 
 
 class Traffic:
-    """CLIENTS keep-alive clients until `requests` are sent, `seconds`
-    pass, or stop is set."""
+    """CLIENTS keep-alive clients (spread over `ports`) until `requests`
+    are sent, `seconds` pass, or stop is set."""
 
-    def __init__(self, port, requests, seconds, stop):
-        self.port, self.stop = port, stop
+    def __init__(self, ports, requests, seconds, stop):
+        self.ports, self.stop = ports, stop
         self.deadline = time.monotonic() + seconds
         self.left = requests
         self.lock = threading.Lock()
         self.status = Counter()
-        self.threads = [threading.Thread(target=self.client, args=(seed,), daemon=True) for seed in range(CLIENTS)]
+        self.threads = [threading.Thread(target=self.client, args=(seed, ports[seed % len(ports)]), daemon=True)
+                        for seed in range(CLIENTS)]
 
     def take(self):
         with self.lock:
@@ -74,9 +79,9 @@ class Traffic:
             self.left -= 1
             return True
 
-    def client(self, seed):
+    def client(self, seed, port):
         rnd = random.Random(seed)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
         while self.take():
             method, path = workload(rnd)
             try:
@@ -86,7 +91,7 @@ class Traffic:
                 key = resp.status
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
                 key = "failed"
             with self.lock:
                 self.status[key] += 1
@@ -130,15 +135,26 @@ def main():
         signal.signal(sig, lambda *_: stop.set())
     logdir = Path(tempfile.mkdtemp(prefix="uwsgi-red-demo-"))
     with Hosts(logdir) as hosts:
-        wasm("red-filter"), wasm("uwsgi-stats")
-        app_port, stats_port, listen, admin = free_port(), free_port(), free_port(), free_port()
-        print(f"starting uWSGI: 4 workers, http-socket 127.0.0.1:{app_port}, stats server 127.0.0.1:{stats_port}")
+        wasm("red-filter"), wasm("uwsgi-stats"), wasm("uwsgi-tcp")
+        app_port, stats_port, sock_port = free_port(), free_port(), free_port()
+        print(f"starting uWSGI: 4 workers, http-socket 127.0.0.1:{app_port}, stats server 127.0.0.1:{stats_port}, "
+              f"uwsgi socket 127.0.0.1:{sock_port}")
         hosts.uwsgi_ini("uwsgi", EXAMPLES / "envoy-uwsgi-stats" / "uwsgi.ini",
                         [("127.0.0.1:9090", f"127.0.0.1:{app_port}"), ("127.0.0.1:9191", f"127.0.0.1:{stats_port}")],
-                        port=app_port, stats_port=stats_port)
+                        port=app_port, stats_port=stats_port, extra=("--socket", f"127.0.0.1:{sock_port}"))
+        listen, admin = free_port(), free_port()
         print(f"starting Envoy with red-filter + uwsgi-stats: listener 127.0.0.1:{listen}, admin 127.0.0.1:{admin}")
         env = hosts.envoy("envoy", demo_config(listen, admin, app_port, stats_port), admin, concurrency=2)
-        traffic = Traffic(listen, args.requests, seconds, stop)
+        tcp_listen, tcp_admin, nginx_port = free_port(), free_port(), free_port()
+        print(f"starting nginx 127.0.0.1:{nginx_port} -> Envoy with uwsgi-tcp (admin 127.0.0.1:{tcp_admin})")
+        envs = [env, hosts.envoy("envoy-uwsgi-tcp", uwsgi_tcp_example_config(tcp_admin, tcp_listen, sock_port,
+                                                                             plugin_config=PLUGIN_CONFIG), tcp_admin)]
+        ex = EXAMPLES / "nginx-envoy-uwsgi"
+        hosts.nginx("nginx", render(ex / "nginx.conf", [("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{nginx_port};"),
+                                                        ("uwsgi_pass 127.0.0.1:9090;",
+                                                         f"uwsgi_pass 127.0.0.1:{tcp_listen};")]), nginx_port)
+        ports = [listen] * (CLIENTS - VIA_NGINX) + [nginx_port] * VIA_NGINX
+        traffic = Traffic(ports, args.requests, seconds, stop)
         traffic.start()
         prev_rows, prev_t = None, time.monotonic()
         header = (f"uwsgi-red demo: {args.requests} requests at most, {seconds:g}s of traffic, {CLIENTS} clients; "
@@ -147,7 +163,7 @@ def main():
             busy = traffic.running()
             stop.wait(1.0)
             now = time.monotonic()
-            samples = parse_prometheus(env.prometheus())
+            samples = [s for e in envs for s in parse_prometheus(e.prometheus())]
             lines, prev_rows = render_view(samples, prev_rows, now - prev_t)
             prev_t = now
             status = dict(sorted(traffic.status.items(), key=str))
@@ -155,26 +171,27 @@ def main():
             if not busy:
                 break
         if stop.is_set():
-            print("\nCtrl-C: stopping uWSGI and Envoy", flush=True)
+            print("\nCtrl-C: stopping uWSGI, Envoy and nginx", flush=True)
         else:
-            summary(env, traffic, listen, admin, stats_port, logdir)
+            summary(envs, traffic, listen, stats_port, logdir)
             left = min(hold, TOTAL_LIMIT_S - (time.monotonic() - t_start)) if hold > 0 else 0.0
             if left > 0:
                 print(f"\nkeeping everything up for {left:.0f}s more; Ctrl-C stops it now", flush=True)
                 stop.wait(left)
-    print("stopped uWSGI and Envoy")
+    print("stopped uWSGI, Envoy and nginx")
 
 
-def summary(env, traffic, listen, admin, stats_port, logdir):
+def summary(envs, traffic, listen, stats_port, logdir):
     """Exact count check and where to look next."""
     time.sleep(1.2)  # one stats flush so the histograms hold the last requests
-    text = env.prometheus()
-    counted = int(sum(v for n, _, v in parse_prometheus(text) if n == RED_REQ))
+    counted = [int(sum(v for n, _, v in parse_prometheus(e.prometheus()) if n == RED_REQ)) for e in envs]
     print(f"\nanswered {traffic.answered()} requests ({traffic.status['failed']} failed), "
-          f"red-filter counted {counted}")
+          f"counted {sum(counted)} (red-filter {counted[0]}, uwsgi-tcp {counted[1]})")
+    admin, tcp_admin = (e.admin_port for e in envs)
     print(f"""
 Where to look next (while this runs):
   Envoy metrics (RED + uWSGI):  curl -s http://127.0.0.1:{admin}/stats/prometheus | grep -E '^uwsgi_'
+  uwsgi protocol (uwsgi-tcp):   curl -s http://127.0.0.1:{tcp_admin}/stats/prometheus | grep -E '^uwsgi_red'
   uWSGI stats viewer:           ./build.sh viewer, then open
                                 http://127.0.0.1:8089/?target=http://127.0.0.1:{stats_port}
   Prometheus:                   examples/prometheus/prometheus.yml scrapes 127.0.0.1:9901/stats/prometheus;

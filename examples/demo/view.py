@@ -26,16 +26,18 @@ def quantile_bound(q, buckets):
 
 
 def red_by_route(samples):
-    """{route: {"req", "err", "buckets": {le_seconds: count}}} summed over
-    methods and codes."""
+    """{(protocol, route): {"req", "err", "buckets": {le_seconds: count}}}
+    summed over methods and codes (protocol: http from red-filter, uwsgi
+    from uwsgi-tcp)."""
     rows = defaultdict(lambda: {"req": 0.0, "err": 0.0, "buckets": defaultdict(float)})
     for name, labels, v in samples:
+        key = (labels.get("protocol", ""), labels.get("route", ""))
         if name == RED_REQ:
-            rows[labels.get("route", "")]["req"] += v
+            rows[key]["req"] += v
         elif name == RED_ERR:
-            rows[labels.get("route", "")]["err"] += v
+            rows[key]["err"] += v
         elif name == RED_BUCKET:
-            rows[labels.get("route", "")]["buckets"][float(labels["le"]) / 1e6] += v
+            rows[key]["buckets"][float(labels["le"]) / 1e6] += v
     return rows
 
 
@@ -72,15 +74,16 @@ def fmt_ms(seconds):
 def render_view(samples, prev_rows, dt):
     """Lines of the view; rates are per second since the previous scrape."""
     rows = red_by_route(samples)
-    out = ["RED at the proxy (red-filter in Envoy)",
-           f"  {'route':<30} {'req/s':>7} {'requests':>9} {'errors':>7} {'err %':>6} {'p50 ≤ms':>8} {'p95 ≤ms':>8}"]
-    for route, r in sorted(rows.items(), key=lambda kv: -kv[1]["req"]):
+    out = ["RED at the proxy (http: red-filter; uwsgi: nginx -> uwsgi-tcp)",
+           f"  {'proto':<6} {'route':<30} {'req/s':>7} {'requests':>9} {'errors':>7} {'err %':>6} "
+           f"{'p50 ≤ms':>8} {'p95 ≤ms':>8}"]
+    for (proto, route), r in sorted(rows.items(), key=lambda kv: (kv[0][0], -kv[1]["req"])):
         if not r["req"]:
             continue
-        prev = prev_rows.get(route, {}).get("req", 0.0) if prev_rows else r["req"]
+        prev = prev_rows.get((proto, route), {}).get("req", 0.0) if prev_rows else r["req"]
         rate = (r["req"] - prev) / dt if dt > 0 else 0.0
         b = list(r["buckets"].items())
-        out.append(f"  {route[:30]:<30} {rate:>7.1f} {int(r['req']):>9} {int(r['err']):>7} "
+        out.append(f"  {proto:<6} {route[:30]:<30} {rate:>7.1f} {int(r['req']):>9} {int(r['err']):>7} "
                    f"{100.0 * r['err'] / r['req']:>6.1f} {fmt_ms(quantile_bound(0.5, b)):>8} "
                    f"{fmt_ms(quantile_bound(0.95, b)):>8}")
     st = uwsgi_state(samples)

@@ -150,12 +150,16 @@ def uwsgi_stats_config(admin_port, public_port, snapshot_port, app_port, poller_
 TCP_EXAMPLE = EXAMPLES / "nginx-envoy-uwsgi" / "envoy.yaml"
 
 
-def uwsgi_tcp_example_config(admin_port, listen_port, uwsgi_port, wasm_path=None):
-    """examples/nginx-envoy-uwsgi/envoy.yaml with test ports and the built module."""
-    return render(TCP_EXAMPLE, [("port_value: 9901", f"port_value: {admin_port}"),
-                                ("port_value: 9090", f"port_value: {listen_port}"),
-                                ("port_value: 3031", f"port_value: {uwsgi_port}"),
-                                ("filename: dist/uwsgi-tcp.wasm", f"filename: {wasm_path or DIST / 'uwsgi-tcp.wasm'}")])
+def uwsgi_tcp_example_config(admin_port, listen_port, uwsgi_port, wasm_path=None, plugin_config=None):
+    """examples/nginx-envoy-uwsgi/envoy.yaml with test ports, the built
+    module and (when given) another plugin configuration."""
+    subs = [("port_value: 9901", f"port_value: {admin_port}"),
+            ("port_value: 9090", f"port_value: {listen_port}"),
+            ("port_value: 3031", f"port_value: {uwsgi_port}"),
+            ("filename: dist/uwsgi-tcp.wasm", f"filename: {wasm_path or DIST / 'uwsgi-tcp.wasm'}")]
+    if plugin_config is not None:
+        subs.append(plugin_config_sub("", plugin_config))
+    return render(TCP_EXAMPLE, subs)
 
 
 # ------------------------------------------------------------- builders

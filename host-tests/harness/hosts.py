@@ -57,15 +57,16 @@ def start_uwsgi(logdir, name, *, port=None, protocol="http", processes=2, thread
     return p
 
 
-def start_uwsgi_ini(logdir, name, example_ini, substitutions, port, stats_port=None, timeout=30):
-    """uWSGI from an example .ini (checked substitutions for its sockets).
-    The example's `%d` (its own folder) is pointed at the example's folder,
-    since the rendered copy lives in logdir."""
+def start_uwsgi_ini(logdir, name, example_ini, substitutions, port, stats_port=None, extra=(), timeout=30):
+    """uWSGI from an example .ini (checked substitutions for its sockets),
+    plus `extra` command-line options (e.g. another --socket). The example's
+    `%d` (its own folder) is pointed at the example's folder, since the
+    rendered copy lives in logdir."""
     example_ini = Path(example_ini)
     subs = list(substitutions) + [Sub("%d", f"{example_ini.parent}/", None)]
     ini = Path(logdir) / f"{name}.ini"
     ini.write_text(render(example_ini, subs))
-    p = Proc(name, [uwsgi_bin(), "--ini", str(ini)], logdir)
+    p = Proc(name, [uwsgi_bin(), "--ini", str(ini), *extra], logdir)
     try:
         wait_port(port, timeout, p)
         if stats_port:
