@@ -3,11 +3,17 @@
 //! ```text
 //! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
 //! uwsgi-red decode <packet file>
+//! uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
+//! uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn]
+//! uwsgi-red statsd <file|-> [--config <otel-processor config file>]
 //! ```
 //! `stats` prints the Prometheus text the `uwsgi-stats` Envoy plugin would
-//! derive from one document (with exact float values). Errors are one line
-//! on stderr and a non-zero exit: 1 for bad input, 2 for bad usage.
+//! derive from one document (with exact float values); the last three are
+//! offline checks to run before a deploy (see `uwsgi-red <command> --help`).
+//! Errors are one line on stderr and a non-zero exit: 1 for bad input, 2 for
+//! bad usage; `--help` prints to stdout and exits 0.
 
+mod commands;
 mod packet;
 mod source;
 
@@ -18,12 +24,20 @@ use uwsgi_red_core::stats::families::{
     encode_text, map_document, scrape_families, MapOptions, ScrapeStatus,
 };
 
-const USAGE: &str = "usage: uwsgi-red stats <file|tcp://host:port|http://host:port|unix:///path> \
-[--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N] | uwsgi-red decode <packet file>";
+const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|logs|statsd> ... \
+(uwsgi-red <command> --help for each)";
 
-enum Failure {
+const STATS_USAGE: &str =
+    "usage: uwsgi-red stats <file|tcp://host:port|http://host:port|unix:///path> \
+[--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]";
+const DECODE_USAGE: &str = "usage: uwsgi-red decode <packet file>";
+
+pub(crate) enum Failure {
     Usage(String),
     Input(String),
+    /// Bad input reported in someone else's exact words (a plugin's log
+    /// line): printed as is, without the `uwsgi-red: ` prefix.
+    Verbatim(String),
 }
 
 fn main() -> ExitCode {
@@ -34,8 +48,17 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(Failure::Usage(m)) => {
-            eprintln!("uwsgi-red: {m}; {USAGE}");
+            // Subcommands put their own synopsis in the message.
+            if m.contains("usage: ") {
+                eprintln!("uwsgi-red: {m}");
+            } else {
+                eprintln!("uwsgi-red: {m}; {USAGE}");
+            }
             ExitCode::from(2)
+        }
+        Err(Failure::Verbatim(m)) => {
+            eprintln!("{m}");
+            ExitCode::from(1)
         }
         Err(Failure::Input(m)) => {
             // One line, whatever the message held.
@@ -45,10 +68,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--help`/`-h` anywhere among a command's arguments.
+pub(crate) fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--help" || a == "-h")
+}
+
 fn run(args: &[String]) -> Result<String, Failure> {
+    let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("stats") => stats(&args[1..]),
-        Some("decode") => match &args[1..] {
+        Some("stats") if wants_help(rest) => Ok(format!("{STATS_USAGE}\n")),
+        Some("decode") if wants_help(rest) => Ok(format!("{DECODE_USAGE}\n")),
+        Some("check-config") => commands::check_config(rest),
+        Some("logs") => commands::logs(rest),
+        Some("statsd") => commands::statsd(rest),
+        Some("stats") => stats(rest),
+        Some("decode") => match rest {
             [path] => {
                 let bytes = std::fs::read(path)
                     .map_err(|e| Failure::Input(format!("decode: {path}: {e}")))?;

@@ -1,0 +1,101 @@
+//! `uwsgi-red logs`: each line of a request log with the attributes the
+//! Collector processor attaches to it, as one JSON object per line. The
+//! processor's own annotation code does the work (no second mapping).
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use otel_processor::logs::{annotate_record, ATTR_FORMAT, ATTR_PARSED};
+use otel_processor::ProcessorConfig;
+use serde_json::{Map, Value};
+use uwsgi_red_core::red::route::RouteNormalizer;
+
+/// Which producer's lines to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Whatever the processor recognises.
+    Auto,
+    Uwsgi,
+    /// gunicorn's default access log, with or without `%(M)s`.
+    Gunicorn,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => Format::Auto,
+            "uwsgi" => Format::Uwsgi,
+            "gunicorn" => Format::Gunicorn,
+            _ => return None,
+        })
+    }
+
+    fn accepts(self, detected: &str) -> bool {
+        match self {
+            Format::Auto => true,
+            Format::Uwsgi => detected == "uwsgi",
+            Format::Gunicorn => detected.starts_with("gunicorn"),
+        }
+    }
+}
+
+pub fn json_value(v: &AnyValue) -> Value {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => Value::from(s.as_str()),
+        Some(any_value::Value::IntValue(i)) => Value::from(*i),
+        Some(any_value::Value::DoubleValue(d)) => Value::from(*d),
+        Some(any_value::Value::BoolValue(b)) => Value::from(*b),
+        // The processor sets none of these; shown rather than dropped.
+        Some(other) => Value::from(format!("{other:?}")),
+        None => Value::Null,
+    }
+}
+
+/// The annotated JSON object of one line, and whether it was recognised.
+pub fn annotate_line(
+    cfg: &ProcessorConfig,
+    routes: &RouteNormalizer,
+    line: &str,
+    format: Format,
+) -> (Value, bool) {
+    let mut rec = LogRecord {
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(line.to_string())),
+        }),
+        ..Default::default()
+    };
+    annotate_record(cfg, routes, &mut rec);
+    let mut obj = Map::new();
+    for kv in &rec.attributes {
+        obj.insert(
+            kv.key.clone(),
+            kv.value.as_ref().map_or(Value::Null, json_value),
+        );
+    }
+    let detected = obj.get(ATTR_FORMAT).and_then(Value::as_str).unwrap_or("");
+    let parsed = obj.get(ATTR_PARSED) == Some(&Value::Bool(true)) && format.accepts(detected);
+    if !parsed {
+        let mut not = Map::new();
+        not.insert(ATTR_PARSED.to_string(), Value::Bool(false));
+        return (Value::Object(not), false);
+    }
+    if rec.time_unix_nano != 0 {
+        obj.insert("time_unix_nano".into(), Value::from(rec.time_unix_nano));
+    }
+    (Value::Object(obj), true)
+}
+
+/// One JSON line per non-empty input line, and how many were recognised,
+/// under the processor configuration `cfg` (route templates, gunicorn's
+/// duration field).
+pub fn annotate(cfg: &ProcessorConfig, text: &str, format: Format) -> (String, usize) {
+    let routes = cfg.routes();
+    let mut out = String::new();
+    let mut parsed = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (v, ok) = annotate_line(cfg, &routes, line, format);
+        parsed += usize::from(ok);
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    (out, parsed)
+}

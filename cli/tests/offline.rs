@@ -1,0 +1,359 @@
+//! The offline checks of the built `uwsgi-red` binary: `check-config`,
+//! `logs`, `statsd` — exit codes (0 ok, 1 bad input, 2 usage), `--help`,
+//! and exact outputs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn path(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn vector(name: &str) -> String {
+    path(&format!("core/tests/vectors/{name}"))
+}
+
+fn run_with(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uwsgi-red"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // A command that fails on its arguments exits without reading stdin:
+    // a broken pipe here is that, not a test failure.
+    let _ = child.stdin.take().expect("piped stdin").write_all(stdin);
+    child.wait_with_output().expect("the binary ends")
+}
+
+/// (exit code, stdout, stderr)
+fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let o = run_with(args, stdin);
+    (
+        o.status.code().expect("exited"),
+        String::from_utf8(o.stdout).expect("UTF-8 stdout"),
+        String::from_utf8(o.stderr).expect("UTF-8 stderr"),
+    )
+}
+
+fn temp_file(name: &str, content: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("temp file written");
+    p.to_string_lossy().into_owned()
+}
+
+// ---------------------------------------------------------------- check-config
+
+#[test]
+fn check_config_accepts_the_example_configs() {
+    let cases = [
+        (
+            "red-filter",
+            r#"{"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}"#,
+            "red-filter: configuration ok (max_series 1000, exposition Host)\n",
+        ),
+        (
+            "uwsgi-tcp",
+            r#"{"route_patterns": ["/items/{id}"], "max_series": 1000}"#,
+            "uwsgi-tcp: configuration ok (head_limit 65539, response_head_limit 16384)\n",
+        ),
+        (
+            "uwsgi-stats",
+            r#"{"targets": [{"name": "app1", "cluster": "uwsgi_stats_app1"}], "interval_ms": 1000, "timeout_ms": 800}"#,
+            "uwsgi-stats: configuration ok (poller of 1 target(s))\n",
+        ),
+        (
+            "uwsgi-stats",
+            r#"{"mode": "admin", "snapshot_path": "/uwsgi/snapshot.json", "metrics_path": "/uwsgi/metrics"}"#,
+            "uwsgi-stats: configuration ok (admin)\n",
+        ),
+        (
+            "otel-processor",
+            r#"{"uwsgi_prefixes": ["uwsgi", "myapp"]}"#,
+            "otel-processor: configuration ok (uwsgi_prefixes [\"uwsgi\", \"myapp\"])\n",
+        ),
+    ];
+    for (plugin, json, want) in cases {
+        // From stdin and from a file: same verdict.
+        assert_eq!(
+            run(&["check-config", plugin, "-"], json.as_bytes()),
+            (0, want.to_string(), String::new())
+        );
+        let f = temp_file(&format!("ok-{plugin}.json"), json);
+        assert_eq!(
+            run(&["check-config", plugin, &f], b""),
+            (0, want.to_string(), String::new())
+        );
+    }
+}
+
+#[test]
+fn check_config_prints_the_plugins_own_error_naming_the_key() {
+    use uwsgi_red_core::config::RedConfig;
+    use uwsgi_red_core::stats::config::PluginConfig;
+    use uwsgi_red_core::uwsgi::config::UwsgiFilterConfig;
+
+    let red = br#"{"max_series": 0}"#;
+    let tcp = br#"{"head_limit": 2}"#;
+    let stats = br#"{"targets": [{"name": "app1", "clustr": "x"}]}"#;
+    let otel = br#"{"uwsgi_prefixes": ["uwsgi"], "servces": {}}"#;
+    // What each plugin logs (Envoy on_configure; the processor's status reason).
+    let cases: [(&str, &[u8], String, &str); 4] = [
+        (
+            "red-filter",
+            red,
+            format!("red-filter: {}", RedConfig::from_json(red).unwrap_err()),
+            "max_series",
+        ),
+        (
+            "uwsgi-tcp",
+            tcp,
+            format!(
+                "uwsgi-tcp: {}",
+                UwsgiFilterConfig::from_json(tcp).unwrap_err()
+            ),
+            "head_limit",
+        ),
+        (
+            "uwsgi-stats",
+            stats,
+            PluginConfig::from_json(stats).unwrap_err().to_string(),
+            "clustr",
+        ),
+        (
+            "otel-processor",
+            otel,
+            otel_processor::load_config(otel).unwrap_err(),
+            "servces",
+        ),
+    ];
+    for (plugin, json, logged, key) in cases {
+        let (code, out, err) = run(&["check-config", plugin, "-"], json);
+        assert_eq!((code, out.as_str()), (1, ""), "{plugin}");
+        assert_eq!(err, format!("{logged}\n"), "{plugin}");
+        assert!(err.contains(key), "{plugin}: {err}");
+    }
+    assert_eq!(
+        run(&["check-config", "red-filter", "-"], red).2,
+        "red-filter: invalid plugin configuration at `max_series`: must be between 1 and 100000, got 0\n"
+    );
+}
+
+#[test]
+fn check_config_usage_and_unreadable_file() {
+    let (code, out, err) = run(&["check-config", "nginx", "-"], b"{}");
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.starts_with("uwsgi-red: unknown plugin \"nginx\"; usage: uwsgi-red check-config "),
+        "{err}"
+    );
+    assert_eq!(run(&["check-config", "red-filter"], b"").0, 2);
+    assert_eq!(run(&["check-config", "red-filter", "a", "b"], b"").0, 2);
+    let (code, _, err) = run(&["check-config", "red-filter", "/nonexistent/x.json"], b"");
+    assert_eq!(code, 1);
+    assert!(err.starts_with("uwsgi-red: /nonexistent/x.json: "), "{err}");
+    let (code, out, err) = run(&["check-config", "--help"], b"");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.starts_with("usage: uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->\n"));
+}
+
+// ------------------------------------------------------------------------ logs
+
+#[test]
+fn logs_gunicorn_lines_exact() {
+    let (code, out, err) = run(&["logs", &vector("gunicorn_access_custom_M.log")], b"");
+    assert_eq!((code, err.as_str()), (0, ""));
+    let first = out.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        r#"{"client.address":"127.0.0.1","http.request.method":"GET","http.response.body.size":19,"http.response.status_code":200,"http.route":"/","http.server.request.duration":0.0,"network.protocol.version":"1.1","time_unix_nano":1795320756000000000,"url.path":"/","user_agent.original":"curl/7.88.1","uwsgi_red.log.format":"gunicorn_millis","uwsgi_red.log.parsed":true}"#
+    );
+    let lines = std::fs::read_to_string(vector("gunicorn_access_custom_M.log")).unwrap();
+    assert_eq!(
+        out.lines().count(),
+        lines.lines().filter(|l| !l.trim().is_empty()).count()
+    );
+}
+
+#[test]
+fn logs_uwsgi_line_and_unrecognised_line() {
+    let text = "*** Starting uWSGI 2.0.30 ***\n\
+[pid: 23926|app: 0|req: 1/1] 127.0.0.1 () {24 vars in 244 bytes} [Sun Nov 22 04:01:24 2026] POST /a?b=1 => generated 19 bytes in 7 msecs (HTTP/1.1 503) 3 headers in 81 bytes (1 switches on core 2)\n";
+    let (code, out, err) = run(&["logs", "-"], text.as_bytes());
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "{\"uwsgi_red.log.parsed\":false}\n\
+{\"client.address\":\"127.0.0.1\",\"error.type\":\"503\",\"http.request.method\":\"POST\",\"http.response.body.size\":19,\"http.response.status_code\":503,\"http.route\":\"/a\",\"http.server.request.duration\":0.007,\"network.protocol.version\":\"1.1\",\"process.pid\":23926,\"url.path\":\"/a\",\"url.query\":\"b=1\",\"uwsgi.core.id\":2,\"uwsgi.request.vars\":24,\"uwsgi.worker.requests\":1,\"uwsgi_red.log.format\":\"uwsgi\",\"uwsgi_red.log.parsed\":true}\n"
+    );
+    // A forced format turns the other producer's lines into "not parsed".
+    let (code, out, _) = run(&["logs", "-", "--format", "uwsgi"], text.as_bytes());
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("\"uwsgi_red.log.parsed\":true"))
+            .count(),
+        1
+    );
+    let (code, out, err) = run(&["logs", "-", "--format", "gunicorn"], text.as_bytes());
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(err, "uwsgi-red: logs: -: no request line recognised\n");
+}
+
+#[test]
+fn logs_config_templates_and_duration_field() {
+    let line = "127.0.0.1 - - [22/Nov/2026:04:12:36 +0000] \"GET /users/42?x=1 HTTP/1.1\" 200 19 \"-\" \"curl/7.88.1\" 1500\n";
+    let cfg = temp_file(
+        "otel-logs.json",
+        r#"{"route_patterns": ["/users/{id}"], "gunicorn_duration_field": "D"}"#,
+    );
+    let (code, out, err) = run(&["logs", "-", "--config", &cfg], line.as_bytes());
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.contains(r#""http.route":"/users/{id}""#), "{out}");
+    // %(D)s is microseconds: 1500 us.
+    assert!(
+        out.contains(r#""http.server.request.duration":0.0015,"#),
+        "{out}"
+    );
+    let (code, out, _) = run(&["logs", "-"], line.as_bytes());
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(r#""http.server.request.duration":1.5,"#),
+        "{out}"
+    );
+    let bad = temp_file("otel-logs-bad.json", r#"{"gunicorn_duration_field": "T"}"#);
+    let (code, out, err) = run(&["logs", "-", "--config", &bad], line.as_bytes());
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.starts_with("uwsgi-red: logs: processor configuration: invalid plugin configuration at `gunicorn_duration_field`"), "{err}");
+}
+
+#[test]
+fn logs_usage() {
+    assert_eq!(run(&["logs"], b"").0, 2);
+    assert_eq!(run(&["logs", "-", "--format", "nginx"], b"").0, 2);
+    assert_eq!(run(&["logs", "-", "--format"], b"").0, 2);
+    assert_eq!(run(&["logs", "-", "--colour"], b"").0, 2);
+    let (code, out, _) = run(&["logs", "--help"], b"");
+    assert_eq!(code, 0);
+    assert!(out.starts_with(
+        "usage: uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn] [--config <file>]\n"
+    ));
+}
+
+// ---------------------------------------------------------------------- statsd
+
+#[test]
+fn statsd_gunicorn_datagrams_exact() {
+    let text = "app.gunicorn.request.status.200:1|c|@1.0\n\
+app.gunicorn.request.status.200:1|c\n\
+app.gunicorn.request.status.503:1|c|@0.5\n\
+app.gunicorn.requests:4|c\n\
+app.gunicorn.workers:2|g\n\
+app.gunicorn.request.duration:20|ms\n\
+app.gunicorn.request.duration:3000|ms\n\
+other.metric:5|g\n";
+    let (code, out, err) = run(&["statsd", "-"], text.as_bytes());
+    assert_eq!((code, err.as_str()), (0, ""));
+    let want = [
+        // Not gunicorn/uWSGI: passed through as the receiver made it.
+        r#"{"attributes":{},"name":"other.metric","resource":{},"scope":"","type":"gauge","unit":"","value":5.0}"#,
+        r#"{"attributes":{"http.response.status_code":200},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","temporality":"delta","type":"sum","unit":"{request}","value":2}"#,
+        r#"{"attributes":{"error.type":"503","http.response.status_code":503},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","temporality":"delta","type":"sum","unit":"{request}","value":2}"#,
+        r#"{"attributes":{},"name":"gunicorn.workers","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","type":"gauge","unit":"{worker}","value":2.0}"#,
+        r#"{"attributes":{},"bounds":[0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1.0,2.5,5.0,7.5,10.0],"bucket_counts":[0,0,1,0,0,0,0,0,0,0,0,1,0,0,0],"count":2,"max":3.0,"min":0.02,"name":"http.server.request.duration","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","sum":3.02,"temporality":"delta","type":"histogram","unit":"s"}"#,
+    ];
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), want.len(), "{out}");
+    for w in want {
+        assert!(got.contains(&w), "missing {w}\nin\n{out}");
+    }
+}
+
+#[test]
+fn statsd_uwsgi_capture_under_its_prefix() {
+    let cfg = temp_file("otel-myapp.json", r#"{"uwsgi_prefixes": ["myapp"]}"#);
+    let (code, out, err) = run(
+        &[
+            "statsd",
+            &vector("statsd_uwsgi_2.0.30_prefix_myapp.txt"),
+            "--config",
+            &cfg,
+        ],
+        b"",
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out.lines()
+            .all(|l| l.contains(r#""resource":{"service.name":"myapp"}"#)),
+        "{out}"
+    );
+    assert!(out.contains(r#"{"attributes":{"uwsgi.worker.state":"idle"},"name":"uwsgi.workers","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","type":"gauge","unit":"{worker}","value":2.0}"#), "{out}");
+    // Worker 0 is uWSGI's aggregate: dropped as redundant.
+    assert!(!out.contains(r#""worker.id":0"#));
+    // Without the prefix configured, uWSGI's generic names are not claimed.
+    let (code, out, _) = run(
+        &["statsd", &vector("statsd_uwsgi_2.0.30_prefix_myapp.txt")],
+        b"",
+    );
+    assert_eq!(code, 0);
+    assert!(out.lines().all(|l| l.contains(r#""scope":"""#)), "{out}");
+}
+
+#[test]
+fn statsd_bad_input_and_usage() {
+    let (code, out, err) = run(
+        &["statsd", "-"],
+        b"app.gunicorn.workers:2|g\nno-value-here\n",
+    );
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "uwsgi-red: statsd: -: line 2: no ':' between name and value\n"
+    );
+    let (code, _, err) = run(&["statsd", "-"], b"x:1|s\n");
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "uwsgi-red: statsd: -: line 1: unsupported metric type \"s\"\n"
+    );
+    let (code, _, err) = run(&["statsd", "-"], b"x:1|c|@2\n");
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "uwsgi-red: statsd: -: line 1: sample rate is not in (0, 1]\n"
+        )
+    );
+    let bad_cfg = temp_file("otel-bad.json", r#"{"uwsgi_prefixes": [""]}"#);
+    let (code, _, err) = run(&["statsd", "-", "--config", &bad_cfg], b"x:1|c\n");
+    assert_eq!(code, 1);
+    assert!(err.starts_with("uwsgi-red: statsd: -: processor configuration: invalid plugin configuration at `.uwsgi_prefixes`"), "{err}");
+    assert_eq!(run(&["statsd"], b"").0, 2);
+    assert_eq!(run(&["statsd", "a", "b"], b"").0, 2);
+    assert_eq!(run(&["statsd", "-", "--config"], b"").0, 2);
+    let (code, out, _) = run(&["statsd", "--help"], b"");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("usage: uwsgi-red statsd <file|-> [--config <file>]\n"));
+}
+
+#[test]
+fn help_of_every_command_exits_zero() {
+    for cmd in ["stats", "decode", "check-config", "logs", "statsd"] {
+        let (code, out, err) = run(&[cmd, "--help"], b"");
+        assert_eq!((code, err.as_str()), (0, ""), "{cmd}");
+        assert!(
+            out.starts_with(&format!("usage: uwsgi-red {cmd}")),
+            "{cmd}: {out}"
+        );
+    }
+    let (code, out, _) = run(&["--help"], b"");
+    assert_eq!(code, 0);
+    assert!(out.contains("check-config") && out.contains("statsd"));
+}
