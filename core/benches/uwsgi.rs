@@ -1,15 +1,19 @@
 //! Criterion benches for the uwsgi codec over the captured nginx packets:
 //! whole-head decode (zero-copy path), byte-split streaming decode, and the
 //! response status. Prints the `BENCH uwsgi_decode_native_mbps` headline
-//! (head bytes per second: bodies are skipped by arithmetic, never read).
+//! (head bytes per second: bodies are skipped by arithmetic, never read),
+//! and the hostile-input figures: the largest head the format allows fed
+//! one byte per callback, and a million distinct StatsD names through
+//! classification and the name budget (both should scale linearly).
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion, Throughput};
+use uwsgi_red_core::statsd::{classify, NameBudget};
 use uwsgi_red_core::uwsgi::response::StatusParser;
-use uwsgi_red_core::uwsgi::{decode_head, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
+use uwsgi_red_core::uwsgi::{decode_head, encode_head, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
 
 fn packets() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
@@ -107,10 +111,46 @@ fn headline() {
     );
 }
 
+/// Worst cases, one pass each (no criterion: these are sizes, not
+/// micro-benchmarks).
+fn hostile() {
+    let mut p = Vec::new();
+    encode_head(0, 0, &[(&b"K"[..], &vec![b'v'; 65_530][..])], &mut p).unwrap();
+    let t = Instant::now();
+    let mut d = HeadDecoder::default();
+    for b in p.chunks(1) {
+        black_box(matches!(d.feed(b), Ok(Progress::Head { .. })));
+    }
+    println!(
+        "BENCH uwsgi_decode_64k_head_bytewise_ns_per_byte {:.1} ns",
+        t.elapsed().as_secs_f64() * 1e9 / p.len() as f64
+    );
+    let t = Instant::now();
+    let mut budget = NameBudget::default();
+    let mut name = String::new();
+    for i in 0..1_000_000u32 {
+        use std::fmt::Write;
+        name.clear();
+        let _ = write!(name, "myapp.worker.{}.custom_{i}", i % 7 + 1);
+        if classify(&name, &["myapp"]).is_some() {
+            black_box(budget.admit(&name));
+        }
+    }
+    println!(
+        "BENCH statsd_1m_distinct_names_ms {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!(
+        "BENCH statsd_1m_distinct_names_overflow {} names",
+        budget.overflow_total()
+    );
+}
+
 criterion_group!(group, benches);
 
 fn main() {
     group();
     Criterion::default().configure_from_args().final_summary();
     headline();
+    hostile();
 }

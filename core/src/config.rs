@@ -56,8 +56,8 @@ impl ConfigError {
     }
 }
 
-/// Largest configuration document: far above any real one (512 templates
-/// of 256 bytes are 128 KiB), small enough that parsing stays cheap.
+/// Largest configuration document: far above any real one (1000 templates
+/// of 256 bytes are 250 KiB), small enough that parsing stays cheap.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
 /// Parses any config struct, reporting the JSON path of the first error.
@@ -152,8 +152,9 @@ pub const MAX_ROUTE_PATTERN_BYTES: usize = crate::red::route::MAX_PATH_BYTES;
 /// Most route templates. Every request is tried against them in order, so
 /// this bounds the per-request work (at most this many matches of a path of
 /// at most `MAX_PATH_BYTES`) and the configuration's memory (at most
-/// 512 × 256 bytes of template text per VM).
-pub const MAX_ROUTE_PATTERNS: usize = 512;
+/// 1000 × 256 bytes of template text per VM). The same limit as the
+/// otel-processor's `route_patterns`.
+pub const MAX_ROUTE_PATTERNS: usize = 1000;
 
 /// Longest `metrics_path`, the same bound as any route.
 pub const MAX_METRICS_PATH_BYTES: usize = crate::red::route::MAX_PATH_BYTES;
@@ -330,7 +331,7 @@ mod tests {
         let e = RedConfig::from_json(doc.as_bytes()).unwrap_err();
         assert_eq!(
             (e.path.as_str(), e.message.as_str()),
-            ("route_patterns", "at most 512 templates, got 513")
+            ("route_patterns", "at most 1000 templates, got 1001")
         );
         let doc = serde_json::json!({ "route_patterns": &many[..MAX_ROUTE_PATTERNS] }).to_string();
         assert!(RedConfig::from_json(doc.as_bytes()).is_ok());
