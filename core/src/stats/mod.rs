@@ -120,7 +120,9 @@ pub fn scrape(
 ) -> Result<Scrape, StatsError> {
     let body = checked_body(reply, max_bytes)?;
     let ((text, duplicates), repairs) = with_repair(body, |json, repairs| {
-        let mut sink = sink::Text::new();
+        // The page is a fraction of the document (15 % for the 1 MB fixture,
+        // at most ~1.2x for the hostile one): start at a quarter.
+        let mut sink = sink::Text::with_capacity(body.len() / 4);
         let status = ScrapeStatus {
             up: true,
             repairs: repairs as u64,

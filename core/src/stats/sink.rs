@@ -4,7 +4,7 @@
 //! ([`super::scrape`]) never builds a per-sample label vector.
 
 use super::families::{Family, Meta, Sample};
-use crate::prom::text::TextEncoder;
+use crate::prom::text::{escape_help, escape_label_value, format_value};
 
 /// Receives families in order, each followed by its samples.
 pub trait Sink {
@@ -35,11 +35,15 @@ impl Sink for Collect {
     }
 }
 
-/// Prometheus text; a family's HELP/TYPE lines are written with its first
-/// sample, so families without samples leave no trace (as [`super::families::encode_text`]).
+/// Prometheus text (format 0.0.4, as [`super::families::encode_text`]
+/// writes it through [`crate::prom::text::TextEncoder`], byte for byte); a
+/// family's HELP/TYPE lines are written with its first sample, so families
+/// without samples leave no trace. Written directly into one buffer: whole
+/// numbers (nearly every stats value) through `itoa`, label values escaped
+/// only when they hold `\\`, `"` or a newline.
 #[derive(Debug, Default)]
 pub struct Text {
-    encoder: TextEncoder,
+    out: String,
     current: Option<Meta>,
     header_written: bool,
 }
@@ -49,8 +53,37 @@ impl Text {
         Self::default()
     }
 
+    /// With room for `bytes` of output reserved up front.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            out: String::with_capacity(bytes),
+            ..Self::default()
+        }
+    }
+
     pub fn finish(self) -> String {
-        self.encoder.finish()
+        self.out
+    }
+}
+
+/// Largest magnitude below which every whole `f64` is an exact integer.
+const EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+fn push_value(out: &mut String, v: f64) {
+    if v.fract() == 0.0 && v.abs() < EXACT_INT {
+        // Exact by the bound above; `{v}` would print the same digits.
+        let i = v as i64;
+        out.push_str(itoa::Buffer::new().format(i));
+    } else {
+        out.push_str(&format_value(v));
+    }
+}
+
+fn push_label_value(out: &mut String, v: &str) {
+    if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(&escape_label_value(v));
+    } else {
+        out.push_str(v);
     }
 }
 
@@ -64,10 +97,38 @@ impl Sink for Text {
         let Some(meta) = self.current else {
             return;
         };
+        let out = &mut self.out;
         if !self.header_written {
-            self.encoder.family(meta.name, meta.help, meta.kind);
             self.header_written = true;
+            for (what, text) in [
+                ("# HELP ", escape_help(meta.help)),
+                ("# TYPE ", meta.kind.as_str().into()),
+            ] {
+                out.push_str(what);
+                out.push_str(meta.name);
+                out.push(' ');
+                out.push_str(&text);
+                out.push('\n');
+            }
         }
-        self.encoder.sample(meta.name, labels, value);
+        out.push_str(meta.name);
+        if let Some(((k, v), rest)) = labels.split_first() {
+            out.push('{');
+            out.push_str(k);
+            out.push_str("=\"");
+            push_label_value(out, v);
+            out.push('"');
+            for (k, v) in rest {
+                out.push(',');
+                out.push_str(k);
+                out.push_str("=\"");
+                push_label_value(out, v);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        out.push(' ');
+        push_value(out, value);
+        out.push('\n');
     }
 }
