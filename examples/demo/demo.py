@@ -131,7 +131,9 @@ def main():
     live = sys.stdout.isatty() and not args.plain
     hold = args.hold if args.hold is not None else (TOTAL_LIMIT_S if sys.stdin.isatty() else 0.0)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Ctrl-C, kill, or the terminal closing: stop cleanly (the hosts run in
+    # their own sessions and would outlive an uncaught signal).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     logdir = Path(tempfile.mkdtemp(prefix="uwsgi-red-demo-"))
     with Hosts(logdir) as hosts:
