@@ -8,15 +8,25 @@ use uwsgi_red_core::uwsgi::config::UwsgiFilterConfig;
 /// The plugins whose configuration can be checked, by their `dist/` name.
 pub const PLUGINS: [&str; 4] = ["red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor"];
 
+/// How each Envoy plugin words a refused configuration in its critical log
+/// line (`on_configure` in `plugins/<name>/src/lib.rs`; the CLI tests check
+/// these against those sources so the two cannot drift apart).
+pub fn envoy_log_line(plugin: &str, error: &str) -> String {
+    match plugin {
+        "uwsgi-stats" => format!("{error}; not polling, passing traffic through"),
+        _ => format!("{plugin}: {error}; passing traffic through unmeasured"),
+    }
+}
+
 /// `Ok(summary)` when `plugin` would accept `bytes`; `Err(message)` with the
-/// very text the plugin logs when it refuses them (Envoy: the `on_configure`
-/// log line; otel-processor: the error in its batch status reason).
-/// `None` for an unknown plugin name.
+/// very text the plugin reports when it refuses them (Envoy plugins: their
+/// critical log line; otel-processor: the status reason of a metrics batch,
+/// taken from the processor itself). `None` for an unknown plugin name.
 pub fn check(plugin: &str, bytes: &[u8]) -> Option<Result<String, String>> {
     Some(match plugin {
         "red-filter" => RedConfig::from_json(bytes)
             .map(|s| format!("max_series {}, exposition {:?}", s.max_series, s.exposition))
-            .map_err(|e| format!("red-filter: {e}")),
+            .map_err(|e| envoy_log_line(plugin, &e.to_string())),
         "uwsgi-tcp" => UwsgiFilterConfig::from_json(bytes)
             .map(|s| {
                 format!(
@@ -24,15 +34,20 @@ pub fn check(plugin: &str, bytes: &[u8]) -> Option<Result<String, String>> {
                     s.head_limit, s.response_head_limit
                 )
             })
-            .map_err(|e| format!("uwsgi-tcp: {e}")),
+            .map_err(|e| envoy_log_line(plugin, &e.to_string())),
         "uwsgi-stats" => PluginConfig::from_json(bytes)
             .map(|c| match c {
                 PluginConfig::Poller(p) => format!("poller of {} target(s)", p.targets.len()),
                 PluginConfig::Admin(_) => "admin".to_string(),
             })
-            .map_err(|e| e.to_string()),
-        "otel-processor" => otel_processor::load_config(bytes)
-            .map(|c| format!("uwsgi_prefixes {:?}", c.uwsgi_prefixes)),
+            .map_err(|e| envoy_log_line(plugin, &e.to_string())),
+        "otel-processor" => match otel_processor::load_config(bytes) {
+            Ok(c) => Ok(format!("uwsgi_prefixes {:?}", c.uwsgi_prefixes)),
+            // The processor's own words: run an (empty) batch through it.
+            Err(e) => Err(otel_processor::process_metrics(&Err(e.clone()), b"")
+                .status_reason
+                .unwrap_or(e)),
+        },
         _ => return None,
     })
 }

@@ -104,19 +104,23 @@ fn check_config_prints_the_plugins_own_error_naming_the_key() {
     let tcp = br#"{"head_limit": 2}"#;
     let stats = br#"{"targets": [{"name": "app1", "clustr": "x"}]}"#;
     let otel = br#"{"uwsgi_prefixes": ["uwsgi"], "servces": {}}"#;
-    // What each plugin logs (Envoy on_configure; the processor's status reason).
+    // What each plugin reports (Envoy: its critical on_configure log line;
+    // the processor: the status reason of every batch).
     let cases: [(&str, &[u8], String, &str); 4] = [
         (
             "red-filter",
             red,
-            format!("red-filter: {}", RedConfig::from_json(red).unwrap_err()),
+            format!(
+                "red-filter: {}; passing traffic through unmeasured",
+                RedConfig::from_json(red).unwrap_err()
+            ),
             "max_series",
         ),
         (
             "uwsgi-tcp",
             tcp,
             format!(
-                "uwsgi-tcp: {}",
+                "uwsgi-tcp: {}; passing traffic through unmeasured",
                 UwsgiFilterConfig::from_json(tcp).unwrap_err()
             ),
             "head_limit",
@@ -124,13 +128,19 @@ fn check_config_prints_the_plugins_own_error_naming_the_key() {
         (
             "uwsgi-stats",
             stats,
-            PluginConfig::from_json(stats).unwrap_err().to_string(),
+            format!(
+                "{}; not polling, passing traffic through",
+                PluginConfig::from_json(stats).unwrap_err()
+            ),
             "clustr",
         ),
         (
             "otel-processor",
             otel,
-            otel_processor::load_config(otel).unwrap_err(),
+            format!(
+                "plugin_config rejected, metrics passed through unchanged: {}",
+                otel_processor::load_config(otel).unwrap_err()
+            ),
             "servces",
         ),
     ];
@@ -142,8 +152,41 @@ fn check_config_prints_the_plugins_own_error_naming_the_key() {
     }
     assert_eq!(
         run(&["check-config", "red-filter", "-"], red).2,
-        "red-filter: invalid plugin configuration at `max_series`: must be between 1 and 100000, got 0\n"
+        "red-filter: invalid plugin configuration at `max_series`: must be between 1 and 100000, \
+got 0; passing traffic through unmeasured\n"
     );
+}
+
+/// The Envoy plugins' refusal lines, as `check-config` words them, are the
+/// ones in the plugins' sources (those crates only build for Wasm hosts, so
+/// their `on_configure` cannot run here).
+#[test]
+fn refusal_wording_matches_the_plugin_sources() {
+    for (plugin, wording) in [
+        (
+            "red-filter",
+            r#"format!("red-filter: {e}; passing traffic through unmeasured")"#,
+        ),
+        (
+            "uwsgi-tcp",
+            r#"format!("uwsgi-tcp: {e}; passing traffic through unmeasured")"#,
+        ),
+        (
+            "uwsgi-stats",
+            r#"format!("{e}; not polling, passing traffic through")"#,
+        ),
+    ] {
+        let src = std::fs::read_to_string(path(&format!("plugins/{plugin}/src/lib.rs")))
+            .expect("plugin source");
+        assert!(src.contains(wording), "{plugin} no longer logs {wording}");
+        assert_eq!(
+            uwsgi_red_cli::check_config::envoy_log_line(plugin, "E"),
+            wording
+                .trim_start_matches("format!(\"")
+                .trim_end_matches("\")")
+                .replace("{e}", "E")
+        );
+    }
 }
 
 #[test]
