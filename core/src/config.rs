@@ -162,6 +162,17 @@ pub const MAX_METRICS_PATH_BYTES: usize = crate::red::route::MAX_PATH_BYTES;
 /// Longest `service` label value, in bytes.
 pub const MAX_SERVICE_BYTES: usize = 128;
 
+// Self mode stores labels in the shared-state format, which holds labels of
+// at most `MAX_LABEL_BYTES`: every label a valid configuration can produce
+// (a template, a route or route name cut at `MAX_PATH_BYTES`, a service)
+// fits it, checked at compile time so no admitted configuration can ever
+// produce a label the format refuses.
+const _: () = assert!(
+    MAX_ROUTE_PATTERN_BYTES <= crate::red::shared::MAX_LABEL_BYTES
+        && crate::red::route::MAX_PATH_BYTES <= crate::red::shared::MAX_LABEL_BYTES
+        && MAX_SERVICE_BYTES <= crate::red::shared::MAX_LABEL_BYTES
+);
+
 /// Upper bound for `max_series`: beyond it one plugin could hold hundreds of
 /// MB of label sets, which is never what a metrics plugin should do.
 pub const MAX_SERIES_LIMIT: usize = 100_000;
