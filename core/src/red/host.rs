@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::admission::{Decision, Undecided};
+use super::admission::Decision;
 use super::labels::LabelSet;
 use super::names;
 use crate::envoy_name;
@@ -42,6 +42,7 @@ struct SeriesIds {
 #[derive(Debug, Default)]
 pub struct HostRecorder {
     series: HashMap<LabelSet, SeriesIds>,
+    overflow: HashMap<(&'static str, &'static str), SeriesIds>,
     dropped: Option<u32>,
     internal: HashMap<&'static str, u32>,
 }
@@ -75,21 +76,41 @@ impl HostRecorder {
         duration_us: u64,
         ttfb_us: Option<u64>,
     ) {
-        let key = match decision {
-            Decision::Admitted => labels,
-            Decision::Refused => self.fold(host, &labels, None),
-            Decision::Undecided(u) => self.fold(host, &labels, Some(u)),
-        };
-        let ids = match self.ids(host, &key) {
-            Ok(ids) => ids,
-            Err(_) if !key.is_overflow() => match self.ids(host, &key.overflow()) {
-                Ok(ids) => {
+        self.record_ref(host, &labels, decision, duration_us, ttfb_us);
+    }
+
+    /// [`record`](Self::record) for a borrowed label set: a known series
+    /// costs one map lookup and no allocation.
+    pub fn record_ref<H: MetricsHost>(
+        &mut self,
+        host: &mut H,
+        labels: &LabelSet,
+        decision: Decision,
+        duration_us: u64,
+        ttfb_us: Option<u64>,
+    ) {
+        let ids = match decision {
+            Decision::Admitted => match self.ids(host, labels) {
+                Ok(ids) => Ok(ids),
+                // The host would not define this series: its class's
+                // overflow series still counts the request.
+                Err(_) => {
                     self.increment_dropped(host);
-                    ids
+                    self.overflow_ids(host, labels)
                 }
-                Err(_) => return self.internal_error(host, REASON_DEFINE),
             },
-            Err(_) => return self.internal_error(host, REASON_DEFINE),
+            Decision::Refused => {
+                self.increment_dropped(host);
+                self.overflow_ids(host, labels)
+            }
+            Decision::Undecided(u) => {
+                self.increment_dropped(host);
+                self.internal_error(host, u.reason());
+                self.overflow_ids(host, labels)
+            }
+        };
+        let Ok(ids) = ids else {
+            return self.internal_error(host, REASON_DEFINE);
         };
         let mut ok = host.increment(ids.requests, 1).is_ok();
         if let Some(e) = ids.errors {
@@ -104,17 +125,20 @@ impl HostRecorder {
         }
     }
 
-    fn fold<H: MetricsHost>(
+    /// The overflow series of `labels`' status class and protocol, kept
+    /// apart so folding a request allocates nothing once it exists.
+    fn overflow_ids<H: MetricsHost>(
         &mut self,
         host: &mut H,
         labels: &LabelSet,
-        why: Option<Undecided>,
-    ) -> LabelSet {
-        self.increment_dropped(host);
-        if let Some(u) = why {
-            self.internal_error(host, u.reason());
+    ) -> Result<SeriesIds, HostError> {
+        let k = (labels.code_class, labels.protocol);
+        if let Some(ids) = self.overflow.get(&k) {
+            return Ok(*ids);
         }
-        labels.overflow()
+        let ids = define_series(host, &labels.overflow())?;
+        self.overflow.insert(k, ids);
+        Ok(ids)
     }
 
     fn increment_dropped<H: MetricsHost>(&mut self, host: &mut H) {

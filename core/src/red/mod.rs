@@ -18,6 +18,7 @@ pub mod cardinality;
 pub mod expose;
 pub mod histogram;
 pub mod host;
+pub mod intern;
 pub mod kv;
 pub mod labels;
 pub mod method;

@@ -139,33 +139,44 @@ impl Delta {
         duration_seconds: f64,
         ttfb_seconds: Option<f64>,
     ) {
+        self.record_ref(&labels, decision, duration_seconds, ttfb_seconds);
+    }
+
+    /// [`record`](Self::record) for a borrowed label set: a series this
+    /// delta already holds costs lookups, no allocation.
+    pub fn record_ref(
+        &mut self,
+        labels: &LabelSet,
+        decision: Decision,
+        duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
+    ) {
         let too_long = !(fits_format(&labels.route) && fits_format(&labels.service));
+        let folded;
         let key = match decision {
             Decision::Admitted if !too_long => labels,
-            Decision::Admitted => {
-                self.internal_error(REASON_LABEL_TOO_LONG);
-                self.fold(&labels)
-            }
-            Decision::Refused => self.fold(&labels),
-            Decision::Undecided(u) => {
-                self.internal_error(u.reason());
-                self.fold(&labels)
+            other => {
+                match other {
+                    Decision::Undecided(u) => self.internal_error(u.reason()),
+                    Decision::Admitted => self.internal_error(REASON_LABEL_TOO_LONG),
+                    Decision::Refused => {}
+                }
+                self.dropped = self.dropped.saturating_add(1);
+                folded = labels.overflow();
+                &folded
             }
         };
         let is_error = key.is_error();
-        let shard = self.layout.shard_of(&key);
+        let shard = self.layout.shard_of(key);
         let buckets = &self.buckets;
-        self.shards
-            .entry(shard)
-            .or_default()
-            .entry(key)
-            .or_insert_with(|| Series::new(buckets))
-            .observe(buckets, is_error, duration_seconds, ttfb_seconds);
-    }
-
-    fn fold(&mut self, labels: &LabelSet) -> LabelSet {
-        self.dropped = self.dropped.saturating_add(1);
-        labels.overflow()
+        let map = self.shards.entry(shard).or_default();
+        if let Some(s) = map.get_mut(key) {
+            s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
+            return;
+        }
+        let mut s = Series::new(buckets);
+        s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
+        map.insert(key.clone(), s);
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {

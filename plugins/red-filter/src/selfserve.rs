@@ -3,6 +3,8 @@
 //! The state (layout, CAS merge, never-wipe rules) lives in
 //! `uwsgi_red_core::red::shared`; this module moves bytes to the host.
 
+use std::borrow::Borrow;
+
 use proxy_wasm::hostcalls;
 use uwsgi_red_core::prom::text::Format;
 use uwsgi_red_core::red::admission::Decision;
@@ -64,16 +66,22 @@ impl SelfServed {
         }
     }
 
+    /// Owned or borrowed labels: a borrowed known series costs no
+    /// allocation.
     pub fn record(
         &mut self,
-        labels: LabelSet,
+        labels: impl Borrow<LabelSet>,
         decision: Decision,
         duration_ns: u64,
         ttfb_ns: Option<u64>,
     ) {
         let secs = |ns: u64| ns as f64 / 1e9;
-        self.delta
-            .record(labels, decision, secs(duration_ns), ttfb_ns.map(secs));
+        self.delta.record_ref(
+            labels.borrow(),
+            decision,
+            secs(duration_ns),
+            ttfb_ns.map(secs),
+        );
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {
