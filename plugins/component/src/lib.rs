@@ -5,6 +5,27 @@
 //! one addition is [`red_families`], which turns a `RedAggregate` into
 //! metric families because core exposes it only as Prometheus text.
 
+// Runs inside the user's browser page / component host: no input may reach
+// a panic (see core/src/stats/mod.rs); tests may index and unwrap.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 pub mod red_families;
 
 use std::cell::RefCell;

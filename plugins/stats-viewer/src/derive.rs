@@ -119,7 +119,7 @@ impl StatusCounts {
             WorkerStatus::Signal(_) => &mut self.signal,
             WorkerStatus::Other(_) => &mut self.other,
         };
-        *slot += 1;
+        *slot = slot.saturating_add(1);
     }
 }
 
@@ -155,15 +155,15 @@ pub fn view(doc: &StatsDocument) -> View {
     let mut totals = Totals::default();
     let (mut rt_weighted, mut rt_weight) = (0f64, 0f64);
     for w in &workers {
-        totals.workers += 1;
+        totals.workers = totals.workers.saturating_add(1);
         totals.requests = totals.requests.saturating_add(w.requests);
         totals.exceptions = totals.exceptions.saturating_add(w.exceptions);
         totals.harakiri = totals.harakiri.saturating_add(w.harakiri_count);
         totals.respawns = totals.respawns.saturating_add(w.respawn_count);
         totals.tx = totals.tx.saturating_add(w.tx);
         totals.rss = totals.rss.saturating_add(w.rss);
-        totals.cores += w.cores as u64;
-        totals.busy_cores += w.busy_cores as u64;
+        totals.cores = totals.cores.saturating_add(w.cores as u64);
+        totals.busy_cores = totals.busy_cores.saturating_add(w.busy_cores as u64);
         if w.requests > 0 {
             rt_weighted += w.avg_rt_us as f64 * w.requests as f64;
             rt_weight += w.requests as f64;
@@ -192,7 +192,7 @@ pub fn view(doc: &StatsDocument) -> View {
             .find(|r| r.id == a.id && r.mountpoint == a.mountpoint)
         {
             Some(r) => {
-                r.workers += 1;
+                r.workers = r.workers.saturating_add(1);
                 r.requests = r.requests.saturating_add(a.requests);
                 r.exceptions = r.exceptions.saturating_add(a.exceptions);
             }
@@ -275,7 +275,7 @@ impl std::error::Error for RateError {}
 /// Increase of a counter, restarting from zero when it went down.
 fn increase(prev: u64, cur: u64) -> (u64, bool) {
     if cur >= prev {
-        (cur - prev, false)
+        (cur.saturating_sub(prev), false)
     } else {
         (cur, true)
     }

@@ -11,6 +11,27 @@
 //! s.rates(prev, seconds);          // req/s, exceptions/s, tx bytes/s per worker and total
 //! ```
 
+// Runs inside the user's browser page / component host: no input may reach
+// a panic (see core/src/stats/mod.rs); tests may index and unwrap.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 pub mod derive;
 pub mod source;
 
