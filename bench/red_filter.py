@@ -5,7 +5,15 @@ upstream (uWSGI) route. One run prints every figure and the ratios.
 CPU = utime+stime of the Envoy process (--concurrency 1) over a bounded wrk
 run, divided by the requests wrk completed. Envoy is pinned to core 0, wrk
 (and uWSGI) to core 1. Medians of REPS runs, variants interleaved.
+
+What a request costs, counted: the same modules built with the cargo
+feature `instrument` (into target/instrument, not dist/) count VM entries
+(every callback plus one proxy_on_memory_allocate per value a host call
+returns) and host calls, and publish the totals as Envoy gauges on a root
+tick; COUNT_REQUESTS requests on one keep-alive connection per form give the
+per-request figures. The instrumented modules are never timed.
 """
+import http.client
 import json
 import os
 import re
@@ -14,11 +22,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "host-tests"))
-from harness import DIST, Hosts, free_port, red_filter_config  # noqa: E402
+from harness import DIST, ROOT, Hosts, free_port, red_filter_config  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
@@ -26,6 +35,73 @@ CONNS = 8
 VARIANTS = os.environ.get("BENCH_VARIANTS", "none,noop,http,access_log").split(",")
 PLUGIN_CONFIG = json.loads(os.environ.get("BENCH_PLUGIN_CONFIG", '{"route_patterns": ["/users/{id}"]}'))
 CLK = os.sysconf("SC_CLK_TCK")
+COUNT_REQUESTS = 200
+INSTRUMENT_TARGET = ROOT / "target" / "instrument"
+NAMES = {"none": "no filter", "noop": "no-op Wasm filter", "http": "red-filter (HTTP)",
+         "access_log": "red-filter (access log)", "http_nottfb": "red-filter (HTTP, no TTFB)"}
+
+
+def instrumented_modules():
+    """red-filter and noop-filter with the `instrument` feature, built into
+    their own target dir so dist/ and the timed runs never see them."""
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--target", "wasm32-wasip1",
+                    "--target-dir", str(INSTRUMENT_TARGET), "-p", "red-filter", "-p", "noop-filter",
+                    "--features", "red-filter/instrument,noop-filter/instrument"], cwd=ROOT, check=True)
+    out = INSTRUMENT_TARGET / "wasm32-wasip1" / "release"
+    return {"red": out / "red_filter.wasm", "noop": out / "noop_filter.wasm"}
+
+
+def instrument_gauges(admin_port):
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+    conn.request("GET", "/stats?format=json&filter=uwsgi_red_instrument_")
+    stats = json.loads(conn.getresponse().read())["stats"]
+    conn.close()
+    out = {}
+    for s in stats:
+        for key in ("vm_entries", "host_calls", "requests"):
+            if s.get("name", "").endswith("uwsgi_red_instrument_" + key):
+                out[key] = out.get(key, 0) + s["value"]
+    return out
+
+
+def settled_gauges(admin_port, requests, deadline_s=10.0):
+    """The gauges once the module has published `requests` requests (they
+    are published on a 200 ms tick)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        g = instrument_gauges(admin_port)
+        if g.get("requests") == requests or time.monotonic() > deadline:
+            return g
+        time.sleep(0.05)
+
+
+def count_costs(hosts, up, plugin_config):
+    """VM entries and host calls per request, per form, on the direct route."""
+    mods = instrumented_modules()
+    forms = [("noop", "noop", mods["noop"], plugin_config),
+             ("http", "http", mods["red"], plugin_config),
+             ("http_nottfb", "http", mods["red"], {**plugin_config, "time_to_first_byte": False}),
+             ("access_log", "access_log", mods["red"], plugin_config)]
+    costs = {}
+    for name, kind, path, config in forms:
+        listen, admin = free_port(), free_port()
+        env = hosts.envoy(f"count-envoy-{name}", red_filter_config(listen, admin, up, config, wasm_path=path,
+                                                                   filter_kind=kind), admin, listen_port=listen)
+        conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
+        conn.request("GET", "/healthz")  # first request: the module probes the host once per VM
+        conn.getresponse().read()
+        before = settled_gauges(admin, 1)
+        for _ in range(COUNT_REQUESTS):
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+        conn.close()
+        after = settled_gauges(admin, 1 + COUNT_REQUESTS)
+        if after.get("requests", 0) - before.get("requests", 0) != COUNT_REQUESTS:
+            raise RuntimeError(f"{name}: the module counted {after} after {before}, "
+                               f"expected {COUNT_REQUESTS} more requests")
+        costs[name] = {k: (after[k] - before[k]) / COUNT_REQUESTS for k in ("vm_entries", "host_calls")}
+        hosts.stop(env)
+    return costs
 
 
 def cpu_seconds(pid):
@@ -68,6 +144,7 @@ def main():
                                                                               filter_kind=kind),
                                      admin, listen_port=listen)
             os.sched_setaffinity(envs[kind].pid, {0})
+        costs = count_costs(hosts, up, PLUGIN_CONFIG) if os.environ.get("BENCH_COUNT", "1") == "1" else {}
         results = {(k, r): [] for k in VARIANTS for r in ("direct", "upstream")}
         for rep in range(REPS):
             for route, path in (("direct", "/healthz"), ("upstream", "/users/42")):
@@ -78,8 +155,7 @@ def main():
         med = {k: statistics.median(v) for k, v in results.items()}
         print("\nEnvoy CPU per request (µs, median of %d runs of %ds, wrk -c%d):" % (REPS, SECONDS, CONNS))
         print(f"{'variant':<22}{'direct_response':>16}{'upstream':>12}")
-        names = {"none": "no filter", "noop": "no-op Wasm filter", "http": "red-filter (HTTP)",
-                 "access_log": "red-filter (access log)"}
+        names = NAMES
         for kind in VARIANTS:
             print(f"{names[kind]:<22}{med[(kind, 'direct')]:>16.1f}{med[(kind, 'upstream')]:>12.1f}")
         red_over = med[("http", "direct")] - med[("none", "direct")]
@@ -88,9 +164,21 @@ def main():
         print(f"ratios: red/no-filter direct {med[('http', 'direct')] / med[('none', 'direct')]:.2f}x, "
               f"red/no-op direct {med[('http', 'direct')] / med[('noop', 'direct')]:.2f}x, "
               f"red/no-filter upstream {med[('http', 'upstream')] / med[('none', 'upstream')]:.2f}x")
+        if costs:
+            print("\nWhat a request costs (instrumented build, direct_response route, %d requests):"
+                  % COUNT_REQUESTS)
+            print(f"{'form':<28}{'VM entries':>12}{'host calls':>12}")
+            for name, c in costs.items():
+                print(f"{NAMES[name]:<28}{c['vm_entries']:>12.2f}{c['host_calls']:>12.2f}")
         print(f"BENCH red_filter_overhead_us {red_over:.1f} us")
         print(f"BENCH noop_filter_overhead_us {noop_over:.1f} us")
         print(f"BENCH red_access_log_overhead_us {al_over:.1f} us")
+        print(f"BENCH red_access_log_vs_noop_ratio {al_over / noop_over:.2f} x")
+        print(f"BENCH red_filter_vs_noop_ratio {red_over / noop_over:.2f} x")
+        for name, c in costs.items():
+            metric = {"noop": "noop", "http": "red", "http_nottfb": "red_nottfb", "access_log": "red_access_log"}[name]
+            print(f"BENCH {metric}_vm_entries_per_request {c['vm_entries']:.2f} entries")
+            print(f"BENCH {metric}_host_calls_per_request {c['host_calls']:.2f} calls")
         print(f"BENCH red_filter_upstream_ratio {med[('http', 'upstream')] / med[('none', 'upstream')]:.2f} x")
         print(f"BENCH red_filter_wasm_bytes {(DIST / 'red-filter.wasm').stat().st_size} bytes")
 

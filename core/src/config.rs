@@ -121,6 +121,10 @@ pub struct RedConfig {
     /// `self`/`both` mode: how often each VM merges its local counts into
     /// the shared state; the bound on how stale a scrape can be.
     pub flush_interval_ms: u64,
+    /// HTTP-filter form: record time to first byte (two clock reads per
+    /// request). Off, the filter reads the clock only where the host gives
+    /// no duration of its own.
+    pub time_to_first_byte: bool,
 }
 
 impl Default for RedConfig {
@@ -135,6 +139,7 @@ impl Default for RedConfig {
             exposition: Exposition::Host,
             metrics_path: "/metrics".to_string(),
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
+            time_to_first_byte: true,
         }
     }
 }
@@ -188,6 +193,7 @@ pub struct RedSettings {
     pub exposition: Exposition,
     pub metrics_path: String,
     pub flush_interval_ms: u64,
+    pub time_to_first_byte: bool,
 }
 
 impl RedConfig {
@@ -271,6 +277,7 @@ impl RedConfig {
             exposition: self.exposition,
             metrics_path: self.metrics_path,
             flush_interval_ms: self.flush_interval_ms,
+            time_to_first_byte: self.time_to_first_byte,
         })
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! The same module works as an Envoy HTTP filter (`envoy.filters.http.wasm`)
 //! and as an access logger (`envoy.access_loggers.wasm`). Labels and the
-//! record happen once per request, in `on_log`; the filter form notes the
-//! clock when request and response headers pass (for duration and time to
-//! first byte), the access-logger form reads Envoy's `request.duration`. Nothing here can change or fail the traffic: every
-//! callback returns `Continue`, and every internal failure is counted.
+//! record happen once per request, in `on_log`, from one host call where the
+//! host allows it ([`facts`]). The access-logger form does everything in
+//! that one callback; the filter form reads the clock only for time to
+//! first byte (`time_to_first_byte`) or where the host gives no duration.
+//! Nothing here can change or fail the traffic: every callback returns
+//! `Continue`, and every internal failure is counted.
 //!
 //! Exposition (`exposition` in the config): `host` records into the host's
 //! metrics (Envoy `/stats/prometheus`); `self` keeps the counts in the
@@ -22,6 +24,8 @@
     clippy::arithmetic_side_effects
 )]
 
+mod count;
+mod facts;
 mod metrics;
 mod props;
 mod selfserve;
@@ -36,8 +40,11 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use uwsgi_red_core::config::{ConfigError, Exposition, RedConfig, RedSettings, RequestFacts};
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
 use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
+use uwsgi_red_core::red::intern::Interner;
 use uwsgi_red_core::red::shared::fits_format;
 
+use count::Counted;
+use facts::{Source, View, Wanted};
 use metrics::{ProxyKv, ProxyMetrics, REASON_MISSING_DURATION};
 use selfserve::SelfServed;
 
@@ -50,16 +57,20 @@ struct State {
     settings: RedSettings,
     /// One admission decision per label set, shared by both expositions.
     admitter: Admitter,
+    /// Label sets and decisions by raw request facts.
+    interner: Interner,
     /// `host`/`both` mode.
     host: Option<HostRecorder>,
     /// `self`/`both` mode.
     local: Option<SelfServed>,
+    /// How request facts are read; probed on the first request.
+    source: Source,
 }
 
 impl State {
     fn internal_error(&mut self, reason: &'static str) {
         if let Some(h) = &mut self.host {
-            h.internal_error(&mut ProxyMetrics, reason);
+            h.internal_error(&mut Counted(ProxyMetrics), reason);
         }
         if let Some(l) = &mut self.local {
             l.internal_error(reason);
@@ -138,11 +149,16 @@ impl RedRoot {
             l.init(now_s());
             let _ = hostcalls::set_tick_period(Duration::from_millis(settings.flush_interval_ms));
         }
+        if count::ON {
+            let _ = hostcalls::set_tick_period(Duration::from_millis(count::PUBLISH_MS));
+        }
         let mut state = State {
             settings,
             admitter: Admitter::new(policy.clone()),
+            interner: Interner::default(),
             host,
             local,
+            source: Source::Unprobed,
         };
         if let Err(e) = policy.ensure_created(&mut ProxyKv) {
             state.internal_error(e.reason());
@@ -186,6 +202,7 @@ impl RootContext for RedRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        count::entry();
         Some(Box::new(RedStream {
             state: self.state.clone(),
             request_start_ns: None,
@@ -200,8 +217,10 @@ impl RootContext for RedRoot {
 
     /// Access-logger form: one VM entry per request; no time to first byte.
     fn on_log(&mut self) {
+        count::entry();
+        count::request();
         if let Some(state) = &self.state {
-            record(&mut state.borrow_mut(), duration_from_attributes());
+            record(&mut state.borrow_mut(), None);
         }
     }
 
@@ -209,6 +228,7 @@ impl RootContext for RedRoot {
     /// which bounds how stale another VM's scrape can be.
     fn on_tick(&mut self) {
         self.flush();
+        count::publish("uwsgi_red_instrument");
     }
 }
 
@@ -230,51 +250,148 @@ struct RedStream {
     scrape: bool,
 }
 
-impl Context for RedStream {}
+impl Context for RedStream {
+    fn on_done(&mut self) -> bool {
+        count::entry();
+        true
+    }
+}
+
+/// `proxy_on_delete` drops the context: the last VM entry of a request.
+impl Drop for RedStream {
+    fn drop(&mut self) {
+        count::entry();
+    }
+}
 
 impl HttpContext for RedStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.request_start_ns = now_ns();
+        count::entry();
         let Some(state) = &self.state else {
             return Action::Continue;
         };
-        if selfserve::answer_scrape(&mut state.borrow_mut().local, now_s()) {
+        let mut state = state.borrow_mut();
+        let source = ensure_source(&mut state);
+        // The clock only where it is needed: time to first byte, or a host
+        // whose one-call facts carry no duration.
+        if state.settings.time_to_first_byte || !matches!(source, Source::Cel(_)) {
+            self.request_start_ns = now_ns();
+        }
+        if selfserve::answer_scrape(&mut state.local, now_s()) {
             self.scrape = true;
             return Action::Pause;
         }
         Action::Continue
     }
 
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        count::entry();
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        count::entry();
+        Action::Continue
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.response_headers_ns = now_ns();
+        count::entry();
+        if self.request_start_ns.is_some()
+            && self
+                .state
+                .as_ref()
+                .is_some_and(|s| s.borrow().settings.time_to_first_byte)
+        {
+            self.response_headers_ns = now_ns();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        count::entry();
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        count::entry();
         Action::Continue
     }
 
     fn on_log(&mut self) {
+        count::entry();
         if self.scrape {
             return;
         }
+        count::request();
         let Some(state) = &self.state else { return };
         let mut state = state.borrow_mut();
-        // The clock is a cheap host call; Envoy's `request.duration`
-        // attribute costs a CEL evaluation. Fall back to it only when the
-        // request-headers callback never ran (e.g. a codec-level reject).
-        let timing = match (self.request_start_ns, now_ns()) {
-            (Some(start), Some(end)) => Some(Timing {
-                duration_ns: end.saturating_sub(start),
-                ttfb_ns: self.response_headers_ns.map(|t| t.saturating_sub(start)),
+        record(
+            &mut state,
+            Some(Clock {
+                start_ns: self.request_start_ns,
+                response_headers_ns: self.response_headers_ns,
             }),
-            _ => duration_from_attributes(),
-        };
-        record(&mut state, timing);
+        );
     }
 }
 
+/// The clock readings of the filter form.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start_ns: Option<u64>,
+    response_headers_ns: Option<u64>,
+}
+
 fn now_ns() -> Option<u64> {
+    count::host_call(false);
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .and_then(|d| u64::try_from(d.as_nanos()).ok())
+}
+
+/// Which facts this configuration needs (the duration always: it is free
+/// in the one-call form and spares the filter its clock reads).
+fn wanted(settings: &RedSettings) -> Wanted {
+    Wanted {
+        route_name: settings.use_route_name,
+        upstream: settings.service.is_none(),
+        duration: true,
+    }
+}
+
+fn ensure_source(state: &mut State) -> Source {
+    if state.source == Source::Unprobed {
+        state.source = facts::probe(wanted(&state.settings));
+    }
+    state.source
+}
+
+/// Duration and time to first byte: the host's own duration when the facts
+/// carried one, else the filter's clock, else (no request-headers
+/// callback, e.g. a codec-level reject, or the access logger in nginx) the
+/// `request.duration` attribute.
+fn timing(view: &View<'_>, clock: Option<Clock>) -> Option<Timing> {
+    let start = clock.and_then(|c| c.start_ns);
+    let ttfb_ns = match (start, clock.and_then(|c| c.response_headers_ns)) {
+        (Some(s), Some(r)) => Some(r.saturating_sub(s)),
+        _ => None,
+    };
+    if let Some(d) = view.duration_ns {
+        return Some(Timing {
+            duration_ns: d,
+            ttfb_ns,
+        });
+    }
+    if let Some(start) = start {
+        if let Some(end) = now_ns() {
+            return Some(Timing {
+                duration_ns: end.saturating_sub(start),
+                ttfb_ns,
+            });
+        }
+    }
+    duration_from_attributes()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -291,55 +408,64 @@ fn duration_from_attributes() -> Option<Timing> {
     })
 }
 
-/// Reads what is left to know about the request (headers are plain map
-/// lookups; only the route and cluster names need attributes) and records it.
-fn record(state: &mut State, timing: Option<Timing>) {
-    let Some(timing) = timing else {
+/// Reads the request's facts and records them.
+fn record(state: &mut State, clock: Option<Clock>) {
+    let source = ensure_source(state);
+    let want = wanted(&state.settings);
+    facts::with(source, want, |view| record_view(state, &view, clock));
+}
+
+fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
+    let Some(timing) = timing(view, clock) else {
         // No duration means Envoy is logging a request that never started
         // (e.g. a protocol error before headers); nothing to time.
         state.internal_error(REASON_MISSING_DURATION);
         return;
     };
-    let code = props::response_header(":status")
-        .and_then(|c| c.parse::<u16>().ok())
-        .unwrap_or(0);
-    let method = props::request_header(":method").unwrap_or_default();
-    let route_name = if state.settings.use_route_name {
-        props::string(&["xds", "route_name"])
-    } else {
-        None
+    let facts = RequestFacts {
+        method: view.method,
+        path: view.path.unwrap_or("/"),
+        route_name: view.route_name,
+        code: view.code,
+        upstream: view.upstream,
     };
-    let path = if route_name.as_deref().is_some_and(|r| !r.is_empty()) {
-        None
-    } else {
-        props::request_header(":path")
+    let State {
+        settings,
+        admitter,
+        interner,
+        host,
+        local,
+        ..
+    } = state;
+    // A request shape seen before: its labels and final admission
+    // decision come from one lookup, no normalising or allocating.
+    let fresh;
+    let (labels, decision) = match interner.get(&facts, || settings.labels(&facts, "http")) {
+        Some(e) => {
+            let d = match e.decision {
+                Some(d) => d,
+                None => {
+                    let d = admitter.decide(&mut Counted(ProxyKv), &e.labels);
+                    if matches!(d, Decision::Admitted | Decision::Refused) {
+                        e.decision = Some(d);
+                    }
+                    d
+                }
+            };
+            (&e.labels, d)
+        }
+        None => {
+            fresh = settings.labels(&facts, "http");
+            let d = admitter.decide(&mut Counted(ProxyKv), &fresh);
+            (&fresh, d)
+        }
     };
-    let upstream = if state.settings.service.is_none() {
-        props::string(&["xds", "cluster_name"])
-    } else {
-        None
-    };
-    let labels = state.settings.labels(
-        &RequestFacts {
-            method: &method,
-            path: path.as_deref().unwrap_or("/"),
-            route_name: route_name.as_deref(),
-            code,
-            upstream: upstream.as_deref(),
-        },
-        "http",
-    );
-    let decision = if state.host.as_ref().is_some_and(|h| h.knows(&labels)) {
-        Decision::Admitted
-    } else {
-        state.admitter.decide(&mut ProxyKv, &labels)
-    };
-    if let Some(local) = &mut state.local {
-        local.record(labels.clone(), decision, timing.duration_ns, timing.ttfb_ns);
+    if let Some(local) = local {
+        local.record(labels, decision, timing.duration_ns, timing.ttfb_ns);
     }
-    if let Some(host) = &mut state.host {
-        host.record(
-            &mut ProxyMetrics,
+    if let Some(host) = host {
+        host.record_ref(
+            &mut Counted(ProxyMetrics),
             labels,
             decision,
             timing.duration_ns / 1000,

@@ -9,8 +9,12 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 
+use crate::count;
+
 pub fn bytes(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
+    let v = hostcalls::get_property(path.to_vec()).ok().flatten();
+    count::host_call(v.is_some());
+    v
 }
 
 pub fn string(path: &[&str]) -> Option<String> {
@@ -64,15 +68,17 @@ pub fn decode_nanos(b: &[u8]) -> Option<i64> {
 /// Header reads are map lookups in Envoy, cheaper than attribute (CEL)
 /// evaluation. In an access logger they read the logged request's headers.
 pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
+    header(MapType::HttpRequestHeaders, name)
 }
 
 pub fn response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-        .ok()
-        .flatten()
+    header(MapType::HttpResponseHeaders, name)
+}
+
+fn header(map: MapType, name: &str) -> Option<String> {
+    let v = hostcalls::get_map_value(map, name).ok().flatten();
+    count::host_call(v.is_some());
+    v
 }
 
 #[cfg(test)]
