@@ -137,6 +137,7 @@ cmd_test() {
   cargo clippy --locked --workspace --all-targets -- -D warnings
   log "cargo test (native)"
   cargo test --locked --workspace
+  cmd_fuzz smoke
   cmd_build
   log "host tests (real Envoy, uWSGI, gunicorn, nginx, Prometheus)"
   "$VENV/bin/python" -m pytest -v -p no:cacheprovider "$ROOT/host-tests" "$@"
@@ -178,15 +179,59 @@ cmd_viewer() {
   exec python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/plugins/stats-viewer/www" "$port"
 }
 
+# `fuzz [seconds]`: every cargo-fuzz target (fuzz/targets.txt) for that long
+# (default 30 s), then `BENCH fuzz_execs_min` (the smallest per-target count).
+# `fuzz smoke`: the CI mode, 10 s per target after replaying the seed corpus
+# and every committed crasher on stable (fuzz/tests/regressions.rs).
+# Built without a sanitizer: the fuzzed code is safe Rust (`unsafe_code` is
+# denied), so ASan would find nothing the bounds checks do not, at twice the
+# build time; debug assertions stay on for overflow checks. New inputs go to
+# a working corpus in the cache, never into git; crashes to fuzz/artifacts/.
 cmd_fuzz() {
-  local secs="${1:-30}" t
-  rustup toolchain list | grep -q '^nightly' \
-    || { echo "cargo fuzz needs a nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
-  command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-  for t in decoder response tracker; do
+  local secs="${1:-30}" smoke=0 t n min="" failed=() fuzz_bin="$UWSGI_RED_CACHE/tools/cargo-fuzz"
+  [ "$secs" = smoke ] && { smoke=1; secs=10; }
+  [[ "$secs" =~ ^[0-9]+$ ]] || { echo "usage: $0 fuzz [seconds|smoke]" >&2; exit 2; }
+  ensure_rust
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  if [ ! -x "$fuzz_bin/bin/cargo-fuzz" ]; then
+    log "cargo install cargo-fuzz (cached in $fuzz_bin)"
+    cargo install --locked --root "$fuzz_bin" cargo-fuzz --version 0.13.2
+  fi
+  export PATH="$fuzz_bin/bin:$PATH"
+  if ((smoke)); then
+    log "fuzz: replay seed corpus and committed crashers (stable)"
+    # Not --locked: fuzz/ keeps its own lock, which a dependency added to
+    # core or a plugin would otherwise turn into a CI failure.
+    cargo test --manifest-path "$ROOT/fuzz/Cargo.toml" --quiet
+  fi
+  local flags=(-O -a -s none)
+  log "fuzz: build every target (nightly)"
+  (cd "$ROOT/fuzz" && cargo +nightly fuzz build "${flags[@]}")
+  while read -r t; do
+    [ -n "$t" ] || continue
+    local work="$UWSGI_RED_CACHE/fuzz-corpus/$t" out="$UWSGI_RED_CACHE/fuzz-$t.log" dirs=()
+    mkdir -p "$work"
+    for d in corpus regressions; do
+      if [ -d "$ROOT/fuzz/$d/$t" ]; then dirs+=("$ROOT/fuzz/$d/$t"); fi
+    done
     log "fuzz $t for ${secs}s"
-    (cd "$ROOT/fuzz" && cargo +nightly fuzz run "$t" -- -max_total_time="$secs")
-  done
+    if (cd "$ROOT/fuzz" && cargo +nightly fuzz run "${flags[@]}" "$t" "$work" "${dirs[@]}" -- \
+        -max_total_time="$secs" -print_final_stats=1 -dict="$ROOT/fuzz/dict/$t.dict" \
+        -timeout=10 -rss_limit_mb=2048) </dev/null >"$out" 2>&1; then
+      n="$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)"
+      echo "fuzz $t: ${n:-?} execs in ${secs}s"
+      [ -n "$n" ] && { [ -z "$min" ] || ((n < min)); } && min="$n"
+    else
+      failed+=("$t")
+      grep -E '^(thread|==[0-9]+==|SUMMARY|Minimize test case|artifact_prefix|Test unit written)' "$out" | head -n 20 >&2
+      echo "fuzz $t FAILED (full log: $out)" >&2
+    fi
+  done <"$ROOT/fuzz/targets.txt"
+  [ -n "$min" ] && echo "BENCH fuzz_execs_min $min execs"
+  if ((${#failed[@]})); then
+    echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]} (minimise: cd fuzz && cargo +nightly fuzz tmin ${flags[*]} <target> <artifact>)" >&2
+    exit 1
+  fi
 }
 
 case "${1:-}" in

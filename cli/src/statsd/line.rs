@@ -69,9 +69,9 @@ impl fmt::Display for LineError {
             LineError::EmptyName => f.write_str("empty metric name"),
             LineError::BadValue => f.write_str("value is not a finite number"),
             LineError::NoType => f.write_str("no '|type' after the value"),
-            LineError::BadType(t) => write!(f, "unsupported metric type {t:?}"),
+            LineError::BadType(t) => write!(f, "unsupported metric type \"{t}\""),
             LineError::BadSampleRate => f.write_str("sample rate is not in (0, 1]"),
-            LineError::BadField(s) => write!(f, "unknown field {s:?}"),
+            LineError::BadField(s) => write!(f, "unknown field \"{s}\""),
         }
     }
 }
@@ -81,8 +81,10 @@ impl std::error::Error for LineError {}
 /// Longest text quoted back in an error, so an error stays one short line.
 const MAX_QUOTED: usize = 32;
 
+/// The start of `s`, escaped, at most `MAX_QUOTED` chars *after* escaping
+/// (control bytes expand sixfold when escaped: the fuzzer found that).
 fn quote(s: &str) -> String {
-    s.chars().take(MAX_QUOTED).collect()
+    s.escape_debug().take(MAX_QUOTED).collect()
 }
 
 pub fn parse(line: &str) -> Result<Line<'_>, LineError> {
