@@ -3,7 +3,7 @@
 //! wasmtime by `bench/stats_decode_wasm.py` and `bench/stats_1mb.py`; the same
 //! binary runs natively so both sides come from one code path.
 //!
-//! `stats-wasm-bench [iterations] [small|1mb|1mb-owned]` prints
+//! `stats-wasm-bench [iterations] [small|1mb|1mb-owned|hostile|hostile-owned]` prints
 //! `iterations=<n> total_ns=<t> doc_bytes=<b> out_bytes=<o>` (fastest of 15 rounds).
 
 use std::hint::black_box;
@@ -16,6 +16,9 @@ use uwsgi_red_core::stats::{decode, scrape, DEFAULT_MAX_DOCUMENT_BYTES};
 const SMALL: &[u8] = include_bytes!("../../../core/tests/vectors/stats_b_4x4_load_http.bin");
 /// 64 workers × 16 threads under load, `--enable-metrics --memory-report`
 /// (bench/fixtures/capture_stats_1mb.py).
+#[path = "../../../core/tests/stats_support/mod.rs"]
+mod stats_support;
+
 const MB: &[u8] = include_bytes!("../../../bench/fixtures/stats_64x16_load.json");
 
 #[derive(Clone, Copy)]
@@ -59,9 +62,17 @@ fn run(doc: &[u8], path: Path, n: u32) -> (u128, usize) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
-    let (doc, path) = match args.next().as_deref() {
+    let mode = args.next();
+    // Generated only when asked for: ~10 MB.
+    let hostile = match mode.as_deref() {
+        Some(m) if m.starts_with("hostile") => stats_support::hostile(),
+        _ => Vec::new(),
+    };
+    let (doc, path) = match mode.as_deref() {
         Some("1mb") => (MB, Path::Fast),
         Some("1mb-owned") => (MB, Path::Owned),
+        Some("hostile") => (hostile.as_slice(), Path::Fast),
+        Some("hostile-owned") => (hostile.as_slice(), Path::Owned),
         _ => (SMALL, Path::DecodeMap),
     };
     // Warm-up (JIT tiers, allocator), then the fastest of 15 rounds: on a
