@@ -30,10 +30,10 @@ use std::fmt::Write as _;
 use serde::{Serialize, Serializer};
 
 use super::model::StatsDocument;
-use super::sink::{Collect, Sink, Text};
+use super::sink::{Collect, Sink};
 use super::view::{
-    is_per_core_metric, AppView, CacheView, CoreEntries, CoreView, MetricView, SocketView,
-    SpoolerView, Status, View, ViewOf, WorkerView,
+    is_per_core_metric, view_of, AppView, CacheView, CoreEntries, CoreView, MetricView, SocketView,
+    SpoolerView, Status, ViewOf, WorkerView,
 };
 use crate::prom::text::MetricType;
 
@@ -523,15 +523,12 @@ struct Kept<'v, 'a, const P: bool> {
 /// empty so hosts can pre-declare; [`encode_text`] leaves them out.
 pub fn map_document(doc: &StatsDocument, target: &str, opts: &MapOptions) -> Vec<Family> {
     let mut sink = Collect::default();
-    map_view(&View::from_document(doc), target, opts, &mut sink);
+    if opts.per_core {
+        map_view(&view_of::<true>(doc), target, opts, &mut sink);
+    } else {
+        map_view(&view_of::<false>(doc), target, opts, &mut sink);
+    }
     sink.families
-}
-
-/// [`map_document`] straight to Prometheus text, with the summary.
-pub fn view_text(view: &View, target: &str, opts: &MapOptions) -> (String, MapSummary) {
-    let mut sink = Text::new();
-    let summary = map_view(view, target, opts, &mut sink);
-    (sink.finish(), summary)
 }
 
 /// The mapping itself, over a borrowed [`View`], into any [`Sink`]. A view

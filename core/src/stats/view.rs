@@ -306,7 +306,15 @@ impl<'de: 'a, 'a, const PER_CORE: bool> Deserialize<'de> for MetricEntries<'a, P
 impl<'a> View<'a> {
     /// Borrows an owned document (no string is copied).
     pub fn from_document(doc: &'a StatsDocument) -> Self {
-        let b = |s: &'a String| Cow::Borrowed(s.as_str());
+        view_of(doc)
+    }
+}
+
+/// Borrows an owned document as a [`ViewOf`]`<PER_CORE>`: without
+/// `PER_CORE`, per-core parts are left out as a parsed view would leave them.
+pub fn view_of<const PER_CORE: bool>(doc: &StatsDocument) -> ViewOf<'_, PER_CORE> {
+    {
+        let b = |s| Cow::Borrowed(String::as_str(s));
         View {
             version: b(&doc.version),
             listen_queue: doc.listen_queue,
@@ -363,6 +371,7 @@ impl<'a> View<'a> {
                         list: w
                             .cores
                             .iter()
+                            .filter(|_| PER_CORE)
                             .map(|c| CoreView {
                                 id: c.id,
                                 requests: c.requests,
@@ -394,6 +403,7 @@ impl<'a> View<'a> {
                 doc.metrics
                     .iter()
                     .flatten()
+                    .filter(|(name, _)| PER_CORE || !is_per_core_metric(name))
                     .map(|(name, m)| {
                         (
                             b(name),
