@@ -30,7 +30,6 @@ enum Agg {
 #[derive(Debug)]
 struct Series {
     name: String,
-    kind: Kind,
     tags: Vec<(String, String)>,
     agg: Agg,
 }
@@ -56,7 +55,6 @@ pub fn aggregate(lines: &[Line<'_>]) -> MetricsData {
         let i = *index.entry(key).or_insert_with(|| {
             series.push(Series {
                 name: l.name.to_string(),
-                kind: l.kind,
                 tags,
                 agg: match class {
                     0 => Agg::Counter(0),
@@ -124,7 +122,6 @@ fn to_metric(s: Series) -> Metric {
             aggregation_temporality: AggregationTemporality::Delta as i32,
         }),
     };
-    let _ = s.kind;
     Metric {
         name: s.name,
         data: Some(data),
