@@ -117,7 +117,7 @@ cmd_build() {
     [ -f "$out" ] || { echo "build of $crate produced no $out" >&2; exit 1; }
     cp "$out" "$DIST/$name.wasm"
     wasm_opt "$DIST/$name.wasm"
-    echo "dist/$name.wasm $(stat -c %s "$DIST/$name.wasm") bytes"
+    echo "BENCH ${name//-/_}_wasm_bytes $(stat -c %s "$DIST/$name.wasm") bytes"
   done
   ((${#only[@]})) && return 0
   for hook in "$ROOT"/scripts/build.d/*.sh; do
