@@ -5,7 +5,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-cargo build --release --locked -p uwsgi-red-component --target wasm32-wasip2 2>&1 | grep -v '^\s*Compiling' || true
+rm -f target/wasm32-wasip2/release/uwsgi_red_component.wasm  # never copy a stale build
+cargo build --release --locked -p uwsgi-red-component --target wasm32-wasip2 --quiet
 out="target/wasm32-wasip2/release/uwsgi_red_component.wasm"
 [ -f "$out" ] || { echo "build of uwsgi-red-component produced no $out" >&2; exit 1; }
 mkdir -p dist

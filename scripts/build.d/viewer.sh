@@ -13,8 +13,9 @@ wasm_bindgen="$(bash "$ROOT/scripts/setup.d/viewer.sh")"
 # strip would drop the target_features section wasm-bindgen reads (wasm-bindgen
 # drops the name section itself). opt-level 3 rather than the workspace's "s"
 # (sized for proxy-wasm hosts): decoding is ~2.8x faster for +20% bytes.
+rm -f "$ROOT/target/wasm32-unknown-unknown/release/stats_viewer.wasm"  # never bind a stale build
 CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
-  cargo build --release --locked -p stats-viewer --target wasm32-unknown-unknown 2>&1 | grep -v '^\s*Compiling' || true
+  cargo build --release --locked -p stats-viewer --target wasm32-unknown-unknown --quiet
 module="$ROOT/target/wasm32-unknown-unknown/release/stats_viewer.wasm"
 [ -f "$module" ] || { echo "build of stats-viewer produced no $module" >&2; exit 1; }
 
