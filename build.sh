@@ -135,6 +135,13 @@ cmd_test() {
   cargo fmt --all -- --check
   log "cargo clippy -D warnings"
   cargo clippy --locked --workspace --all-targets -- -D warnings
+  # The plugins ship as Wasm: lint what is compiled for each Wasm target too
+  # (cfg(target_family = "wasm") code is invisible to the host run).
+  log "cargo clippy -D warnings (wasm targets)"
+  cargo clippy --locked --target wasm32-wasip1 -p uwsgi-red-core -p red-filter -p noop-filter \
+    -p uwsgi-tcp -p uwsgi-stats -p otel-processor -- -D warnings
+  cargo clippy --locked --target wasm32-unknown-unknown -p uwsgi-red-core -p stats-viewer -- -D warnings
+  cargo clippy --locked --target wasm32-wasip2 -p uwsgi-red-core -p uwsgi-red-component -- -D warnings
   log "cargo test (native)"
   cargo test --locked --workspace
   cmd_fuzz smoke
