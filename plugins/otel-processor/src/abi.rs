@@ -16,7 +16,9 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use crate::status::{log_line, Counters};
-use crate::{load_config, process_logs, process_metrics, LoadedConfig, Outcome, Refusal};
+use crate::{
+    load_config, process_logs, process_metrics, LoadedConfig, NameBudget, Outcome, Refusal,
+};
 
 #[link(wasm_import_module = "opentelemetry.io/wasm")]
 extern "C" {
@@ -54,6 +56,8 @@ thread_local! {
     // Kept between calls: the buffer grows to the largest batch seen once.
     static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     static REFUSALS: Cell<Counters> = Cell::new(Counters::default());
+    // The StatsD names this processor rewrites, for its lifetime.
+    static NAMES: Cell<NameBudget> = Cell::new(NameBudget::default());
 }
 
 static CONFIG: OnceLock<LoadedConfig> = OnceLock::new();
@@ -113,20 +117,20 @@ fn config() -> &'static LoadedConfig {
     })
 }
 
-/// Counts the refusal, hands the reason to the host and writes it to stderr
-/// (fd 2, which otelwasm connects to the Collector's).
-fn report(signal: &str, refusal: Refusal, reason: &str) {
+/// Counts `n` refusals of a kind, hands the reason to the host and writes it
+/// to stderr (fd 2, which otelwasm connects to the Collector's).
+fn report(signal: &str, refusal: Refusal, n: u64, reason: &str) {
     // SAFETY: pointer and length describe a live Rust string.
     unsafe {
         set_result_status_reason(reason.as_ptr(), len32(reason.as_bytes()));
     }
-    let count = REFUSALS.with(|c| {
+    let (before, count) = REFUSALS.with(|c| {
         let mut counters = c.get();
-        let n = counters.record(refusal);
+        let n = counters.record_n(refusal, n);
         c.set(counters);
         n
     });
-    if Counters::should_log(count) {
+    if Counters::should_log_range(before, count) {
         // Nowhere to report a failed log write: the batch goes on.
         let _ = writeln!(
             std::io::stderr(),
@@ -144,7 +148,7 @@ fn process(
     signal: &str,
     fetch: Fetch,
     set: SetResult,
-    run: fn(&LoadedConfig, &[u8]) -> Outcome,
+    run: impl FnOnce(&LoadedConfig, &[u8]) -> Outcome,
 ) -> u32 {
     let cfg = config();
     let out = with_buffer(|buf| read(buf, fetch, MAX_READ).map(|()| run(cfg, buf)));
@@ -153,13 +157,13 @@ fn process(
             // SAFETY: pointer and length describe a live Rust vector.
             unsafe { set(out.payload.as_ptr(), len32(&out.payload)) };
             if let (Some(refusal), Some(reason)) = (out.refusal, &out.status_reason) {
-                report(signal, refusal, reason);
+                report(signal, refusal, out.refused, reason);
             }
             STATUS_OK
         }
         Err(e) => {
             let reason = format!("{signal} batch not read, left to the host: {e}");
-            report(signal, Refusal::Unreadable, &reason);
+            report(signal, Refusal::Unreadable, 1, &reason);
             STATUS_ERROR
         }
     }
@@ -172,12 +176,17 @@ pub extern "C" fn getSupportedTelemetry() -> u32 {
 
 #[no_mangle]
 pub extern "C" fn processMetrics() -> u32 {
-    process(
-        "metrics",
-        current_metrics,
-        set_result_metrics,
-        process_metrics,
-    )
+    NAMES.with(|cell| {
+        let mut names = cell.take();
+        let status = process(
+            "metrics",
+            current_metrics,
+            set_result_metrics,
+            |cfg, input| process_metrics(cfg, &mut names, input),
+        );
+        cell.set(names);
+        status
+    })
 }
 
 #[no_mangle]

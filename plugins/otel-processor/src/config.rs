@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+// The same limits as red-filter's `route_patterns` (core states why).
 use uwsgi_red_core::config::{parse_json, ConfigError};
+pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
-use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer, MAX_PATH_BYTES};
-
-/// More templates than this is a configuration mistake, not a route table.
-pub const MAX_ROUTE_PATTERNS: usize = 1000;
+use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 
 /// What the number after gunicorn's default access-log fields is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -97,10 +96,10 @@ impl ProcessorConfig {
             let at = || format!(".route_patterns[{i}]");
             // Paths are cut at MAX_PATH_BYTES before matching: a longer
             // template could never match, so it is refused, not ignored.
-            if text.len() > MAX_PATH_BYTES {
+            if text.len() > MAX_ROUTE_PATTERN_BYTES {
                 return Err(ConfigError::new(
                     &at(),
-                    format!("templates are at most {MAX_PATH_BYTES} bytes"),
+                    format!("templates are at most {MAX_ROUTE_PATTERN_BYTES} bytes"),
                 ));
             }
             templates.push(
@@ -168,7 +167,7 @@ mod tests {
         assert_eq!(e.path, ".route_patterns[1]");
         let long = format!(
             r#"{{"route_patterns":["/{}"]}}"#,
-            "a".repeat(MAX_PATH_BYTES)
+            "a".repeat(MAX_ROUTE_PATTERN_BYTES)
         );
         let e = ProcessorConfig::from_json(long.as_bytes()).unwrap_err();
         assert_eq!(e.path, ".route_patterns[0]");

@@ -26,6 +26,7 @@ pub mod status;
 
 pub use config::ProcessorConfig;
 pub use status::Refusal;
+pub use uwsgi_red_core::statsd::NameBudget;
 
 /// Instrumentation scope of everything this processor creates.
 pub const SCOPE_NAME: &str = "uwsgi-red/otel-processor";
@@ -37,13 +38,18 @@ pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const MAX_REWRITE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a process call hands back: the payload to forward and, when
-/// something was off, why. The payload is the input itself on any refusal.
+/// something was off, why. The payload is the input itself on any batch
+/// refusal; on `Refusal::NameBudget` it is the rewritten batch in which the
+/// `refused` metrics kept their original names.
 #[derive(Debug)]
 pub struct Outcome {
     pub payload: Vec<u8>,
     pub status_reason: Option<String>,
     /// Set whenever `status_reason` is: the kind, for counting.
     pub refusal: Option<Refusal>,
+    /// How many refusals of that kind (1 for a batch; the metrics refused
+    /// for `NameBudget`), 0 without a refusal.
+    pub refused: u64,
 }
 
 impl Outcome {
@@ -52,6 +58,7 @@ impl Outcome {
             payload: input.to_vec(),
             status_reason: None,
             refusal: None,
+            refused: 0,
         }
     }
 
@@ -60,6 +67,7 @@ impl Outcome {
             payload,
             status_reason: None,
             refusal: None,
+            refused: 0,
         }
     }
 }
@@ -77,6 +85,7 @@ pub fn pass_through(input: &[u8], refusal: Refusal, reason: String) -> Outcome {
         payload: input.to_vec(),
         status_reason: Some(reason),
         refusal: Some(refusal),
+        refused: 1,
     }
 }
 
@@ -102,8 +111,9 @@ fn too_big(signal: &str, input: &[u8]) -> Option<Outcome> {
     })
 }
 
-/// OTLP `MetricsData` bytes in, rewritten bytes out (fail-open).
-pub fn process_metrics(config: &LoadedConfig, input: &[u8]) -> Outcome {
+/// OTLP `MetricsData` bytes in, rewritten bytes out (fail-open). `names` is
+/// the processor's budget of StatsD names to rewrite, kept across batches.
+pub fn process_metrics(config: &LoadedConfig, names: &mut NameBudget, input: &[u8]) -> Outcome {
     let cfg = match config {
         Ok(c) if c.rewrite_metrics => c,
         Ok(_) => return Outcome::unchanged(input),
@@ -114,8 +124,17 @@ pub fn process_metrics(config: &LoadedConfig, input: &[u8]) -> Outcome {
     }
     match otlp::decode_metrics(input) {
         Ok(mut data) => {
-            metrics::rewrite(cfg, &mut data);
-            Outcome::rewritten(otlp::encode(&data))
+            let over = metrics::rewrite(cfg, names, &mut data);
+            let mut out = Outcome::rewritten(otlp::encode(&data));
+            if over > 0 {
+                out.status_reason = Some(format!(
+                    "{over} metrics with new StatsD names over the {}-name budget passed through unchanged",
+                    names.max_names()
+                ));
+                out.refusal = Some(Refusal::NameBudget);
+                out.refused = over;
+            }
+            out
         }
         Err(e) => pass_through(
             input,

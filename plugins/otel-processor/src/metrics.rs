@@ -13,14 +13,19 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use uwsgi_red_core::statsd::exphist::to_explicit;
-use uwsgi_red_core::statsd::{classify, map, AttrValue, Instrument, Mapping, Outcome};
+use uwsgi_red_core::statsd::{
+    classify, map, Admission, AttrValue, Instrument, Mapping, NameBudget, Outcome,
+};
 
 use crate::otlp::{int_value, set_attr, str_value};
 use crate::ProcessorConfig;
 
 const SERVICE_NAME: &str = "service.name";
 
-pub fn rewrite(cfg: &ProcessorConfig, data: &mut MetricsData) {
+/// Rewrites `data` in place; returns how many metrics kept their original
+/// name because `names` refused them (a new name with the budget full).
+pub fn rewrite(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut MetricsData) -> u64 {
+    let mut over_budget = 0u64;
     let mut out = Vec::with_capacity(data.resource_metrics.len());
     for mut rm in std::mem::take(&mut data.resource_metrics) {
         // service.name -> rewritten metrics, in first-seen order of names.
@@ -28,8 +33,12 @@ pub fn rewrite(cfg: &ProcessorConfig, data: &mut MetricsData) {
         for sm in &mut rm.scope_metrics {
             let mut kept = Vec::with_capacity(sm.metrics.len());
             for metric in std::mem::take(&mut sm.metrics) {
-                match route(cfg, metric) {
+                match route(cfg, names, metric) {
                     Routed::Keep(m) => kept.push(m),
+                    Routed::OverBudget(m) => {
+                        over_budget = over_budget.saturating_add(1);
+                        kept.push(m);
+                    }
                     Routed::Drop => {}
                     Routed::Rewritten(service, m) => services.entry(service).or_default().merge(m),
                 }
@@ -62,18 +71,31 @@ pub fn rewrite(cfg: &ProcessorConfig, data: &mut MetricsData) {
         }
     }
     data.resource_metrics = out;
+    over_budget
 }
 
 enum Routed {
     Keep(Metric),
+    /// Ours by name, but a new name with the budget full: kept as it was,
+    /// and counted.
+    OverBudget(Metric),
     Drop,
     Rewritten(String, Metric),
 }
 
-fn route(cfg: &ProcessorConfig, metric: Metric) -> Routed {
+fn route(cfg: &ProcessorConfig, names: &mut NameBudget, metric: Metric) -> Routed {
     let Some((source, m)) = classify(&metric.name, &cfg.uwsgi_prefixes) else {
         return Routed::Keep(metric);
     };
+    // Every rewritten name is an output series of its own: past the budget a
+    // name is treated as not ours, so memory and output stay bounded however
+    // many distinct names arrive.
+    match names.admit(&metric.name) {
+        Admission::Admitted => {}
+        Admission::Overflow => return Routed::OverBudget(metric),
+        // classify already refuses names this long; kept as not ours.
+        Admission::TooLong => return Routed::Keep(metric),
+    }
     match map(&m) {
         Outcome::Redundant if cfg.keep_redundant => Routed::Keep(metric),
         Outcome::Redundant => Routed::Drop,

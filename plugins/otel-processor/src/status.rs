@@ -17,14 +17,19 @@ pub enum Refusal {
     /// Could not be read at all: larger than the read limit, or the guest
     /// could not allocate the buffer. The host keeps the batch.
     Unreadable,
+    /// One metric, not a batch: a new StatsD name after the processor's
+    /// `NameBudget` is full. That metric passes through unchanged; the rest
+    /// of the batch is rewritten.
+    NameBudget,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::ConfigRejected,
         Refusal::Undecodable,
         Refusal::TooBig,
         Refusal::Unreadable,
+        Refusal::NameBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +38,7 @@ impl Refusal {
             Refusal::Undecodable => "undecodable",
             Refusal::TooBig => "too_big",
             Refusal::Unreadable => "unreadable",
+            Refusal::NameBudget => "name_budget",
         }
     }
 
@@ -42,6 +48,15 @@ impl Refusal {
             Refusal::Undecodable => 1,
             Refusal::TooBig => 2,
             Refusal::Unreadable => 3,
+            Refusal::NameBudget => 4,
+        }
+    }
+
+    /// What one refusal of this kind leaves untouched.
+    fn unit(self) -> &'static str {
+        match self {
+            Refusal::NameBudget => "StatsD names",
+            _ => "batch",
         }
     }
 }
@@ -55,18 +70,25 @@ impl fmt::Display for Refusal {
 /// Refusals per reason since the module was instantiated.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
-    counts: [u64; 4],
+    counts: [u64; 5],
 }
 
 impl Counters {
     /// Counts one refusal and returns the new count for that reason.
     pub fn record(&mut self, r: Refusal) -> u64 {
+        self.record_n(r, 1).1
+    }
+
+    /// Counts `n` refusals at once (metrics of one batch): the counts for
+    /// that reason before and after.
+    pub fn record_n(&mut self, r: Refusal, n: u64) -> (u64, u64) {
         match self.counts.get_mut(r.index()) {
             Some(c) => {
-                *c = c.saturating_add(1);
-                *c
+                let before = *c;
+                *c = c.saturating_add(n);
+                (before, *c)
             }
-            None => 0,
+            None => (0, 0),
         }
     }
 
@@ -80,11 +102,18 @@ impl Counters {
     pub fn should_log(count: u64) -> bool {
         count.is_power_of_two()
     }
+
+    /// `should_log` for a count that moved from `before` to `after` in one
+    /// step: true when a power of two lies in `(before, after]`.
+    pub fn should_log_range(before: u64, after: u64) -> bool {
+        after > before && (before == 0 || after.ilog2() > before.ilog2())
+    }
 }
 
 /// The stderr line for one refusal (no trailing newline).
 pub fn log_line(signal: &str, r: Refusal, count: u64, reason: &str) -> String {
-    format!("uwsgi-red otel-processor: {signal} batch refused ({r}, {count} so far): {reason}")
+    let unit = r.unit();
+    format!("uwsgi-red otel-processor: {signal} {unit} refused ({r}, {count} so far): {reason}")
 }
 
 #[cfg(test)]
@@ -102,12 +131,30 @@ mod tests {
         assert_eq!(c.record(Refusal::ConfigRejected), 1);
         assert_eq!(
             Refusal::ALL.map(|r| c.get(r)),
-            [1, 0, 20, 0],
+            [1, 0, 20, 0, 0],
             "each reason counts alone"
         );
         assert_eq!(
             log_line("logs", Refusal::TooBig, 3, "x"),
             "uwsgi-red otel-processor: logs batch refused (too_big, 3 so far): x"
         );
+        assert_eq!(
+            log_line("metrics", Refusal::NameBudget, 5, "y"),
+            "uwsgi-red otel-processor: metrics StatsD names refused (name_budget, 5 so far): y"
+        );
+    }
+
+    #[test]
+    fn batch_counts_log_when_they_pass_a_power_of_two() {
+        let mut c = Counters::default();
+        assert_eq!(c.record_n(Refusal::NameBudget, 3), (0, 3));
+        assert_eq!(c.record_n(Refusal::NameBudget, 1), (3, 4));
+        assert_eq!(c.record_n(Refusal::NameBudget, 3), (4, 7));
+        assert_eq!(c.get(Refusal::NameBudget), 7);
+        let logged: Vec<(u64, u64)> = [(0, 3), (3, 4), (4, 7), (7, 8), (8, 8), (9, 15), (15, 16)]
+            .into_iter()
+            .filter(|&(b, a)| Counters::should_log_range(b, a))
+            .collect();
+        assert_eq!(logged, [(0, 3), (3, 4), (7, 8), (15, 16)]);
     }
 }

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     MetricsData, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use otel_processor::{load_config, process_logs, process_metrics};
+use otel_processor::{load_config, process_logs, process_metrics, NameBudget};
 use prost::Message;
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
@@ -94,7 +94,11 @@ fn batch(metrics: Vec<Metric>) -> MetricsData {
 }
 
 fn run(cfg: &str, data: &MetricsData) -> MetricsData {
-    let out = process_metrics(&load_config(cfg.as_bytes()), &data.encode_to_vec());
+    let out = process_metrics(
+        &load_config(cfg.as_bytes()),
+        &mut NameBudget::default(),
+        &data.encode_to_vec(),
+    );
     assert_eq!(out.status_reason, None);
     MetricsData::decode(&out.payload[..]).expect("valid OTLP out")
 }
@@ -284,7 +288,7 @@ fn uwsgi_absolute_counters_become_cumulative() {
 #[test]
 fn undecodable_input_passes_through_with_reason() {
     let garbage = b"\x0a\xff\xff\xff\xff\x0fnot protobuf".to_vec();
-    let out = process_metrics(&load_config(b"{}"), &garbage);
+    let out = process_metrics(&load_config(b"{}"), &mut NameBudget::default(), &garbage);
     assert_eq!(out.payload, garbage);
     assert!(out.status_reason.unwrap().contains("passed through"));
     let out = process_logs(&load_config(b"{}"), &garbage);
@@ -295,14 +299,18 @@ fn undecodable_input_passes_through_with_reason() {
 #[test]
 fn bad_config_passes_through_naming_the_key() {
     let input = batch(vec![delta_sum("app.gunicorn.request.status.200", 1)]).encode_to_vec();
-    let out = process_metrics(&load_config(br#"{"prefixes":["x"]}"#), &input);
+    let out = process_metrics(
+        &load_config(br#"{"prefixes":["x"]}"#),
+        &mut NameBudget::default(),
+        &input,
+    );
     assert_eq!(out.payload, input);
     assert!(out.status_reason.unwrap().contains("prefixes"));
 }
 
 #[test]
 fn empty_payload_is_empty() {
-    let out = process_metrics(&load_config(b"null"), &[]);
+    let out = process_metrics(&load_config(b"null"), &mut NameBudget::default(), &[]);
     assert!(out.payload.is_empty() && out.status_reason.is_none());
 }
 
@@ -393,7 +401,7 @@ fn batch_over_rewrite_limit_passes_through_unchanged() {
     });
     let input = md.encode_to_vec();
     assert!(input.len() > MAX_REWRITE_BYTES);
-    let out = process_metrics(&cfg, &input);
+    let out = process_metrics(&cfg, &mut NameBudget::default(), &input);
     assert!(out.payload == input, "payload changed");
     assert_eq!(out.refusal, Some(Refusal::TooBig));
     let reason = out.status_reason.unwrap_or_default();
@@ -402,7 +410,10 @@ fn batch_over_rewrite_limit_passes_through_unchanged() {
     assert!(logs.payload == input && logs.refusal == Some(Refusal::TooBig));
     // At the limit it is still rewritten.
     let small = gunicorn_batch_bytes();
-    assert_eq!(process_metrics(&cfg, &small).refusal, None);
+    assert_eq!(
+        process_metrics(&cfg, &mut NameBudget::default(), &small).refusal,
+        None
+    );
 }
 
 fn gunicorn_batch_bytes() -> Vec<u8> {
@@ -422,7 +433,7 @@ fn gunicorn_batch_bytes() -> Vec<u8> {
 fn refusals_name_their_kind() {
     use otel_processor::Refusal;
     let bad = load_config(br#"{"uwsgi_prefix":["x"]}"#);
-    let out = process_metrics(&bad, &gunicorn_batch_bytes());
+    let out = process_metrics(&bad, &mut NameBudget::default(), &gunicorn_batch_bytes());
     assert_eq!(out.refusal, Some(Refusal::ConfigRejected));
     assert!(out
         .status_reason
@@ -430,7 +441,11 @@ fn refusals_name_their_kind() {
         .contains("uwsgi_prefix"));
     let out = process_logs(&load_config(b"{}"), b"\x0a\xff\xff\xff\xff\x0f");
     assert_eq!(out.refusal, Some(Refusal::Undecodable));
-    let out = process_metrics(&load_config(b"{}"), &gunicorn_batch_bytes());
+    let out = process_metrics(
+        &load_config(b"{}"),
+        &mut NameBudget::default(),
+        &gunicorn_batch_bytes(),
+    );
     assert_eq!((out.refusal, out.status_reason), (None, None));
 }
 
