@@ -2,10 +2,12 @@
 //!
 //! The same module works as an Envoy HTTP filter (`envoy.filters.http.wasm`)
 //! and as an access logger (`envoy.access_loggers.wasm`). Labels and the
-//! record happen once per request, in `on_log`, from one host call where the
-//! host allows it ([`facts`]). The access-logger form does everything in
-//! that one callback; the filter form reads the clock only for time to
-//! first byte (`time_to_first_byte`) or where the host gives no duration.
+//! record happen once per request, in `on_log` ([`facts`]); a repeated
+//! request shape costs one lookup ([`Interner`]). The access-logger form
+//! does everything in that one callback and takes Envoy's
+//! `request.duration`; the filter form reads the host clock when request
+//! headers pass, and when response headers pass only for time to first
+//! byte (`time_to_first_byte`).
 //! Nothing here can change or fail the traffic: every callback returns
 //! `Continue`, and every internal failure is counted.
 //!
@@ -271,13 +273,12 @@ impl HttpContext for RedStream {
             return Action::Continue;
         };
         let mut state = state.borrow_mut();
-        let source = ensure_source(&mut state);
-        // The clock only where it is needed: time to first byte, or a host
-        // whose one-call facts carry no duration.
-        if state.settings.time_to_first_byte || !matches!(source, Source::Cel(_)) {
-            self.request_start_ns = now_ns();
-        }
-        if selfserve::answer_scrape(&mut state.local, now_s()) {
+        // Two clock reads (no guest allocation) cost less than reading the
+        // `request.duration` attribute at the end (a host call, a CEL
+        // attribute lookup and an allocation).
+        self.request_start_ns = now_ns();
+        // The clock only when there is a scrape path to check at all.
+        if state.local.is_some() && selfserve::answer_scrape(&mut state.local, now_s()) {
             self.scrape = true;
             return Action::Pause;
         }
@@ -350,39 +351,30 @@ fn now_ns() -> Option<u64> {
         .and_then(|d| u64::try_from(d.as_nanos()).ok())
 }
 
-/// Which facts this configuration needs (the duration always: it is free
-/// in the one-call form and spares the filter its clock reads).
+/// Which facts this configuration needs.
 fn wanted(settings: &RedSettings) -> Wanted {
     Wanted {
         route_name: settings.use_route_name,
         upstream: settings.service.is_none(),
-        duration: true,
     }
 }
 
 fn ensure_source(state: &mut State) -> Source {
     if state.source == Source::Unprobed {
-        state.source = facts::probe(wanted(&state.settings));
+        state.source = facts::probe();
     }
     state.source
 }
 
-/// Duration and time to first byte: the host's own duration when the facts
-/// carried one, else the filter's clock, else (no request-headers
-/// callback, e.g. a codec-level reject, or the access logger in nginx) the
-/// `request.duration` attribute.
-fn timing(view: &View<'_>, clock: Option<Clock>) -> Option<Timing> {
+/// Duration and time to first byte: the filter's clock, else (access
+/// logger, or no request-headers callback, e.g. a codec-level reject) the
+/// host's `request.duration` attribute.
+fn timing(clock: Option<Clock>) -> Option<Timing> {
     let start = clock.and_then(|c| c.start_ns);
     let ttfb_ns = match (start, clock.and_then(|c| c.response_headers_ns)) {
         (Some(s), Some(r)) => Some(r.saturating_sub(s)),
         _ => None,
     };
-    if let Some(d) = view.duration_ns {
-        return Some(Timing {
-            duration_ns: d,
-            ttfb_ns,
-        });
-    }
     if let Some(start) = start {
         if let Some(end) = now_ns() {
             return Some(Timing {
@@ -416,7 +408,7 @@ fn record(state: &mut State, clock: Option<Clock>) {
 }
 
 fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
-    let Some(timing) = timing(view, clock) else {
+    let Some(timing) = timing(clock) else {
         // No duration means Envoy is logging a request that never started
         // (e.g. a protocol error before headers); nothing to time.
         state.internal_error(REASON_MISSING_DURATION);
