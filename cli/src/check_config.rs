@@ -44,9 +44,13 @@ pub fn check(plugin: &str, bytes: &[u8]) -> Option<Result<String, String>> {
         "otel-processor" => match otel_processor::load_config(bytes) {
             Ok(c) => Ok(format!("uwsgi_prefixes {:?}", c.uwsgi_prefixes)),
             // The processor's own words: run an (empty) batch through it.
-            Err(e) => Err(otel_processor::process_metrics(&Err(e.clone()), b"")
-                .status_reason
-                .unwrap_or(e)),
+            Err(e) => Err(otel_processor::process_metrics(
+                &Err(e.clone()),
+                &mut otel_processor::NameBudget::default(),
+                b"",
+            )
+            .status_reason
+            .unwrap_or(e)),
         },
         _ => return None,
     })

@@ -14,7 +14,9 @@ use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, MetricsData};
 use otel_processor::logs::ATTR_PARSED;
-use otel_processor::{load_config, process_logs, process_metrics, LoadedConfig};
+use otel_processor::{
+    load_config, process_logs, process_metrics, LoadedConfig, NameBudget, Refusal,
+};
 use prost::Message;
 use uwsgi_red_core::statsd::{classify, map, Outcome};
 
@@ -44,13 +46,17 @@ fn all(d: &MetricsData) -> impl Iterator<Item = &Metric> {
 }
 
 pub fn metrics(data: &[u8]) {
-    let out = process_metrics(config(), data);
+    // A fresh budget per input: every input is judged on its own.
+    let out = process_metrics(config(), &mut NameBudget::default(), data);
     let Ok(input) = MetricsData::decode(data) else {
         assert_eq!(out.payload, data, "undecodable input passes through");
         assert!(out.status_reason.is_some());
         return;
     };
-    if out.status_reason.is_some() {
+    // Over-budget names are kept within a rewritten batch (they are
+    // claimed names, so the checks below still hold); any other refusal
+    // hands the input back.
+    if out.status_reason.is_some() && out.refusal != Some(Refusal::NameBudget) {
         assert_eq!(out.payload, data);
         return;
     }

@@ -28,7 +28,9 @@ pub fn run(text: &str, config: &[u8]) -> Result<String, String> {
         return Err("no StatsD line".into());
     }
     let batch = receiver::aggregate(&lines).encode_to_vec();
-    let out = otel_processor::process_metrics(&cfg, &batch);
+    // One batch, as one processor instance would see it first.
+    let mut names = otel_processor::NameBudget::default();
+    let out = otel_processor::process_metrics(&cfg, &mut names, &batch);
     if let Some(reason) = out.status_reason {
         return Err(reason);
     }
