@@ -24,7 +24,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::red::cardinality::DEFAULT_MAX_SERIES;
+use crate::red::admission::DEFAULT_MAX_SERIES;
 use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use crate::red::route::{PathTemplate, RouteNormalizer};
 

@@ -14,7 +14,6 @@
 
 pub mod admission;
 pub mod aggregate;
-pub mod cardinality;
 pub mod expose;
 pub mod histogram;
 pub mod host;

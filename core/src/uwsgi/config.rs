@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::decoder::{DEFAULT_HEAD_LIMIT, MIN_HEAD_LIMIT};
 use super::response::DEFAULT_RESPONSE_HEAD_LIMIT;
 use crate::config::{parse_json, ConfigError, RedConfig, RedSettings};
-use crate::red::cardinality::DEFAULT_MAX_SERIES;
+use crate::red::admission::DEFAULT_MAX_SERIES;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
