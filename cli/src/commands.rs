@@ -141,5 +141,10 @@ pub fn statsd(args: &[String]) -> Result<String, Failure> {
     let bytes = read(path)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| Failure::Input(format!("statsd: {path}: not UTF-8: {e}")))?;
-    statsd::run(text, &config).map_err(|e| Failure::Input(format!("statsd: {path}: {e}")))
+    let emitted =
+        statsd::run(text, &config).map_err(|e| Failure::Input(format!("statsd: {path}: {e}")))?;
+    if let Some(w) = emitted.warning {
+        eprintln!("uwsgi-red: statsd: {path}: {w}");
+    }
+    Ok(emitted.lines)
 }

@@ -350,6 +350,29 @@ fn statsd_uwsgi_capture_under_its_prefix() {
 }
 
 #[test]
+fn statsd_over_the_name_budget_warns_and_still_prints() {
+    // 10 001 distinct uWSGI names: one more than the processor rewrites.
+    let text: String = (1..=10_001)
+        .map(|w| format!("uwsgi.worker.{w}.requests:1|c\n"))
+        .collect();
+    let (code, out, err) = run(&["statsd", "-"], text.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 10_001);
+    assert_eq!(
+        err,
+        "uwsgi-red: statsd: -: 1 metrics with new StatsD names over the 10000-name budget \
+passed through unchanged\n"
+    );
+    // The one over the budget keeps its StatsD name.
+    assert_eq!(
+        out.matches(r#""name":"uwsgi.worker.10001.requests""#)
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn statsd_bad_input_and_usage() {
     let (code, out, err) = run(
         &["statsd", "-"],

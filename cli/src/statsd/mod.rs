@@ -9,10 +9,19 @@ pub mod receiver;
 use opentelemetry_proto::tonic::metrics::v1::MetricsData;
 use prost::Message;
 
+/// What `uwsgi-red statsd` prints: the JSON lines, and the processor's
+/// status reason when it refused some metrics but still emitted the batch
+/// (more distinct StatsD names than its name budget).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitted {
+    pub lines: String,
+    pub warning: Option<String>,
+}
+
 /// The processor's metrics for `text` (one StatsD line per line; empty lines
 /// skipped) under processor configuration `config` (its `plugin_config`
 /// JSON). `Err` names the first bad line, or the refused configuration.
-pub fn run(text: &str, config: &[u8]) -> Result<String, String> {
+pub fn run(text: &str, config: &[u8]) -> Result<Emitted, String> {
     let cfg = otel_processor::load_config(config);
     if let Err(e) = &cfg {
         return Err(format!("processor configuration: {e}"));
@@ -28,12 +37,17 @@ pub fn run(text: &str, config: &[u8]) -> Result<String, String> {
         return Err("no StatsD line".into());
     }
     let batch = receiver::aggregate(&lines).encode_to_vec();
-    // One batch, as one processor instance would see it first.
+    // One budget for the one "batch" of this file, as a fresh processor has.
     let mut names = otel_processor::NameBudget::default();
     let out = otel_processor::process_metrics(&cfg, &mut names, &batch);
-    if let Some(reason) = out.status_reason {
-        return Err(reason);
-    }
+    let warning = match (out.refusal, out.status_reason) {
+        (Some(otel_processor::Refusal::NameBudget), reason) => reason,
+        (_, Some(reason)) => return Err(reason),
+        (_, None) => None,
+    };
     let data = MetricsData::decode(&out.payload[..]).map_err(|e| e.to_string())?;
-    Ok(output::lines(&data))
+    Ok(Emitted {
+        lines: output::lines(&data),
+        warning,
+    })
 }
