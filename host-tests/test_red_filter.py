@@ -15,25 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (APPS, ROOT, Envoy, Proc, envoy_validate, free_port, get_text, gunicorn_bin,
-                      parse_prometheus, require_binary, samples, uwsgi_bin, value, wait_for, wait_port, wasm)
+from conftest import (ROOT, Envoy, Proc, free_port, get_text, require_binary, samples, value, wait_for, wait_port,
+                      wasm)
 from envoy_red import render
+from harness import start_gunicorn, start_uwsgi
 
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/prom/{id}"], "max_series": 1000}
-
-
-def start_uwsgi(logdir, name, port):
-    p = Proc(name, [uwsgi_bin(), "--master", "--processes", "2", "--http11-socket", f"127.0.0.1:{port}",
-                    "--wsgi-file", str(APPS / "app.py"), "--die-on-term", "--disable-logging"], logdir)
-    wait_port(port, 20, p)
-    return p
-
-
-def start_gunicorn(logdir, name, port):
-    p = Proc(name, [gunicorn_bin(), "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "app:application"],
-             logdir)
-    wait_port(port, 20, p)
-    return p
 
 
 def start_envoy(logdir, name, upstream_port, plugin_config=PLUGIN_CONFIG, filter_kind="http", concurrency=1):
@@ -90,8 +77,8 @@ def stacks(logdir):
     procs = []
     try:
         up_u, up_g = free_port(), free_port()
-        procs.append(start_uwsgi(logdir, "red-uwsgi", up_u))
-        procs.append(start_gunicorn(logdir, "red-gunicorn", up_g))
+        procs.append(start_uwsgi(logdir, "red-uwsgi", port=up_u, protocol="http11"))
+        procs.append(start_gunicorn(logdir, "red-gunicorn", port=up_g))
         eu = start_envoy(logdir, "red-envoy-uwsgi", up_u)
         eu.upstream_port = up_u
         procs.append(eu)
@@ -197,7 +184,7 @@ def test_duration_is_measured_at_the_proxy(logdir, stacks):
 def test_access_logger_form_counts_the_same(logdir, stacks):
     """The module also runs as an access logger (one VM entry per request)."""
     up = free_port()
-    u = start_uwsgi(logdir, "red-uwsgi-al", up)
+    u = start_uwsgi(logdir, "red-uwsgi-al", port=up, protocol="http11")
     env = start_envoy(logdir, "red-envoy-al", up, filter_kind="access_log")
     try:
         c = Client(env.listen_port)

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import get_text, http, parse_prometheus, require_binary, samples, value, wait_for
-from test_red_filter import Client, PLUGIN_CONFIG, known_mix, start_envoy, start_uwsgi
+from test_red_filter import Client, PLUGIN_CONFIG, known_mix, start_envoy
+from harness import start_uwsgi
 from conftest import Envoy, free_port
 from envoy_red import render
 
@@ -52,7 +53,7 @@ def stack(logdir):
     procs = []
     try:
         up = free_port()
-        procs.append(start_uwsgi(logdir, "self-uwsgi", up))
+        procs.append(start_uwsgi(logdir, "self-uwsgi", port=up, protocol="http11"))
         env = start_envoy(logdir, "self-envoy", up, SELF_CONFIG, concurrency=2)
         procs.append(env)
         mix = known_mix() * 3
@@ -228,43 +229,6 @@ def test_two_workers_hammering_one_series_lose_nothing(logdir):
         assert len(seen) > 5 and seen == sorted(seen), "counts went backwards between scrapes"
     finally:
         env.stop()
-
-
-def test_nginx_example_minus_wasm_proxies_to_uwsgi(logdir, tmp_path):
-    """What of examples/nginx-wasm/nginx.conf can run here: no nginx with
-    ngx_wasm_module is installable on this host, so the `wasm {}` block and
-    the `proxy_wasm` line are removed and the rest (uwsgi_pass with its
-    params, the /metrics location's access rules) runs on Debian's nginx."""
-    import re
-    from conftest import APPS, ROOT, Proc, uwsgi_bin, wait_port
-    nginx = require_binary("nginx", "apt-get install nginx-light")
-    text = (ROOT / "examples" / "nginx-wasm" / "nginx.conf").read_text()
-    assert re.search(r"^wasm \{$.*^    module red dist/red-filter\.wasm;$.*^\}$", text, re.M | re.S)
-    assert "shm_kv * " in text and '"exposition": "self"' in text
-    listen, up = free_port(), free_port()
-    conf = re.sub(r"^wasm \{.*?^\}\n", "", text, flags=re.M | re.S)
-    conf = "\n".join(l for l in conf.splitlines() if "proxy_wasm red" not in l)
-    conf = (conf.replace("127.0.0.1:8080", f"127.0.0.1:{listen}").replace("127.0.0.1:8001", f"127.0.0.1:{up}")
-            .replace("/tmp/nginx-red.pid", str(tmp_path / "nginx.pid"))
-            .replace("/tmp/nginx-red-error.log", str(tmp_path / "error.log")))
-    conf = conf.replace("events {}", "daemon off;\nevents {}")
-    (tmp_path / "nginx.conf").write_text(conf)
-    u = Proc("nginx-ex-uwsgi", [uwsgi_bin(), "--master", "--processes", "1", "--uwsgi-socket", f"127.0.0.1:{up}",
-                                "--wsgi-file", str(APPS / "app.py"), "--die-on-term", "--disable-logging"], logdir)
-    n = Proc("nginx-ex", [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], logdir)
-    try:
-        wait_port(up, 20, u)
-        wait_port(listen, 20, n)
-        status, _, body = http("GET", f"http://127.0.0.1:{listen}/users/7?x=1")
-        assert status == 200 and body == b"Hello GET /users/7 read=0\n"
-        status, _, body = http("POST", f"http://127.0.0.1:{listen}/items", body=b"abc")
-        assert status == 201
-        # Without the filter nothing answers /metrics and nothing proxies it.
-        status, _, body = http("GET", f"http://127.0.0.1:{listen}/metrics")
-        assert status in (403, 404) and b"Hello" not in body
-    finally:
-        n.stop()
-        u.stop()
 
 
 def test_two_instances_sharing_a_service_keep_separate_exact_counts(logdir):

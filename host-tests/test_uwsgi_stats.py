@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (APPS, ROOT, Envoy, Proc, envoy_bin, free_port, get_text, http, parse_prometheus,
-                      require_binary, samples, uwsgi_bin, value, wait_for, wait_port, wasm)
+from conftest import (ROOT, Envoy, envoy_bin, free_port, get_text, http, parse_prometheus, require_binary,
+                      samples, value, wait_for, wait_port, wasm)
+from harness import start_uwsgi, uwsgi_stats_config
 
 EXAMPLE = ROOT / "examples" / "envoy-uwsgi-stats"
 VECTORS = ROOT / "core" / "tests" / "vectors"
@@ -101,38 +102,6 @@ def huge_document():
     return json.dumps({"version": "2.0.30", "cwd": "/srv", "sockets": [], "workers": workers}).encode()
 
 
-def render(admin_port, public_port, snapshot_port, app_port, poller_config, stats_clusters):
-    """The example envoy.yaml with test ports, the built module, the given
-    poller config and one STATIC cluster per stats target."""
-    text = (EXAMPLE / "envoy.yaml").read_text()
-    text = text.replace("port_value: 9901", f"port_value: {admin_port}")
-    text = text.replace("port_value: 10000", f"port_value: {public_port}")
-    text = text.replace("port_value: 9902", f"port_value: {snapshot_port}")
-    text = text.replace("port_value: 9090", f"port_value: {app_port}")
-    text = text.replace("filename: dist/uwsgi-stats.wasm", f"filename: {wasm('uwsgi-stats')}")
-    start = text.index("value: '{\"targets\"")
-    end = text.index("}'", start) + 2
-    text = text[:start] + "value: '" + json.dumps(poller_config) + "'" + text[end:]
-    head = text[:text.index("  # One cluster per uWSGI stats server")]
-    clusters = ""
-    for name, port in stats_clusters.items():
-        clusters += (f"  - name: {name}\n    type: STATIC\n    connect_timeout: 0.5s\n"
-                     f"    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n"
-                     f"        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}\n")
-    return head + clusters
-
-
-def start_uwsgi(logdir, name, processes, extra=()):
-    port, stats = free_port(), free_port()
-    p = Proc(name, [uwsgi_bin(), "--master", "--processes", str(processes), "--http11-socket", f"127.0.0.1:{port}",
-                    "--wsgi-file", str(APPS / "app.py"), "--stats", f"127.0.0.1:{stats}", "--stats-http",
-                    "--memory-report", "--die-on-term", "--disable-logging", *extra], logdir)
-    wait_port(port, 20, p)
-    wait_port(stats, 20, p)
-    p.port, p.stats_port = port, stats
-    return p
-
-
 # ---------------------------------------------------------------- fixtures
 
 class Setup:
@@ -142,8 +111,10 @@ class Setup:
 @pytest.fixture(scope="module")
 def env(logdir):
     s = Setup()
-    s.app1 = start_uwsgi(logdir, "uwsgi-stats-app1", 4)
-    s.app2 = start_uwsgi(logdir, "uwsgi-stats-app2", 2)
+    # --http11-socket, a stats server speaking HTTP, and memory figures.
+    app = dict(protocol="http11", stats=True, memory_report=True)
+    s.app1 = start_uwsgi(logdir, "uwsgi-stats-app1", processes=4, **app)
+    s.app2 = start_uwsgi(logdir, "uwsgi-stats-app2", processes=2, **app)
     closed_port = free_port()  # nothing listens here
     invalid = (VECTORS / "stats_k_cwd_backslash_invalid_http.bin").read_bytes()
     good_small = (VECTORS / "stats_a_2proc_idle_http.bin").read_bytes()
@@ -162,8 +133,8 @@ def env(logdir):
     targets = [{"name": k, "cluster": f"uwsgi_stats_{k}"} for k in ports]
     poller = {"targets": targets, "interval_ms": 1000, "timeout_ms": 800}
     s.admin, s.public, s.snapshot = free_port(), free_port(), free_port()
-    cfg = render(s.admin, s.public, s.snapshot, s.app1.port, poller,
-                 {f"uwsgi_stats_{k}": p for k, p in ports.items()})
+    cfg = uwsgi_stats_config(s.admin, s.public, s.snapshot, s.app1.port, poller,
+                             {f"uwsgi_stats_{k}": p for k, p in ports.items()}, wasm_path=wasm("uwsgi-stats"))
     s.envoy = Envoy("envoy-uwsgi-stats", cfg, logdir, s.admin)
     s.envoy.wait_ready()
     # First poll after one interval, then stats flush.
@@ -237,8 +208,9 @@ def test_refused_config_costs_no_traffic(logdir, env):
     starts, the public listener proxies byte for byte, nothing is polled,
     and the refusal is logged (critical) naming the key and counted."""
     admin, public = free_port(), free_port()
-    cfg = render(admin, public, free_port(), env.app1.port,
-                 {"targets": [{"name": "a", "cluster": "c", "clustr": "typo"}]}, {"c": free_port()})
+    cfg = uwsgi_stats_config(admin, public, free_port(), env.app1.port,
+                             {"targets": [{"name": "a", "cluster": "c", "clustr": "typo"}]}, {"c": free_port()},
+                             wasm_path=wasm("uwsgi-stats"))
     e = Envoy("envoy-uwsgi-stats-badcfg", cfg, logdir, admin)
     try:
         e.wait_ready()

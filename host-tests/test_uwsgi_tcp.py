@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ROOT, APPS, Envoy, Proc, free_port, http, require_binary, samples, uwsgi_bin, value,
-                      wait_for, wait_port, wasm)
+from conftest import ROOT, Envoy, Proc, free_port, http, require_binary, samples, value, wait_for, wait_port, wasm
 from envoy_uwsgi_tcp import envoy_yaml
+from harness import render, start_uwsgi_ini, uwsgi_tcp_example_config
 
 EXAMPLE = ROOT / "examples" / "nginx-envoy-uwsgi"
 REQ = "uwsgi_red_requests_total"
@@ -29,13 +29,6 @@ DECODE = "uwsgi_red_decode_errors_total"
 
 def nginx_bin():
     return require_binary("nginx", "apt-get install nginx-light")
-
-
-def substitute(text, pairs):
-    for old, new in pairs:
-        assert old in text, f"{old!r} not in example config"
-        text = text.replace(old, new)
-    return text
 
 
 def nginx_prefix(base):
@@ -152,12 +145,9 @@ def scrape_when(envoy, ready, what):
 def uwsgi_app(tmp_path_factory):
     d = tmp_path_factory.mktemp("uwsgi_tcp_uwsgi")
     port = free_port()
-    ini = substitute((EXAMPLE / "uwsgi.ini").read_text(),
-                     [("127.0.0.1:3031", f"127.0.0.1:{port}"), ("%d", f"{EXAMPLE}/")])
-    (d / "uwsgi.ini").write_text(ini)
-    p = Proc("uwsgi", [uwsgi_bin(), "--ini", str(d / "uwsgi.ini")], d)
+    # start_uwsgi_ini points the example's %d at its own folder.
+    p = start_uwsgi_ini(d, "uwsgi", EXAMPLE / "uwsgi.ini", [("127.0.0.1:3031", f"127.0.0.1:{port}")], port)
     try:
-        wait_port(port, 30, p)
         yield port, p
     finally:
         p.stop()
@@ -169,13 +159,12 @@ def stack(tmp_path_factory, uwsgi_app):
     d = tmp_path_factory.mktemp("uwsgi_tcp_stack")
     uwsgi_port, _ = uwsgi_app
     nginx_port, envoy_port, admin = free_port(), free_port(), free_port()
-    yaml = substitute((EXAMPLE / "envoy.yaml").read_text(), [
-        ("port_value: 9901", f"port_value: {admin}"), ("port_value: 9090", f"port_value: {envoy_port}"),
-        ("port_value: 3031", f"port_value: {uwsgi_port}"), ("filename: dist/uwsgi-tcp.wasm", f"filename: {wasm('uwsgi-tcp')}")])
+    yaml = uwsgi_tcp_example_config(admin, envoy_port, uwsgi_port, wasm_path=wasm("uwsgi-tcp"))
     envoy = Envoy("envoy_stack", yaml, d, admin)
     prefix = nginx_prefix(d / "nginx")
-    conf = substitute((EXAMPLE / "nginx.conf").read_text(),
-                      [("127.0.0.1:8080", f"127.0.0.1:{nginx_port}"), ("127.0.0.1:9090", f"127.0.0.1:{envoy_port}")])
+    conf = render(EXAMPLE / "nginx.conf", [
+        ("127.0.0.1:8080", f"127.0.0.1:{nginx_port}", 2),  # the listen line and the comment naming it
+        ("127.0.0.1:9090", f"127.0.0.1:{envoy_port}")])
     (prefix / "nginx.conf").write_text(conf)
     nginx = None
     try:
