@@ -32,13 +32,28 @@ from harness import DIST, ROOT, Hosts, free_port, red_filter_config  # noqa: E40
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
-VARIANTS = os.environ.get("BENCH_VARIANTS", "none,noop,http,access_log").split(",")
+VARIANTS = os.environ.get("BENCH_VARIANTS", "none,noop,http,http_nottfb,access_log").split(",")
+# Another build's red-filter.wasm (e.g. the previous commit's) timed in the same
+# interleaved run as "http_before" and "access_log_before": before/after from one run.
+BEFORE_DIST = os.environ.get("BENCH_BEFORE_DIST")
+if BEFORE_DIST:
+    VARIANTS += ["http_before", "access_log_before"]
 PLUGIN_CONFIG = json.loads(os.environ.get("BENCH_PLUGIN_CONFIG", '{"route_patterns": ["/users/{id}"]}'))
 CLK = os.sysconf("SC_CLK_TCK")
 COUNT_REQUESTS = 200
 INSTRUMENT_TARGET = ROOT / "target" / "instrument"
 NAMES = {"none": "no filter", "noop": "no-op Wasm filter", "http": "red-filter (HTTP)",
-         "access_log": "red-filter (access log)", "http_nottfb": "red-filter (HTTP, no TTFB)"}
+         "access_log": "red-filter (access log)", "http_nottfb": "red-filter (HTTP, no TTFB)",
+         "http_before": "before: HTTP", "access_log_before": "before: access log"}
+
+
+def variant(kind, plugin_config):
+    """(filter_kind, wasm_path, plugin_config) of a timed variant."""
+    if kind == "http_nottfb":
+        return "http", None, {**plugin_config, "time_to_first_byte": False}
+    if kind.endswith("_before"):
+        return kind.removesuffix("_before"), Path(BEFORE_DIST) / "red-filter.wasm", plugin_config
+    return kind, None, plugin_config
 
 
 def instrumented_modules():
@@ -140,8 +155,10 @@ def main():
                          wrapper=("taskset", "-c", "1")).port
         for kind in VARIANTS:
             listen, admin = free_port(), free_port()
-            envs[kind] = hosts.envoy(f"bench-envoy-{kind}", red_filter_config(listen, admin, up, PLUGIN_CONFIG,
-                                                                              filter_kind=kind),
+            filter_kind, wasm_path, config = variant(kind, PLUGIN_CONFIG)
+            envs[kind] = hosts.envoy(f"bench-envoy-{kind}",
+                                     red_filter_config(listen, admin, up, config, wasm_path=wasm_path,
+                                                       filter_kind=filter_kind),
                                      admin, listen_port=listen)
             os.sched_setaffinity(envs[kind].pid, {0})
         costs = count_costs(hosts, up, PLUGIN_CONFIG) if os.environ.get("BENCH_COUNT", "1") == "1" else {}
@@ -173,6 +190,10 @@ def main():
         print(f"BENCH red_filter_overhead_us {red_over:.1f} us")
         print(f"BENCH noop_filter_overhead_us {noop_over:.1f} us")
         print(f"BENCH red_access_log_overhead_us {al_over:.1f} us")
+        for kind in VARIANTS:
+            if kind not in ("none", "noop", "http", "access_log"):
+                over = med[(kind, "direct")] - med[("none", "direct")]
+                print(f"{NAMES[kind]}: +{over:.1f} us over no filter, {over / noop_over:.2f}x the no-op filter's")
         print(f"BENCH red_access_log_vs_noop_ratio {al_over / noop_over:.2f} x")
         print(f"BENCH red_filter_vs_noop_ratio {red_over / noop_over:.2f} x")
         for name, c in costs.items():
