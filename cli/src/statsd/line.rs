@@ -107,10 +107,12 @@ pub fn parse(line: &str) -> Result<Line<'_>, LineError> {
                 .filter(|r| *r > 0.0 && *r <= 1.0)
                 .ok_or(LineError::BadSampleRate)?;
         } else if let Some(t) = f.strip_prefix('#') {
+            // A tag without a name (`#:v`) carries nothing: dropped, so
+            // the canonical form round-trips (the fuzzer found `#:`).
             tags.extend(
                 t.split(',')
-                    .filter(|t| !t.is_empty())
-                    .map(|t| t.split_once(':').unwrap_or((t, ""))),
+                    .map(|t| t.split_once(':').unwrap_or((t, "")))
+                    .filter(|(k, _)| !k.is_empty()),
             );
         } else {
             return Err(LineError::BadField(quote(f)));
