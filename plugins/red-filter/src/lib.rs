@@ -371,10 +371,7 @@ fn ensure_source(state: &mut State) -> Source {
 /// host's `request.duration` attribute.
 fn timing(clock: Option<Clock>) -> Option<Timing> {
     let start = clock.and_then(|c| c.start_ns);
-    let ttfb_ns = match (start, clock.and_then(|c| c.response_headers_ns)) {
-        (Some(s), Some(r)) => Some(r.saturating_sub(s)),
-        _ => None,
-    };
+    let ttfb_ns = ttfb(clock);
     if let Some(start) = start {
         if let Some(end) = now_ns() {
             return Some(Timing {
@@ -384,6 +381,14 @@ fn timing(clock: Option<Clock>) -> Option<Timing> {
         }
     }
     duration_from_attributes()
+}
+
+/// Time to first byte: needs both clock readings.
+fn ttfb(clock: Option<Clock>) -> Option<u64> {
+    match clock.map(|c| (c.start_ns, c.response_headers_ns)) {
+        Some((Some(s), Some(r))) => Some(r.saturating_sub(s)),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -463,5 +468,48 @@ fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
             timing.duration_ns / 1000,
             timing.ttfb_ns.map(|t| t / 1000),
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_to_first_byte_is_on_unless_configured_off() {
+        assert!(RedConfig::from_json(b"{}").unwrap().time_to_first_byte);
+        let off = RedConfig::from_json(br#"{"time_to_first_byte":false}"#).unwrap();
+        assert!(!off.time_to_first_byte);
+        assert_eq!(
+            RedConfig::from_json(br#"{"time_to_first_byte":"no"}"#)
+                .unwrap_err()
+                .path,
+            "time_to_first_byte"
+        );
+    }
+
+    #[test]
+    fn only_the_facts_the_configuration_uses_are_read() {
+        let w = wanted(&RedConfig::from_json(b"{}").unwrap());
+        assert!(w.route_name && w.upstream);
+        let fixed = RedConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
+        let w = wanted(&fixed);
+        assert!(!w.route_name && !w.upstream);
+    }
+
+    #[test]
+    fn ttfb_needs_both_readings() {
+        let clock = |start_ns, response_headers_ns| {
+            Some(Clock {
+                start_ns,
+                response_headers_ns,
+            })
+        };
+        assert_eq!(ttfb(clock(Some(10), Some(25))), Some(15));
+        assert_eq!(ttfb(clock(Some(30), Some(25))), Some(0), "clock steps back");
+        assert_eq!(ttfb(clock(Some(10), None)), None, "time_to_first_byte off");
+        assert_eq!(ttfb(clock(None, Some(25))), None);
+        assert_eq!(ttfb(None), None, "access logger");
     }
 }
