@@ -33,12 +33,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType as HostMetricType};
-use uwsgi_red_core::prom::text::MetricType;
-use uwsgi_red_core::red::host::{HostError, HostRecorder, REASON_CONFIG};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
 use uwsgi_red_core::stats::config::{metrics_key, snapshot_key, AdminConfig, PluginConfig};
 
-use export::MetricsHost;
 use poller::Poller;
 
 proxy_wasm::main! {{
@@ -46,32 +44,9 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// proxy-wasm metric calls. A failing host call is logged and skipped:
-/// metrics must never take the proxy down.
-struct Host;
-
-impl MetricsHost for Host {
-    fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
-        let kind = match kind {
-            MetricType::Counter => HostMetricType::Counter,
-            MetricType::Histogram => HostMetricType::Histogram,
-            _ => HostMetricType::Gauge,
-        };
-        hostcalls::define_metric(kind, name).map_err(|e| {
-            log(LogLevel::Warn, &format!("define_metric {name}: {e:?}"));
-            HostError
-        })
-    }
-
-    fn record(&mut self, id: u32, value: u64) -> Result<(), HostError> {
-        hostcalls::record_metric(id, value).map_err(|_| HostError)
-    }
-
-    fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
-        hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX))
-            .map_err(|_| HostError)
-    }
-}
+/// proxy-wasm metric calls (shared with the other plugins). A failing host
+/// call is skipped: metrics must never take the proxy down.
+use uwsgi_red_proxy_wasm::ProxyMetrics as Host;
 
 fn log(level: LogLevel, msg: &str) {
     let _ = hostcalls::log(level, &format!("uwsgi-stats: {msg}"));

@@ -29,16 +29,14 @@ use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
-use proxy_wasm::types::{
-    Action, BufferType, ContextType, LogLevel, MetricType as HostKind, PeerType, Status,
-};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, PeerType};
 use uwsgi_red_core::envoy_name;
 use uwsgi_red_core::prom::text::MetricType;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
-use uwsgi_red_core::red::host::{HostError, HostRecorder, MetricsHost, REASON_CONFIG};
-use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore, Versioned};
+use uwsgi_red_core::red::host::{HostRecorder, MetricsHost, REASON_CONFIG};
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UwsgiFilterSettings};
 use uwsgi_red_core::uwsgi::{ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL};
+use uwsgi_red_proxy_wasm::{ProxyKv, ProxyMetrics};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
@@ -51,48 +49,6 @@ fn now_us() -> u64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .and_then(|d| u64::try_from(d.as_micros()).ok())
         .unwrap_or(0)
-}
-
-/// proxy-wasm metric calls for the core's recorder.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProxyMetrics;
-
-impl MetricsHost for ProxyMetrics {
-    fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
-        let kind = match kind {
-            MetricType::Counter => HostKind::Counter,
-            MetricType::Histogram => HostKind::Histogram,
-            MetricType::Gauge | MetricType::Untyped => HostKind::Gauge,
-        };
-        hostcalls::define_metric(kind, name).map_err(|_| HostError)
-    }
-
-    fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError> {
-        let by = i64::try_from(by).unwrap_or(i64::MAX);
-        hostcalls::increment_metric(id, by).map_err(|_| HostError)
-    }
-
-    fn record(&mut self, id: u32, value: u64) -> Result<(), HostError> {
-        hostcalls::record_metric(id, value).map_err(|_| HostError)
-    }
-}
-
-/// proxy-wasm shared data for the core's admission policy.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProxyKv;
-
-impl KvStore for ProxyKv {
-    fn get(&mut self, key: &str) -> Result<Versioned, KvError> {
-        hostcalls::get_shared_data(key).map_err(|_| KvError::Unavailable)
-    }
-
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<CasWrite, KvError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(CasWrite::Written),
-            Err(Status::CasMismatch) => Ok(CasWrite::Mismatch),
-            Err(_) => Err(KvError::Unavailable),
-        }
-    }
 }
 
 /// Per-VM (so per Envoy worker) metric state shared by all connections.
