@@ -60,6 +60,7 @@ pub enum LineError {
     BadType(String),
     BadSampleRate,
     BadField(String),
+    ControlCharacter,
 }
 
 impl fmt::Display for LineError {
@@ -72,6 +73,7 @@ impl fmt::Display for LineError {
             LineError::BadType(t) => write!(f, "unsupported metric type \"{t}\""),
             LineError::BadSampleRate => f.write_str("sample rate is not in (0, 1]"),
             LineError::BadField(s) => write!(f, "unknown field \"{s}\""),
+            LineError::ControlCharacter => f.write_str("control character inside the line"),
         }
     }
 }
@@ -89,6 +91,11 @@ fn quote(s: &str) -> String {
 
 pub fn parse(line: &str) -> Result<Line<'_>, LineError> {
     let line = line.trim_end_matches(['\r', '\n']);
+    // Only the line end may hold CR/LF; any control character inside would
+    // not survive the canonical form (the fuzzer found a tag ending in CR).
+    if line.chars().any(char::is_control) {
+        return Err(LineError::ControlCharacter);
+    }
     let (name, rest) = line.split_once(':').ok_or(LineError::NoValue)?;
     if name.is_empty() {
         return Err(LineError::EmptyName);
