@@ -4,6 +4,16 @@
 //! the host makes per request (every callback, and the context's drop on
 //! `proxy_on_delete`) and publishes them as host gauges on a root tick,
 //! like red-filter's instrumented build.
+//!
+//! Panic-free by construction like every plugin (it runs in the proxy).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
