@@ -59,6 +59,18 @@ fn invalid_utf8_in_fields_after_lossy_decoding() {
     );
 }
 
+/// Found by the `gunicorn_log` fuzz target (10 M run): a trailing `%(M)s`
+/// whose microseconds overflow u64 gave "format with millis" and no duration.
+#[test]
+fn duration_field_beyond_u64_microseconds_is_not_a_duration() {
+    let base = gunicorn_line("h", "-", "22/Nov/2026:04:12:33 +0000", "/", 200, "-", "-");
+    let largest = format!("{base} 18446744073709551");
+    let ok = parse_line(&largest).unwrap();
+    assert_eq!(ok.duration_us, Some(18_446_744_073_709_551_000));
+    assert_eq!(parse_line(&format!("{base} 18446744073709552")), None);
+    assert_eq!(parse_line(&format!("{base} 99999999999999999999")), None);
+}
+
 #[test]
 fn megabyte_lines() {
     let big = "é".repeat(1 << 19); // 1 MiB of two-byte characters

@@ -22,11 +22,14 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     let (request, code, size, tail) = split_request(rest)?;
 
     // Tail: `"referer" "agent"` or `"referer" "agent" MILLIS`.
-    let (quoted, millis) = match tail.strip_suffix('"') {
+    // A duration whose microseconds do not fit in u64 is not a duration:
+    // the line is not this format (found by fuzzing: with the value kept as
+    // "absent", the format said "with millis" while no duration existed).
+    let (quoted, micros) = match tail.strip_suffix('"') {
         Some(_) => (tail, None),
         None => {
             let (q, m) = tail.rsplit_once(' ')?;
-            (q, Some(digits::<u64>(m)?))
+            (q, Some(digits::<u64>(m)?.checked_mul(1000)?))
         }
     };
     let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
@@ -41,14 +44,14 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
         return None;
     }
 
-    let format = if millis.is_some() {
+    let format = if micros.is_some() {
         LogFormat::GunicornWithMillis
     } else {
         LogFormat::Gunicorn
     };
     let mut r = RequestRecord::new(format, method(meth)?, target, code);
     r.protocol = protocol;
-    r.duration_us = millis.and_then(|m| m.checked_mul(1000));
+    r.duration_us = micros;
     r.response_bytes = size;
     r.remote_addr = remote_addr;
     r.remote_user = dash_none(user);
