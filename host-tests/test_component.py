@@ -1,8 +1,10 @@
 """dist/uwsgi-red.component.wasm in three component-model hosts.
 
-- wasm-tools: the artifact validates and exports exactly the world of
-  wit/uwsgi-red.wit (same interfaces, same types and functions); its only
-  imports are WASI ones from Rust's std.
+- wit-check (host-tests/wasmtime-host/src/bin/wit-check.rs: wasmparser's
+  validator and wit-component's printer, the versions wasmtime builds on):
+  the artifact validates and exports exactly the world of wit/uwsgi-red.wit
+  (same interfaces, same types and functions); its only imports are WASI
+  ones from Rust's std.
 - wasmtime: host-tests/wasmtime-host runs every core vector through every WIT
   function and compares with native core. Its wasmtime build is behind the
   crate's `host` feature, so `cargo test --workspace` (which runs before
@@ -50,8 +52,14 @@ def component():
 
 
 @pytest.fixture(scope="module")
-def wasm_tools():
-    return setup_tool("wasm-tools.sh")
+def wit_check():
+    """wit-check, built with the wasmtime test crate's features and profile so
+    the later `cargo test` of that crate reuses every compiled dependency."""
+    p = run([*CARGO_HOST, "build", *HOST_CRATE, "--bin", "wit-check"], timeout=3600)
+    assert p.returncode == 0, p.stderr[-6000:]
+    path = ROOT / "target" / "host-test" / "wit-check"
+    assert path.is_file(), f"cargo build gave no {path}"
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +69,21 @@ def wasmtime_run(component):
     return p
 
 
-# ----------------------------------------------------------------- wasm-tools
+# ------------------------------------------------------------------ wit-check
 
-def test_artifact_validates(component, wasm_tools):
-    p = run([wasm_tools, "validate", component], timeout=120)
+def test_artifact_validates(component, wit_check):
+    p = run([wit_check, "validate", component], timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def test_validator_refuses_a_broken_artifact(component, wit_check, tmp_path):
+    """The check above could pass vacuously; a truncated component must not."""
+    data = Path(component).read_bytes()
+    broken = tmp_path / "truncated.wasm"
+    broken.write_bytes(data[: len(data) // 2])
+    p = run([wit_check, "validate", str(broken)], timeout=120)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "does not validate" in p.stderr, p.stderr
 
 
 def interfaces(wit_text):
@@ -100,10 +118,10 @@ def world_items(wit_text, kind):
     return sorted(set(re.findall(rf"^\s*{kind} ([\w:/@.-]+);", wit_text, re.M)))
 
 
-def test_exported_world_matches_wit(component, wasm_tools):
-    art = run([wasm_tools, "component", "wit", component], timeout=120)
+def test_exported_world_matches_wit(component, wit_check):
+    art = run([wit_check, "wit", component], timeout=120)
     assert art.returncode == 0, art.stderr
-    src = run([wasm_tools, "component", "wit", str(ROOT / "wit")], timeout=120)
+    src = run([wit_check, "wit", str(ROOT / "wit")], timeout=120)
     assert src.returncode == 0, src.stderr
 
     want = interfaces(src.stdout)
