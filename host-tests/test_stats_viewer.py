@@ -5,10 +5,11 @@ restarts while the page polls it.
 """
 import os
 import re
-import select
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,9 +76,23 @@ def test_js_api_over_every_vector():
 
 
 def run_e2e(argv, env, on_control, timeout):
-    """Runs the node e2e script, answering its CONTROL lines; returns (rc, lines)."""
+    """Runs the node e2e script, answering its CONTROL lines; returns (rc, lines).
+
+    Lines come through a reader thread and a queue: select() on the pipe
+    would miss a CONTROL line that arrived in the same read as the STEP line
+    before it (it sits in Python's buffer, the fd looks idle), and node then
+    waits for an answer that never comes (seen once as an e2e timeout).
+    """
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, env=env, cwd=str(PLUGIN))
+    q = queue.Queue()
+
+    def pump():
+        for ln in proc.stdout:
+            q.put(ln)
+        q.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     lines = []
     deadline = time.monotonic() + timeout
     try:
@@ -85,11 +100,11 @@ def run_e2e(argv, env, on_control, timeout):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError("e2e timed out:\n" + "\n".join(lines[-40:]))
-            ready, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
-            if not ready:
+            try:
+                line = q.get(timeout=min(left, 1.0))
+            except queue.Empty:
                 continue
-            line = proc.stdout.readline()
-            if not line:
+            if line is None:
                 break
             line = line.rstrip("\n")
             lines.append(line)
