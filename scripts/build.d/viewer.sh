@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser stats viewer (plugins/stats-viewer): the cdylib for
-# wasm32-unknown-unknown, then wasm-bindgen's JS glue twice:
+# wasm32-unknown-unknown, then wasm-bindgen's JS glue twice (plugins/stats-viewer/bindgen, name and
+# producers sections removed):
 #   --target web    -> plugins/stats-viewer/www/pkg/ (the page; gitignored)
 #   --target nodejs -> $UWSGI_RED_CACHE/stats-viewer/node-pkg/ (Node tests)
 set -euo pipefail
@@ -22,7 +23,7 @@ module="$ROOT/target/wasm32-unknown-unknown/release/stats_viewer.wasm"
 web="$ROOT/plugins/stats-viewer/www/pkg"
 node="$CACHE/stats-viewer/node-pkg"
 rm -rf "$web" "$node"
-"$wasm_bindgen" --remove-name-section --remove-producers-section --target web --out-dir "$web" "$module"
-"$wasm_bindgen" --remove-name-section --remove-producers-section --target nodejs --out-dir "$node" "$module"
+"$wasm_bindgen" --target web --out-dir "$web" "$module"
+"$wasm_bindgen" --target nodejs --out-dir "$node" "$module"
 # No wasm-opt: Debian's binaryen (108) corrupts wasm-bindgen's externref table.
 echo "plugins/stats-viewer/www/pkg/stats_viewer_bg.wasm $(stat -c %s "$web/stats_viewer_bg.wasm") bytes; node glue in $node"
