@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # uwsgi-red: build, test, demo and bench from one entry point.
-#   ./build.sh build   all plugins -> dist/*.wasm (release; wasm-opt when present)
+#   ./build.sh build   all plugins -> dist/*.wasm (release; proxy-wasm ones via nightly
+#                      -Zbuild-std, see build_small; wasm-opt when present)
 #   ./build.sh test    install what is missing, then unit tests + host tests
 #   ./build.sh demo    uWSGI + Envoy (red-filter, uwsgi-stats) + nginx -> uwsgi-tcp, live view (<= 2 min)
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
@@ -19,13 +20,15 @@ mkdir -p "$UWSGI_RED_CACHE" "$DIST"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 
-# crate:target:artifact — every Wasm plugin built by `build`.
+# crate:target:artifact[:small] — every Wasm plugin built by `build`.
+# `small`: a proxy-wasm module, built by build_small (nightly, std rebuilt
+# for size); the others with stable cargo and the release profile.
 WASM_PLUGINS=(
-  "red-filter:wasm32-wasip1:red-filter"
-  "noop-filter:wasm32-wasip1:noop-filter"
-  "uwsgi-tcp:wasm32-wasip1:uwsgi-tcp"
+  "red-filter:wasm32-unknown-unknown:red-filter:small"
+  "noop-filter:wasm32-unknown-unknown:noop-filter:small"
+  "uwsgi-tcp:wasm32-unknown-unknown:uwsgi-tcp:small"
   "otel-processor:wasm32-wasip1:otel-processor"
-  "uwsgi-stats:wasm32-wasip1:uwsgi-stats"
+  "uwsgi-stats:wasm32-unknown-unknown:uwsgi-stats:small"
 )
 
 # Debian packages the tests and demo need (binary:package).
@@ -53,6 +56,20 @@ ensure_rust() {
     rustup target add "${missing[@]}"
   fi
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+}
+
+# Nightly with the standard library's source: cargo-fuzz and the proxy-wasm
+# modules' -Zbuild-std (build_small) both need it.
+# A missing one stops the script here, saying so.
+ensure_nightly() {
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal \
+      || { echo "cannot install the nightly Rust toolchain (cargo-fuzz and the proxy-wasm builds need it)" >&2; exit 1; }
+  fi
+  if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -qx 'rust-src'; then
+    rustup component add rust-src --toolchain nightly \
+      || { echo "cannot add rust-src to nightly (the proxy-wasm builds' -Zbuild-std needs it)" >&2; exit 1; }
+  fi
 }
 
 ensure_apt() {
@@ -99,21 +116,47 @@ wasm_opt() {
   fi
 }
 
+# A proxy-wasm module as small as the hosts allow (issue 13: 0.45-0.7x the
+# bytes of the stable wasm32-wasip1 build). wasm32-unknown-unknown: the
+# modules use no WASI (clock, logs and I/O are proxy-wasm host calls), Envoy
+# and ngx_wasm_module load them, and std needs no WASI libc to be rebuilt.
+# Nightly: -Zbuild-std recompiles std at the module's opt-level with
+# optimize_for_size, and panic=immediate-abort drops the panic machinery
+# (message formatting, the SDK's panic hook). No panic is reachable (the
+# crates deny the lints that could cause one); if one were, the VM still
+# traps as with panic=abort, only without the SDK's log line first.
+# Profile proxy-wasm: opt-level "z" (release stays "s" for the native CLI
+# and the other Wasm builds).
+build_small() {
+  local crate="$1" target="$2"
+  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+    cargo +nightly build --profile proxy-wasm --locked -p "$crate" --target "$target" --quiet \
+    -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+}
+
 # With arguments, builds only the named WASM_PLUGINS artifacts (no hooks):
 # the demo needs three modules, not the viewer's or the component's tools.
 cmd_build() {
   ensure_rust
-  local entry crate target name only=("$@")
+  local entry crate target name kind only=("$@")
   for entry in "${WASM_PLUGINS[@]}"; do
-    IFS=: read -r crate target name <<<"$entry"
+    IFS=: read -r crate target name kind <<<"$entry"
     if ((${#only[@]})) && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
-    log "building $crate for $target"
-    local out="target/$target/release/${crate//-/_}.wasm"
+    log "building $crate for $target${kind:+ ($kind)}"
+    local profile=release
+    [ "$kind" = small ] && profile=proxy-wasm
+    local out="target/$target/$profile/${crate//-/_}.wasm"
     # A failed build must fail the script: with `| grep ... || true` a stale
     # artifact from an earlier build would be copied and tested instead.
     rm -f "$out"
-    cargo build --release --locked -p "$crate" --target "$target" --quiet \
-      || { echo "cargo build of $crate for $target failed" >&2; exit 1; }
+    if [ "$kind" = small ]; then
+      ensure_nightly
+      build_small "$crate" "$target" \
+        || { echo "nightly -Zbuild-std build of $crate for $target failed" >&2; exit 1; }
+    else
+      cargo build --release --locked -p "$crate" --target "$target" --quiet \
+        || { echo "cargo build of $crate for $target failed" >&2; exit 1; }
+    fi
     [ -f "$out" ] || { echo "build of $crate produced no $out" >&2; exit 1; }
     cp "$out" "$DIST/$name.wasm"
     wasm_opt "$DIST/$name.wasm"
@@ -138,9 +181,9 @@ cmd_test() {
   # The plugins ship as Wasm: lint what is compiled for each Wasm target too
   # (cfg(target_family = "wasm") code is invisible to the host run).
   log "cargo clippy -D warnings (wasm targets)"
-  cargo clippy --locked --target wasm32-wasip1 -p uwsgi-red-core -p red-filter -p noop-filter \
-    -p uwsgi-tcp -p uwsgi-stats -p otel-processor -- -D warnings
-  cargo clippy --locked --target wasm32-unknown-unknown -p uwsgi-red-core -p stats-viewer -- -D warnings
+  cargo clippy --locked --target wasm32-wasip1 -p uwsgi-red-core -p otel-processor -- -D warnings
+  cargo clippy --locked --target wasm32-unknown-unknown -p uwsgi-red-core -p red-filter -p noop-filter \
+    -p uwsgi-tcp -p uwsgi-stats -p stats-viewer -- -D warnings
   cargo clippy --locked --target wasm32-wasip2 -p uwsgi-red-core -p uwsgi-red-component -- -D warnings
   log "cargo test (native)"
   cargo test --locked --workspace
@@ -199,7 +242,7 @@ cmd_fuzz() {
   [ "$secs" = smoke ] && { smoke=1; secs=10; }
   [[ "$secs" =~ ^[0-9]+$ ]] || { echo "usage: $0 fuzz [seconds|smoke]" >&2; exit 2; }
   ensure_rust
-  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  ensure_nightly
   if [ ! -x "$fuzz_bin/bin/cargo-fuzz" ]; then
     log "cargo install cargo-fuzz (cached in $fuzz_bin)"
     cargo install --locked --root "$fuzz_bin" cargo-fuzz --version 0.13.2
