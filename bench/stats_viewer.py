@@ -1,7 +1,7 @@
 """Browser stats viewer: decode + derive of the largest stats vector in real
 headless Chromium, the Wasm module (plugins/stats-viewer/www/pkg) against
-JSON.parse + the same derivation in plain JS (www/js-derive.js); 7 rounds of
-100 iterations each, median round. Runs plugins/stats-viewer/e2e/viewer.e2e.mjs
+JSON.parse + the same derivation in plain JS (www/js-derive.js); 21 rounds of
+200 iterations each (alternating), median round. Runs plugins/stats-viewer/e2e/viewer.e2e.mjs
 --bench-only against a loopback page server. Prints:
   BENCH viewer_wasm_decode_derive_us <v> us
   BENCH viewer_js_parse_derive_us <v> us

@@ -263,7 +263,12 @@ pub type Metrics<'a> = MetricEntries<'a, true>;
 
 /// `worker.N.core.M.*` entries grow with cores like the per-core families.
 pub fn is_per_core_metric(name: &str) -> bool {
-    name.starts_with("worker.") && name.contains(".core.")
+    // `starts_with("worker.") && contains(".core.")`, with `.core.` sought
+    // from the prefix's dot: asked for every metric name while parsing, and
+    // `str::contains` sets up a substring searcher for a ~25-byte name.
+    name.as_bytes()
+        .strip_prefix(b"worker")
+        .is_some_and(|rest| rest.first() == Some(&b'.') && rest.windows(6).any(|w| w == b".core."))
 }
 
 impl<'de: 'a, 'a, const PER_CORE: bool> Deserialize<'de> for MetricEntries<'a, PER_CORE> {
@@ -437,5 +442,38 @@ pub fn view_of<const PER_CORE: bool>(doc: &StatsDocument) -> ViewOf<'_, PER_CORE
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_per_core_metric;
+
+    /// The byte scan answers as `starts_with("worker.") && contains(".core.")`.
+    #[test]
+    fn per_core_metric_names() {
+        for name in [
+            "worker.0.core.3.requests",
+            "worker.12.core.0.x",
+            "worker.core.x",
+            "worker..core.",
+            "worker.1.a.core.b",
+            "worker.core",
+            "worker.1.core",
+            "worker.1.cores.x",
+            "workers.core.x",
+            "worker",
+            "worker.",
+            "core.busy_workers",
+            "xworker.1.core.2.x",
+            "",
+            "worker.1.requests",
+            "worker.é.core.ü",
+        ] {
+            let expected = name.starts_with("worker.") && name.contains(".core.");
+            assert_eq!(is_per_core_metric(name), expected, "{name:?}");
+        }
+        assert!(is_per_core_metric("worker.0.core.3.requests"));
+        assert!(!is_per_core_metric("worker.0.requests"));
     }
 }

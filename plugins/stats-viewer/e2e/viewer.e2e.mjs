@@ -81,21 +81,26 @@ async function bench(page) {
       const r = j.ratesJs(prevJ, d, 2);
       sink += v.totals.requests + r.requests_per_s + v.status.busy;
     };
-    const ITER = 100;
+    // Rounds alternate between the two sides so a burst of load on the
+    // shared machine hits both; the median round of each side is reported.
+    // Enough warm-up rounds for both JITs to tier up, and enough rounds that
+    // one garbage collection or descheduling moves no median.
+    const ITER = 200;
+    const ROUNDS = 21;
     const time = (f) => {
       const t0 = performance.now();
       for (let i = 0; i < ITER; i += 1) f();
       return (performance.now() - t0) / ITER;
     };
-    for (let i = 0; i < 3; i += 1) { time(wasmOnce); time(jsOnce); }
+    for (let i = 0; i < 5; i += 1) { time(wasmOnce); time(jsOnce); }
     const w = [];
     const js = [];
-    for (let round = 0; round < 7; round += 1) { w.push(time(wasmOnce)); js.push(time(jsOnce)); }
+    for (let round = 0; round < ROUNDS; round += 1) { w.push(time(wasmOnce)); js.push(time(jsOnce)); }
     const median = (a) => a.sort((x, y) => x - y)[a.length >> 1];
     return { wasmMs: median(w), jsMs: median(js), sink };
   }, { text, prevText });
   assert.ok(res.sink > 0);
-  console.log(`# viewer bench: ${largest} (${text.length} bytes) against ${prev}; median of 7 rounds x 100 iterations`);
+  console.log(`# viewer bench: ${largest} (${text.length} bytes) against ${prev}; median of 21 rounds x 200 iterations`);
   console.log(`BENCH viewer_wasm_decode_derive_us ${(res.wasmMs * 1000).toFixed(1)} us`);
   console.log(`BENCH viewer_js_parse_derive_us ${(res.jsMs * 1000).toFixed(1)} us`);
   console.log(`BENCH viewer_wasm_vs_js_ratio ${(res.wasmMs / res.jsMs).toFixed(2)} x`);

@@ -35,7 +35,7 @@
 pub mod derive;
 pub mod source;
 
-use js_sys::{ArrayBuffer, Uint8Array};
+use js_sys::{ArrayBuffer, JsString, Uint8Array};
 use serde::Serialize;
 use uwsgi_red_core::stats::{self, StatsDocument};
 use wasm_bindgen::prelude::*;
@@ -148,9 +148,38 @@ pub fn decode_targets(input: JsValue, name: &str) -> Result<Vec<Target>, JsError
     Ok(targets.into_iter().map(|inner| Target { inner }).collect())
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The engine's UTF-8 encoder (browsers and Node alike).
+    type TextEncoder;
+    #[wasm_bindgen(constructor)]
+    fn new() -> TextEncoder;
+    /// `{read, written}`
+    type EncodeResult;
+    #[wasm_bindgen(method, js_name = encodeInto)]
+    fn encode_into(this: &TextEncoder, s: &JsString, dest: &mut [u8]) -> EncodeResult;
+    #[wasm_bindgen(method, getter)]
+    fn written(this: &EncodeResult) -> f64;
+}
+
+thread_local! {
+    static ENCODER: TextEncoder = TextEncoder::new();
+}
+
+/// `s` as UTF-8, written by the engine straight into Wasm memory. The glue
+/// of `as_string` copies an ASCII string into Wasm a char at a time in JS,
+/// which cost about as much as decoding the document.
+fn utf8_of(s: &JsString) -> Vec<u8> {
+    // At most 3 bytes per UTF-16 unit.
+    let mut buf = vec![0u8; (s.length() as usize).saturating_mul(3)];
+    let written = ENCODER.with(|e| e.encode_into(s, &mut buf).written());
+    buf.truncate(written as usize);
+    buf
+}
+
 fn bytes_of(input: &JsValue) -> Result<Vec<u8>, JsError> {
-    if let Some(s) = input.as_string() {
-        return Ok(s.into_bytes());
+    if let Some(s) = input.dyn_ref::<JsString>() {
+        return Ok(utf8_of(s));
     }
     if let Some(a) = input.dyn_ref::<Uint8Array>() {
         return Ok(a.to_vec());
@@ -164,7 +193,12 @@ fn bytes_of(input: &JsValue) -> Result<Vec<u8>, JsError> {
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
-    // Plain objects and `null` for `None`, as JSON.parse would give.
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsError::new(&e.to_string()))
+    // Plain objects and `null` for `None`: the derived struct as JSON text,
+    // parsed by the engine's JSON.parse. One string crosses the boundary;
+    // building the objects field by field from Wasm (serde-wasm-bindgen)
+    // costs a boundary call and a key string per field, several times the
+    // whole decode. Numbers are what JSON.parse gives for the document:
+    // integers above 2^53 round to the nearest double, as in JS.
+    let text = serde_json::to_string(v).map_err(|e| JsError::new(&e.to_string()))?;
+    js_sys::JSON::parse(&text).map_err(|_| JsError::new("derived view is not valid JSON"))
 }
