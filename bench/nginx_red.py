@@ -11,10 +11,12 @@ one process's work) over a bounded wrk run on /users/42, divided by the
 requests wrk completed. nginx is pinned to core 0, wrk and uWSGI to core 1.
 Variants are interleaved within each rep; figures are medians over REPS
 reps, overheads the median of each rep's difference to its own no-filter
-run. The
+run; the order of the variants rotates from rep to rep. The
 variants differ only in the filter: "none" keeps the wasm{} block (the
 module is loaded) and drops the proxy_wasm line; "noop" loads
 noop-filter.wasm under the same name with the same proxy_wasm line.
+BENCH_ALT_DISTS="label=dir,..." adds "red_<label>" variants: another build's
+red-filter.wasm (e.g. the previous commit's) timed in the same run.
 """
 import os
 import re
@@ -45,6 +47,10 @@ VARIANTS = {
     "red": [ONE_WORKER, DIRECT],
 }
 NAMES = {"none": "no filter", "noop": "empty Wasm filter", "red": "red-filter"}
+for _label, _dist in (i.split("=", 1) for i in os.environ.get("BENCH_ALT_DISTS", "").split(",") if i):
+    VARIANTS[f"red_{_label}"] = [ONE_WORKER, DIRECT, ("module red dist/red-filter.wasm;",
+                                                      f"module red {Path(_dist).resolve()}/red-filter.wasm;")]
+    NAMES[f"red_{_label}"] = f"{_label}: red-filter"
 
 
 def cpu_seconds(pids):
@@ -97,9 +103,13 @@ def main():
             for pid in [ng.pid, *ng.workers()]:
                 os.sched_setaffinity(pid, {0})
         results = {(k, r): [] for k in VARIANTS for r in ROUTES}
+        kinds = list(hosts)
         for rep in range(REPS):
+            # Rotate the order so no variant always runs in the same slot.
+            order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
             for route, path in ROUTES.items():
-                for kind, ng in hosts.items():
+                for kind in order:
+                    ng = hosts[kind]
                     us, n = measure(ng, path)
                     results[(kind, route)].append(us)
                     print(f"  rep {rep + 1} {route:8} {kind:5} {us:7.1f} us/req ({n} req)", file=sys.stderr)
@@ -121,6 +131,10 @@ def main():
         # Meaningless when the empty filter's cost is within the noise.
         ratio = red_over / noop_over if noop_over > 0 else float("nan")
         print(f"BENCH nginx_red_vs_noop_ratio {ratio:.2f} x")
+        for kind in VARIANTS:
+            if kind.startswith("red_"):
+                o = overhead(kind, "direct")
+                print(f"{NAMES[kind]}: {o:+.1f} us over no filter, {o / noop_over:.2f}x the empty filter's")
     finally:
         for p in reversed(procs):
             p.stop()
