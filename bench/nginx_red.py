@@ -35,7 +35,8 @@ from nginx_wasm import PLUGIN_LINE, NginxWasm  # noqa: E402
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
-ROUTES = {"direct": "/direct", "upstream": "/users/42"}
+ROUTES = {r: p for r, p in (("direct", "/direct"), ("upstream", "/users/42"))
+          if r in os.environ.get("BENCH_ROUTES", "direct,upstream").split(",")}
 CLK = os.sysconf("SC_CLK_TCK")
 ONE_WORKER = ("worker_processes 2;", "worker_processes 1;")
 # The filter runs for `return` responses too (it is installed at server level).
@@ -115,17 +116,18 @@ def main():
                     print(f"  rep {rep + 1} {route:8} {kind:5} {us:7.1f} us/req ({n} req)", file=sys.stderr)
         med = {k: statistics.median(v) for k, v in results.items()}
         print(f"\nnginx CPU per request (µs, median of {REPS} runs of {SECONDS}s, wrk -c{CONNS}):")
-        print(f"{'variant':<20}{'direct':>10}{'upstream':>10}")
+        print(f"{'variant':<20}" + "".join(f"{r:>10}" for r in ROUTES))
         for kind in VARIANTS:
-            print(f"{NAMES[kind]:<20}{med[(kind, 'direct')]:>10.1f}{med[(kind, 'upstream')]:>10.1f}")
+            print(f"{NAMES[kind]:<20}" + "".join(f"{med[(kind, r)]:>10.1f}" for r in ROUTES))
 
         def overhead(kind, route):
             # From each rep's own baseline: the absolute level drifts between
             # reps on a shared machine, the difference within a rep much less.
             return statistics.median(a - b for a, b in zip(results[(kind, route)], results[("none", route)]))
         red_over, noop_over = overhead("red", "direct"), overhead("noop", "direct")
-        up_red, up_noop = overhead("red", "upstream"), overhead("noop", "upstream")
-        print(f"upstream route: red +{up_red:.1f} us, empty filter +{up_noop:.1f} us")
+        if "upstream" in ROUTES:
+            up_red, up_noop = overhead("red", "upstream"), overhead("noop", "upstream")
+            print(f"upstream route: red +{up_red:.1f} us, empty filter +{up_noop:.1f} us")
         print(f"BENCH nginx_red_overhead_us {red_over:.1f} us")
         print(f"BENCH nginx_noop_overhead_us {noop_over:.1f} us")
         # Meaningless when the empty filter's cost is within the noise.
