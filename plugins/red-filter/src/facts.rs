@@ -48,8 +48,14 @@ pub fn probe() -> Source {
     }
 }
 
-/// Calls `f` with this request's facts.
-pub fn with<R>(source: Source, w: Wanted, f: impl FnOnce(View<'_>) -> R) -> R {
+/// Calls `f` with this request's facts; `read_path` is `:path` when the
+/// caller already has it.
+pub fn with<R>(
+    source: Source,
+    w: Wanted,
+    read_path: Option<String>,
+    f: impl FnOnce(View<'_>) -> R,
+) -> R {
     let method = props::request_header(":method").unwrap_or_default();
     let code = props::response_header(":status")
         .and_then(|c| c.parse::<u16>().ok())
@@ -63,7 +69,7 @@ pub fn with<R>(source: Source, w: Wanted, f: impl FnOnce(View<'_>) -> R) -> R {
     let path = if route_name.as_deref().is_some_and(|r| !r.is_empty()) {
         None
     } else {
-        props::request_header(":path")
+        read_path.or_else(|| props::request_header(":path"))
     };
     let upstream = if w.upstream && xds {
         props::string(&["xds", "cluster_name"])

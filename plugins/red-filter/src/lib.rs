@@ -209,6 +209,7 @@ impl RootContext for RedRoot {
             state: self.state.clone(),
             request_start_ns: None,
             response_headers_ns: None,
+            path: None,
             scrape: false,
         }))
     }
@@ -222,7 +223,7 @@ impl RootContext for RedRoot {
         count::entry();
         count::request();
         if let Some(state) = &self.state {
-            record(&mut state.borrow_mut(), None);
+            record(&mut state.borrow_mut(), None, None);
         }
     }
 
@@ -248,6 +249,8 @@ struct RedStream {
     state: Option<Rc<RefCell<State>>>,
     request_start_ns: Option<u64>,
     response_headers_ns: Option<u64>,
+    /// `:path`, when the scrape check already read it.
+    path: Option<String>,
     /// A scrape of `metrics_path` the filter answered itself: not traffic.
     scrape: bool,
 }
@@ -276,9 +279,13 @@ impl HttpContext for RedStream {
         // Two clock reads (no guest allocation) cost less than reading the
         // `request.duration` attribute at the end (a host call, a CEL
         // attribute lookup and an allocation).
-        self.request_start_ns = now_ns();
-        // The clock only when there is a scrape path to check at all.
-        if state.local.is_some() && selfserve::answer_scrape(&mut state.local, now_s()) {
+        let start = now_ns();
+        self.request_start_ns = start;
+        let checked = selfserve::answer_scrape(&mut state.local, || {
+            start.map_or_else(now_s, |ns| ns / 1_000_000_000)
+        });
+        self.path = checked.path;
+        if checked.answered {
             self.scrape = true;
             return Action::Pause;
         }
@@ -332,6 +339,7 @@ impl HttpContext for RedStream {
                 start_ns: self.request_start_ns,
                 response_headers_ns: self.response_headers_ns,
             }),
+            self.path.take(),
         );
     }
 }
@@ -405,11 +413,12 @@ fn duration_from_attributes() -> Option<Timing> {
     })
 }
 
-/// Reads the request's facts and records them.
-fn record(state: &mut State, clock: Option<Clock>) {
+/// Reads the request's facts (`path`: already read by the filter) and
+/// records them.
+fn record(state: &mut State, clock: Option<Clock>, path: Option<String>) {
     let source = ensure_source(state);
     let want = wanted(&state.settings);
-    facts::with(source, want, |view| record_view(state, &view, clock));
+    facts::with(source, want, path, |view| record_view(state, &view, clock));
 }
 
 fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {

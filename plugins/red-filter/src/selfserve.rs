@@ -15,21 +15,39 @@ use uwsgi_red_core::red::shared::{self, Delta, Layout};
 use crate::metrics::{ProxyKv, REASON_SEND_RESPONSE};
 use crate::props;
 
+/// What the scrape check read from the request headers.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// The request was a scrape and has been answered.
+    pub answered: bool,
+    /// `:path` as read for the check, kept so `on_log` does not read it
+    /// again (a host call and a guest allocation fewer per request).
+    pub path: Option<String>,
+}
+
 /// Answers the request with the merged metrics if it is a scrape (GET or
 /// HEAD of exactly `metrics_path`, query ignored). Other methods on that
 /// path pass through to the upstream and are counted like any request.
-pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: u64) -> bool {
-    let Some(local) = local else { return false };
-    if !matches!(
-        props::request_header(":method").as_deref(),
-        Some("GET" | "HEAD")
-    ) {
-        return false;
-    }
-    let path = props::request_header(":path").unwrap_or_default();
-    if path.split(['?', '#']).next() != Some(local.metrics_path.as_str()) {
-        return false;
-    }
+/// `:path` first: almost every request is not a scrape, and then the
+/// method is never read here.
+pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: impl FnOnce() -> u64) -> Checked {
+    let Some(local) = local else {
+        return Checked::default();
+    };
+    let path = props::request_header(":path");
+    let answered = path
+        .as_deref()
+        .and_then(|p| p.split(['?', '#']).next())
+        .is_some_and(|p| p == local.metrics_path)
+        && matches!(
+            props::request_header(":method").as_deref(),
+            Some("GET" | "HEAD")
+        )
+        && serve(local, now_s());
+    Checked { answered, path }
+}
+
+fn serve(local: &mut SelfServed, now_s: u64) -> bool {
     let accept = props::request_header("accept");
     let (content_type, body) = local.scrape(accept.as_deref(), now_s);
     let headers = vec![
