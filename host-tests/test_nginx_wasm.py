@@ -230,7 +230,9 @@ def test_wrk_load_counts_equal_the_access_log_and_scrapes_are_monotonic(stack):
 
     def scraper():
         i = 0
-        while not stop.is_set() and i < 400:
+        # At least 11 scrapes even when a loaded machine fits fewer into
+        # wrk's 2 s (seen once: 5); the monotonic check needs a sequence.
+        while i < 400 and (not stop.is_set() or len(seen) <= 10):
             i += 1
             status, t = scrape(ng.port, tag=str(i))
             assert status == 200
