@@ -127,9 +127,14 @@ wasm_opt() {
 # traps as with panic=abort, only without the SDK's log line first.
 # Profile proxy-wasm: opt-level "z" (release stays "s" for the native CLI
 # and the other Wasm builds).
+# --remap-path-prefix: the module keeps a few source paths (dependency
+# files in CARGO_HOME, std's source in the sysroot); mapped to fixed names,
+# the same commit gives the same bytes, and so the same OCI digests, in any
+# checkout on any machine.
 build_small() {
-  local crate="$1" target="$2"
-  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+  local crate="$1" target="$2" sysroot
+  sysroot="$(rustc +nightly --print sysroot)"
+  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort --remap-path-prefix=$ROOT=/uwsgi-red --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$sysroot=/rust" \
     cargo +nightly build --profile proxy-wasm --locked -p "$crate" --target "$target" --quiet \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 }
