@@ -1,5 +1,19 @@
 //! Shared core of uwsgi-red. Plain Rust with no host code, so the same logic
 //! runs natively (CLI, tests, benches) and inside every Wasm plugin.
+//!
+//! Panic-free by construction, for every module of the crate: this code
+//! decodes input the plugins do not control and runs inside the user's proxy
+//! and collector, built with `panic = "abort"`, where one panic kills the VM
+//! and its metrics. No indexing, slicing, unwrapping or overflowing
+//! arithmetic on input-driven values; unit tests opt out with `allow`.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 pub mod config;
 pub mod envoy_name;
