@@ -44,7 +44,10 @@ pub(crate) fn decode_head_spans(
     // One pass over the vars (each pass costs ~40 instructions per var in
     // Wasm): the spans, and the three vars `decode-head` also reports, first
     // occurrence winning as in core's `RequestHead::request_vars`. The list
-    // grows as it goes; counting the vars first would be another pass.
+    // is sized by counting the vars first, which costs less than growing it
+    // (12.5 k vs 12.8 k instructions a call on the bench packet), and
+    // filled by single pushes: `extend([..4])` became a `memory.copy`
+    // libcall per var (1.9 k instructions a call).
     let mut wanted = RequestVars::default();
     let mut vars = Vec::with_capacity(head.vars.len().saturating_mul(4));
     for v in head.vars.iter() {
