@@ -79,6 +79,8 @@ function replay(a) {
 
 const calls = {
   'uwsgi.decode-head': (a) => result(() => uwsgi.decodeHead(input(a), a.limit ?? undefined)),
+  // vars is a Uint32Array (list<u32>): canon turns it into an array.
+  'uwsgi.decode-head-spans': (a) => result(() => uwsgi.decodeHeadSpans(input(a), a.limit ?? undefined)),
   'uwsgi.encode-head': (a) => {
     // The vars as decoded by the component itself; decode-head is checked
     // by its own cases.

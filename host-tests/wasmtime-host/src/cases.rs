@@ -75,6 +75,9 @@ pub fn replay_options() -> Value {
     })
 }
 
+/// The two forms of the head decoder: copies and spans.
+pub const HEAD_FORMS: [&str; 2] = ["uwsgi.decode-head", "uwsgi.decode-head-spans"];
+
 pub fn all(dir: &Path) -> Vec<Case> {
     let mut out = Vec::new();
     let mut add = |call: &'static str, detail: String, args: Value| {
@@ -89,11 +92,10 @@ pub fn all(dir: &Path) -> Vec<Case> {
 
     for f in vector_files(dir) {
         let bytes = read(dir, &f);
-        add(
-            "uwsgi.decode-head",
-            f.clone(),
-            json!({ "file": f, "limit": null }),
-        );
+        // Both forms of the head decoder get every input below.
+        for call in HEAD_FORMS {
+            add(call, f.clone(), json!({ "file": f, "limit": null }));
+        }
         add("uwsgi.response-status", f.clone(), json!({ "file": f }));
         add("stats.decode", f.clone(), json!({ "file": f }));
         add(
@@ -109,21 +111,19 @@ pub fn all(dir: &Path) -> Vec<Case> {
 
         if f.starts_with("pkt_") && f.ends_with(".bin") {
             let half = bytes.len() / 2;
-            add(
-                "uwsgi.decode-head",
-                format!("{f}[..{half}]"),
-                json!({ "file": f, "prefix": half }),
-            );
-            add(
-                "uwsgi.decode-head",
-                format!("{f}[..2]"),
-                json!({ "file": f, "prefix": 2 }),
-            );
-            add(
-                "uwsgi.decode-head",
-                format!("{f} limit 64"),
-                json!({ "file": f, "limit": 64 }),
-            );
+            for call in HEAD_FORMS {
+                add(
+                    call,
+                    format!("{f}[..{half}]"),
+                    json!({ "file": f, "prefix": half }),
+                );
+                add(call, format!("{f}[..2]"), json!({ "file": f, "prefix": 2 }));
+                add(
+                    call,
+                    format!("{f} limit 64"),
+                    json!({ "file": f, "limit": 64 }),
+                );
+            }
             add("uwsgi.encode-head", f.clone(), json!({ "file": f }));
         }
         if f.starts_with("resp_") {

@@ -148,6 +148,10 @@ macro_rules! impl_all {
         $crate::js::js_record!(u::RequestHead {
             modifier1, modifier2, datasize, modifier_name, kind, head_len, method, path, content_length, vars, payload
         });
+        $crate::js::js_record!(u::Span { offset, len });
+        $crate::js::js_record!(u::HeadSpans {
+            modifier1, modifier2, datasize, kind, head_len, method, path, content_length, vars
+        });
         $crate::js::js_record!(u::Truncation { got, needed });
         $crate::js::js_record!(u::Oversize { datasize, limit });
         impl Js for u::DecodeError {

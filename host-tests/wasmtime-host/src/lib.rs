@@ -53,6 +53,7 @@ mod tests {
             "stats.families",
             "stats.prometheus-text",
             "uwsgi.decode-head",
+            "uwsgi.decode-head-spans",
             "uwsgi.encode-head",
             "uwsgi.modifier-name",
             "uwsgi.response-status",

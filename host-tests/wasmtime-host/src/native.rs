@@ -55,6 +55,9 @@ pub fn run(dir: &Path, case: &Case) -> Value {
         "uwsgi.decode-head" => {
             <Component as uwsgi::Guest>::decode_head(cases::input(dir, a), limit()).js()
         }
+        "uwsgi.decode-head-spans" => {
+            <Component as uwsgi::Guest>::decode_head_spans(cases::input(dir, a), limit()).js()
+        }
         "uwsgi.encode-head" => {
             let (m1, m2, vars) = cases::packet_vars(&cases::input(dir, a));
             <Component as uwsgi::Guest>::encode_head(m1, m2, vars).js()

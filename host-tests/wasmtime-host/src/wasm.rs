@@ -91,6 +91,9 @@ impl Host {
         let r = self.api.uwsgi_red_core_red();
         Ok(match case.call {
             "uwsgi.decode-head" => u.call_decode_head(st, &cases::input(dir, a), limit)?.js(),
+            "uwsgi.decode-head-spans" => u
+                .call_decode_head_spans(st, &cases::input(dir, a), limit)?
+                .js(),
             "uwsgi.encode-head" => {
                 let (m1, m2, vars) = cases::packet_vars(&cases::input(dir, a));
                 u.call_encode_head(st, m1, m2, &vars)?.js()

@@ -26,6 +26,7 @@
     )
 )]
 
+mod head_spans;
 pub mod red_families;
 
 use std::cell::RefCell;
@@ -74,7 +75,7 @@ pub struct Component;
 
 /// WIT lengths are u32; a component's memory is 32-bit, so a core `usize`
 /// always fits.
-fn u32_of(n: usize) -> u32 {
+pub(crate) fn u32_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -127,7 +128,7 @@ fn octets(b: &[u8]) -> wu::Octets {
     }
 }
 
-fn decode_error(e: CoreDecodeError) -> wu::DecodeError {
+pub(crate) fn decode_error(e: CoreDecodeError) -> wu::DecodeError {
     match e {
         CoreDecodeError::Truncated { got, needed } => wu::DecodeError::Truncated(wu::Truncation {
             got: u32_of(got),
@@ -143,6 +144,14 @@ fn decode_error(e: CoreDecodeError) -> wu::DecodeError {
         CoreDecodeError::UnknownModifier { modifier1 } => {
             wu::DecodeError::UnknownModifier(modifier1)
         }
+    }
+}
+
+pub(crate) fn payload_kind(k: Payload) -> wu::PayloadKind {
+    match k {
+        Payload::Request => wu::PayloadKind::Request,
+        Payload::Vars => wu::PayloadKind::Vars,
+        Payload::Opaque => wu::PayloadKind::Opaque,
     }
 }
 
@@ -178,11 +187,7 @@ impl wu::Guest for Component {
             modifier2: head.header.modifier2,
             datasize: head.header.datasize,
             modifier_name: modifier::name(head.header.modifier1).to_string(),
-            kind: match head.kind {
-                Payload::Request => wu::PayloadKind::Request,
-                Payload::Vars => wu::PayloadKind::Vars,
-                Payload::Opaque => wu::PayloadKind::Opaque,
-            },
+            kind: payload_kind(head.kind),
             head_len: u32_of(consumed),
             method: head.var_str(b"REQUEST_METHOD").map(str::to_string),
             path: head.var_str(b"PATH_INFO").map(str::to_string),
@@ -197,6 +202,13 @@ impl wu::Guest for Component {
                 .collect(),
             payload: (head.kind == Payload::Opaque).then(|| head.payload.to_vec()),
         })
+    }
+
+    fn decode_head_spans(
+        packet: Vec<u8>,
+        limit: Option<u32>,
+    ) -> Result<wu::HeadSpans, wu::DecodeError> {
+        head_spans::decode_head_spans(&packet, limit.map_or(DEFAULT_HEAD_LIMIT, |l| l as usize))
     }
 
     fn encode_head(
