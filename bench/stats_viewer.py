@@ -2,7 +2,8 @@
 headless Chromium, from the same starting point the page's poll has (the
 bytes of the fetched body, a Uint8Array): the Wasm module
 (plugins/stats-viewer/www/pkg) through the page's own calls (decodeTargets,
-stats(), view(), rates() against the previous snapshot) against UTF-8
+the target's getters app.js reads, stats(), view(), rates() against the
+previous snapshot) against UTF-8
 decoding + JSON.parse + the same derivation in plain JS (www/js-derive.js);
 21 rounds of 200 iterations each (alternating), median round. Runs
 plugins/stats-viewer/e2e/viewer.e2e.mjs --bench-only against a loopback page

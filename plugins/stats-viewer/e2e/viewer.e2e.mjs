@@ -69,8 +69,9 @@ async function bench(page) {
   const res = await page.evaluate(async ({ text, prevText, baseline }) => {
     // Both sides start where the page's poll starts: the bytes of the
     // fetched body (app.js passes `new Uint8Array(await r.arrayBuffer())`
-    // to decodeTargets). Wasm: the page's own calls (decodeTargets, stats(),
-    // view(), rates() against the previous Stats). JS: UTF-8 decoding, then
+    // to decodeTargets). Wasm: the page's own calls (decodeTargets, the
+    // target's getters and stats(), view(), rates() against the previous
+    // Stats). JS: UTF-8 decoding, then
     // JSON.parse and the same derivation (www/js-derive.js). Both keep the
     // previous snapshot in decoded form and return plain objects.
     const enc = new TextEncoder();
@@ -81,14 +82,18 @@ async function bench(page) {
       const m = await import(path);
       await m.default();
       const prevW = m.decodeTargets(prevBytes, 'bench')[0].stats();
+      // What app.js's poll and ingest() read per target, in their order.
       return () => {
-        const ts = m.decodeTargets(bytes, 'bench');
-        const s = ts[0].stats();
-        ts[0].free();
+        const t = m.decodeTargets(bytes, 'bench')[0];
+        const name = t.name;
+        const s = t.stats();
+        const sampleAt = t.generatedAtMs ?? 1;
+        const meta = { up: t.up, stale: t.stale, lastError: t.lastError, repairs: t.repairs, generatedAt: t.generatedAtMs };
+        t.free();
         const v = s.view();
         const r = s.rates(prevW, 2);
         s.free();
-        return v.totals.requests + r.requests_per_s + v.status.busy;
+        return v.totals.requests + r.requests_per_s + v.status.busy + name.length + sampleAt + meta.repairs;
       };
     };
     const utf8 = new TextDecoder();
