@@ -1,11 +1,20 @@
 """Browser stats viewer: decode + derive of the largest stats vector in real
-headless Chromium, the Wasm module (plugins/stats-viewer/www/pkg) against
-JSON.parse + the same derivation in plain JS (www/js-derive.js); 21 rounds of
-200 iterations each (alternating), median round. Runs plugins/stats-viewer/e2e/viewer.e2e.mjs
---bench-only against a loopback page server. Prints:
+headless Chromium, from the same starting point the page's poll has (the
+bytes of the fetched body, a Uint8Array): the Wasm module
+(plugins/stats-viewer/www/pkg) through the page's own calls (decodeTargets,
+the target's getters app.js reads, stats(), view(), rates() against the
+previous snapshot) against UTF-8
+decoding + JSON.parse + the same derivation in plain JS (www/js-derive.js);
+21 rounds of 200 iterations each (alternating), median round. Runs
+plugins/stats-viewer/e2e/viewer.e2e.mjs --bench-only against a loopback page
+server. Prints:
   BENCH viewer_wasm_decode_derive_us <v> us
   BENCH viewer_js_parse_derive_us <v> us
   BENCH viewer_wasm_vs_js_ratio <wasm / js> x
+With VIEWER_BASELINE_PKG=<folder under www/> (e.g. a copy of an older pkg/),
+that build is timed in the same rounds too, for before/after from one run:
+  BENCH viewer_baseline_wasm_decode_derive_us <v> us
+  BENCH viewer_baseline_wasm_vs_js_ratio <baseline / js> x
 """
 import os
 import socket

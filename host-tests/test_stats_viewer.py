@@ -71,8 +71,8 @@ def test_js_api_over_every_vector():
     assert r.returncode == 0, out[-4000:]
     passed = int(re.search(r"^# pass (\d+)", out, re.M).group(1))
     failed = int(re.search(r"^# fail (\d+)", out, re.M).group(1))
-    # 10 captures x (.bin, .json) + coverage, load interval, errors, snapshot, JS parity.
-    assert (passed, failed) == (25, 0), out[-2000:]
+    # 10 captures x (.bin, .json) + coverage, load interval, errors, snapshot, JS parity, every view/rates field.
+    assert (passed, failed) == (26, 0), out[-2000:]
 
 
 def run_e2e(argv, env, on_control, timeout):

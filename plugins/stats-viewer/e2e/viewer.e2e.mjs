@@ -7,7 +7,8 @@
 // VIEWER_VECTORS (core/tests/vectors), VIEWER_ARTIFACTS (dir for PNGs),
 // VIEWER_DOCS_SCREENSHOT (optional second copy of the screenshot).
 // `--bench-only` skips everything but the Wasm-vs-JS benchmark (needs only
-// VIEWER_PAGE_URL and VIEWER_VECTORS).
+// VIEWER_PAGE_URL and VIEWER_VECTORS; VIEWER_BASELINE_PKG adds another
+// build to the same rounds).
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -62,48 +63,80 @@ async function bench(page) {
   const prev = files.find((f) => f !== largest && f.startsWith(largest.split('_').slice(0, 2).join('_'))) ?? largest;
   const text = readFileSync(join(VECTORS, largest), 'utf8');
   const prevText = readFileSync(join(VECTORS, prev), 'utf8');
-  const res = await page.evaluate(async ({ text, prevText }) => {
-    const m = await import('./pkg/stats_viewer.js');
+  // VIEWER_BASELINE_PKG: another build's www/ subfolder (e.g. a copy of an
+  // older pkg/), timed in the same rounds, for before/after from one run.
+  const baseline = env.VIEWER_BASELINE_PKG || null;
+  const res = await page.evaluate(async ({ text, prevText, baseline }) => {
+    // Both sides start where the page's poll starts: the bytes of the
+    // fetched body (app.js passes `new Uint8Array(await r.arrayBuffer())`
+    // to decodeTargets). Wasm: the page's own calls (decodeTargets, the
+    // target's getters and stats(), view(), rates() against the previous
+    // Stats). JS: UTF-8 decoding, then
+    // JSON.parse and the same derivation (www/js-derive.js). Both keep the
+    // previous snapshot in decoded form and return plain objects.
+    const enc = new TextEncoder();
+    const bytes = enc.encode(text);
+    const prevBytes = enc.encode(prevText);
     const j = await import('./js-derive.js');
-    const prevW = m.decode(prevText);
-    const prevJ = JSON.parse(prevText);
+    const wasmSide = async (path) => {
+      const m = await import(path);
+      await m.default();
+      const prevW = m.decodeTargets(prevBytes, 'bench')[0].stats();
+      // What app.js's poll and ingest() read per target, in their order.
+      return () => {
+        const t = m.decodeTargets(bytes, 'bench')[0];
+        const name = t.name;
+        const s = t.stats();
+        const sampleAt = t.generatedAtMs ?? 1;
+        const meta = { up: t.up, stale: t.stale, lastError: t.lastError, repairs: t.repairs, generatedAt: t.generatedAtMs };
+        t.free();
+        const v = s.view();
+        const r = s.rates(prevW, 2);
+        s.free();
+        return v.totals.requests + r.requests_per_s + v.status.busy + name.length + sampleAt + meta.repairs;
+      };
+    };
+    const utf8 = new TextDecoder();
+    const prevJ = JSON.parse(utf8.decode(prevBytes));
+    const sides = {
+      wasm: await wasmSide('./pkg/stats_viewer.js'),
+      js: () => {
+        const d = JSON.parse(utf8.decode(bytes));
+        const v = j.viewJs(d);
+        const r = j.ratesJs(prevJ, d, 2);
+        return v.totals.requests + r.requests_per_s + v.status.busy;
+      },
+    };
+    if (baseline) sides.baseline = await wasmSide(`./${baseline}/stats_viewer.js`);
     let sink = 0;
-    const wasmOnce = () => {
-      const s = m.decode(text);
-      const v = s.view();
-      const r = s.rates(prevW, 2);
-      s.free();
-      sink += v.totals.requests + r.requests_per_s + v.status.busy;
-    };
-    const jsOnce = () => {
-      const d = JSON.parse(text);
-      const v = j.viewJs(d);
-      const r = j.ratesJs(prevJ, d, 2);
-      sink += v.totals.requests + r.requests_per_s + v.status.busy;
-    };
-    // Rounds alternate between the two sides so a burst of load on the
-    // shared machine hits both; the median round of each side is reported.
+    // Rounds alternate between the sides so a burst of load on the
+    // shared machine hits all of them; the median round of each is reported.
     // Enough warm-up rounds for both JITs to tier up, and enough rounds that
     // one garbage collection or descheduling moves no median.
     const ITER = 200;
     const ROUNDS = 21;
     const time = (f) => {
       const t0 = performance.now();
-      for (let i = 0; i < ITER; i += 1) f();
+      for (let i = 0; i < ITER; i += 1) sink += f();
       return (performance.now() - t0) / ITER;
     };
-    for (let i = 0; i < 5; i += 1) { time(wasmOnce); time(jsOnce); }
-    const w = [];
-    const js = [];
-    for (let round = 0; round < ROUNDS; round += 1) { w.push(time(wasmOnce)); js.push(time(jsOnce)); }
+    const names = Object.keys(sides);
+    for (let i = 0; i < 5; i += 1) names.forEach((k) => time(sides[k]));
+    const rounds = Object.fromEntries(names.map((k) => [k, []]));
+    for (let round = 0; round < ROUNDS; round += 1) names.forEach((k) => rounds[k].push(time(sides[k])));
     const median = (a) => a.sort((x, y) => x - y)[a.length >> 1];
-    return { wasmMs: median(w), jsMs: median(js), sink };
-  }, { text, prevText });
+    return { ms: Object.fromEntries(names.map((k) => [k, median(rounds[k])])), sink };
+  }, { text, prevText, baseline });
   assert.ok(res.sink > 0);
-  console.log(`# viewer bench: ${largest} (${text.length} bytes) against ${prev}; median of 21 rounds x 200 iterations`);
-  console.log(`BENCH viewer_wasm_decode_derive_us ${(res.wasmMs * 1000).toFixed(1)} us`);
-  console.log(`BENCH viewer_js_parse_derive_us ${(res.jsMs * 1000).toFixed(1)} us`);
-  console.log(`BENCH viewer_wasm_vs_js_ratio ${(res.wasmMs / res.jsMs).toFixed(2)} x`);
+  const us = (k) => (res.ms[k] * 1000).toFixed(1);
+  console.log(`# viewer bench: ${largest} (${text.length} bytes) against ${prev}, from the fetched bytes on both sides; median of 21 rounds x 200 iterations`);
+  console.log(`BENCH viewer_wasm_decode_derive_us ${us('wasm')} us`);
+  console.log(`BENCH viewer_js_parse_derive_us ${us('js')} us`);
+  console.log(`BENCH viewer_wasm_vs_js_ratio ${(res.ms.wasm / res.ms.js).toFixed(2)} x`);
+  if (baseline) {
+    console.log(`BENCH viewer_baseline_wasm_decode_derive_us ${us('baseline')} us`);
+    console.log(`BENCH viewer_baseline_wasm_vs_js_ratio ${(res.ms.baseline / res.ms.js).toFixed(2)} x`);
+  }
 }
 
 async function e2e(page) {

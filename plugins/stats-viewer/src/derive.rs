@@ -3,15 +3,14 @@
 //! rates between two snapshots of the same server.
 //!
 //! Plain Rust over `core::stats::model`, so it is tested natively; the JS
-//! adapter in `lib.rs` only serialises these structs. Nothing here reads
+//! adapter (`lib.rs`, `pack.rs`) only hands these structs to JS. Nothing here reads
 //! `vars`: the core model never holds them.
 
 use std::fmt;
 
-use serde::Serialize;
 use uwsgi_red_core::stats::model::{Cache, Socket, Spooler, StatsDocument, Worker, WorkerStatus};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct View {
     pub version: String,
     pub pid: i64,
@@ -35,7 +34,7 @@ pub struct View {
     pub spoolers: Vec<Spooler>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRow {
     pub id: u64,
     pub pid: i64,
@@ -62,7 +61,7 @@ pub struct WorkerRow {
 }
 
 /// Live workers (id != 0) per status class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatusCounts {
     pub idle: u64,
     pub busy: u64,
@@ -73,7 +72,7 @@ pub struct StatusCounts {
     pub other: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Totals {
     pub workers: u64,
     pub requests: u64,
@@ -86,7 +85,7 @@ pub struct Totals {
     pub busy_cores: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRow {
     pub id: u64,
     pub mountpoint: String,
@@ -228,7 +227,7 @@ pub fn view(doc: &StatsDocument) -> View {
 }
 
 /// Per-second rates over the interval between two snapshots of one server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rates {
     pub elapsed_s: f64,
     pub requests_per_s: f64,
@@ -243,7 +242,7 @@ pub struct Rates {
     pub workers: Vec<WorkerRate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRate {
     pub id: u64,
     pub requests_per_s: f64,

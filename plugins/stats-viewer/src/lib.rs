@@ -33,10 +33,12 @@
 )]
 
 pub mod derive;
+pub mod pack;
 pub mod source;
 
+use std::rc::Rc;
+
 use js_sys::{ArrayBuffer, JsString, Uint8Array};
-use serde::Serialize;
 use uwsgi_red_core::stats::{self, StatsDocument};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -45,7 +47,9 @@ use wasm_bindgen::JsCast;
 #[wasm_bindgen]
 #[derive(Debug, Clone)]
 pub struct Stats {
-    doc: StatsDocument,
+    // Shared, not copied: `Target::stats()` hands out the target's document
+    // (a deep copy cost as much as decoding it).
+    doc: Rc<StatsDocument>,
     repairs: usize,
     body_bytes: usize,
 }
@@ -65,8 +69,9 @@ impl Stats {
     }
 
     /// Worker rows, status counts, totals, listen/socket queues, apps, caches.
-    pub fn view(&self) -> Result<JsValue, JsError> {
-        to_js(&derive::view(&self.doc))
+    pub fn view(&self) -> JsValue {
+        let t = pack::view(&derive::view(&self.doc));
+        unpack_view(&t.nums, &t.strs)
     }
 
     /// Rates from `prev` (an earlier snapshot of the same server) to this one,
@@ -74,7 +79,7 @@ impl Stats {
     pub fn rates(&self, prev: &Stats, elapsed_seconds: f64) -> Result<JsValue, JsError> {
         let r = derive::rates(&prev.doc, &self.doc, elapsed_seconds)
             .map_err(|e| JsError::new(&e.to_string()))?;
-        to_js(&r)
+        Ok(unpack_rates(&pack::rates(&r)))
     }
 }
 
@@ -84,6 +89,8 @@ impl Stats {
 #[derive(Debug)]
 pub struct Target {
     inner: source::Target,
+    /// `inner.document`, taken out so that `stats()` shares it.
+    doc: Option<Rc<StatsDocument>>,
 }
 
 #[wasm_bindgen]
@@ -118,7 +125,7 @@ impl Target {
     }
     /// The target's document, or `undefined` when it has none yet.
     pub fn stats(&self) -> Option<Stats> {
-        self.inner.document.clone().map(|doc| Stats {
+        self.doc.clone().map(|doc| Stats {
             doc,
             repairs: self.inner.repairs as usize,
             body_bytes: 0,
@@ -133,7 +140,7 @@ pub fn decode(input: JsValue) -> Result<Stats, JsError> {
     let bytes = bytes_of(&input)?;
     let d = stats::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
     Ok(Stats {
-        doc: d.document,
+        doc: Rc::new(d.document),
         repairs: d.repairs,
         body_bytes: d.body_bytes,
     })
@@ -145,7 +152,13 @@ pub fn decode(input: JsValue) -> Result<Stats, JsError> {
 pub fn decode_targets(input: JsValue, name: &str) -> Result<Vec<Target>, JsError> {
     let bytes = bytes_of(&input)?;
     let targets = source::decode_targets(&bytes, name).map_err(|e| JsError::new(&e.to_string()))?;
-    Ok(targets.into_iter().map(|inner| Target { inner }).collect())
+    Ok(targets
+        .into_iter()
+        .map(|mut inner| Target {
+            doc: inner.document.take().map(Rc::new),
+            inner,
+        })
+        .collect())
 }
 
 #[wasm_bindgen]
@@ -160,6 +173,16 @@ extern "C" {
     fn encode_into(this: &TextEncoder, s: &JsString, dest: &mut [u8]) -> EncodeResult;
     #[wasm_bindgen(method, getter)]
     fn written(this: &EncodeResult) -> f64;
+}
+
+// Builds the plain objects from the tapes of [`pack`]: one boundary call
+// per result, no JSON text (see js/unpack.js).
+#[wasm_bindgen(module = "/js/unpack.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = unpackView)]
+    fn unpack_view(nums: &[f64], strs: &str) -> JsValue;
+    #[wasm_bindgen(js_name = unpackRates)]
+    fn unpack_rates(nums: &[f64]) -> JsValue;
 }
 
 thread_local! {
@@ -190,15 +213,4 @@ fn bytes_of(input: &JsValue) -> Result<Vec<u8>, JsError> {
     Err(JsError::new(
         "expected the stats document as a string, Uint8Array or ArrayBuffer",
     ))
-}
-
-fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
-    // Plain objects and `null` for `None`: the derived struct as JSON text,
-    // parsed by the engine's JSON.parse. One string crosses the boundary;
-    // building the objects field by field from Wasm (serde-wasm-bindgen)
-    // costs a boundary call and a key string per field, several times the
-    // whole decode. Numbers are what JSON.parse gives for the document:
-    // integers above 2^53 round to the nearest double, as in JS.
-    let text = serde_json::to_string(v).map_err(|e| JsError::new(&e.to_string()))?;
-    js_sys::JSON::parse(&text).map_err(|_| JsError::new("derived view is not valid JSON"))
 }

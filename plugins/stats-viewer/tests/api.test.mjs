@@ -168,3 +168,45 @@ test('plain-JS derivation (benchmark baseline) equals the Wasm one on every vali
   const b = vec('stats_b_4x4_after_load_http.json').toString();
   assert.deepEqual(ratesJs(JSON.parse(a), JSON.parse(b), 4), wasm.decode(b).rates(wasm.decode(a), 4));
 });
+
+test('view() and rates() objects: every field, non-ASCII strings, rounding and non-finite rates', () => {
+  const doc = (requests, runningTime) => JSON.stringify({
+    version: '2.0.30-é',
+    pid: 9007199254740993,
+    cwd: '/srv/日本/𝄞"q\\',
+    workers: [
+      { id: 1, pid: 7, status: 'sig9', requests, running_time: runningTime, tx: 5, apps: [{ id: 0, mountpoint: 'ü', chdir: '/c', requests: 2 }], cores: [{ in_request: 1 }, {}] },
+      { id: 0, status: 'cheap' },
+      { id: 2, status: 'pause', avg_rt: 4, requests: 1 },
+    ],
+    sockets: [{ name: '日本:1', proto: 'http', queue: 2 }, { name: '日本:1', proto: 'http', queue: 9 }],
+    caches: [{ name: 'c', hash: 'djb33x', items: 5, last_modified_at: 9 }],
+    spoolers: [{ dir: '/sp/ü', pid: -1, tasks: 4 }],
+  });
+  const s = wasm.decode(doc(3, 30));
+  const v = s.view();
+  assert.equal(v.version, '2.0.30-é');
+  // 2^53 + 1 rounds to 2^53, as JSON.parse rounds it.
+  assert.equal(v.pid, 9007199254740992);
+  assert.equal(v.cwd, '/srv/日本/𝄞"q\\');
+  assert.deepEqual(v.workers.map((w) => [w.id, w.status, w.status_class, w.requests, w.apps, w.cores, w.busy_cores]),
+    [[1, 'sig9', 'signal', 3, 1, 2, 1], [2, 'pause', 'pause', 1, 0, 0, 0]]);
+  assert.deepEqual(v.status, { idle: 0, busy: 0, cheap: 0, pause: 1, signal: 1, other: 0 });
+  assert.deepEqual(v.totals, { workers: 2, requests: 4, exceptions: 0, harakiri: 0, respawns: 0, tx: 5, rss: 0, cores: 2, busy_cores: 1 });
+  assert.equal(v.avg_rt_us, 1);
+  assert.deepEqual(v.sockets, [{ name: '日本:1', proto: 'http', queue: 2, max_queue: 0, shared: 0, can_offload: 0 }]);
+  assert.deepEqual(v.apps, [{ id: 0, mountpoint: 'ü', chdir: '/c', modifier1: 0, workers: 1, requests: 2, exceptions: 0 }]);
+  assert.deepEqual(v.caches, [{ name: 'c', hash: 'djb33x', hashsize: 0, keysize: 0, max_items: 0, blocks: 0, blocksize: 0, items: 5, hits: 0, miss: 0, full: 0, last_modified_at: 9 }]);
+  assert.deepEqual(v.spoolers, [{ dir: '/sp/ü', pid: -1, tasks: 4, respawns: 0, running: 0 }]);
+  const prev = wasm.decode(doc(1, 10));
+  assert.deepEqual(s.rates(prev, 2), {
+    elapsed_s: 2, requests_per_s: 1, exceptions_per_s: 0, tx_bytes_per_s: 0, mean_rt_us: 10, restarted: false,
+    workers: [{ id: 1, requests_per_s: 1, exceptions_per_s: 0, tx_bytes_per_s: 0, reset: false }, { id: 2, requests_per_s: 0, exceptions_per_s: 0, tx_bytes_per_s: 0, reset: false }],
+  });
+  // A rate that overflows is null (as serde_json wrote it), no request finished: mean null.
+  const tiny = s.rates(prev, 5e-324);
+  assert.equal(tiny.requests_per_s, null);
+  assert.equal(tiny.workers[0].requests_per_s, null);
+  assert.equal(tiny.exceptions_per_s, 0);
+  assert.equal(s.rates(s, 1).mean_rt_us, null);
+});
