@@ -43,7 +43,7 @@ pub mod error;
 pub mod families;
 pub mod limits;
 pub mod model;
-mod path;
+pub(crate) mod path;
 pub mod repair;
 pub mod sink;
 pub mod snapshot;

@@ -11,6 +11,9 @@
 //! already accepted, so a structural walk over it (strings, brackets,
 //! commas; no values decoded) ends inside the refused value's key or index.
 //!
+//! Nothing here is specific to stats documents: any `serde_json::from_slice`
+//! error of category `Data` can be named this way (crate-visible for that).
+//!
 //! Linear in the bytes before the error, and bounded memory: frames deeper
 //! than [`MAX_FRAMES`] are counted, not kept (serde_json's typed decoding
 //! stops at depth 128, so an error is never deeper than that).
