@@ -17,7 +17,7 @@
 //!
 //! Supporting pieces: [`config`] (the Envoy plugin's settings), [`snapshot`]
 //! (the JSON served to the browser viewer), [`error`] (errors with a
-//! bounded `reason` and, for wrong types, the JSON path).
+//! bounded `reason` and, for wrong types, the JSON path, found from the error position).
 //!
 //! ```
 //! use uwsgi_red_core::stats::{self, families::{map_document, encode_text, MapOptions}};
@@ -43,6 +43,7 @@ pub mod error;
 pub mod families;
 pub mod limits;
 pub mod model;
+pub(crate) mod path;
 pub mod repair;
 pub mod sink;
 pub mod snapshot;
@@ -176,28 +177,15 @@ fn with_repair<T>(
 }
 
 fn parse<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, StatsError> {
-    // Fast path without path tracking; the JSON path is only worth its cost
-    // when there is an error to report.
-    match serde_json::from_slice::<T>(json) {
-        Ok(doc) => Ok(doc),
-        Err(e) if e.classify() == Category::Data => Err(parse_with_path::<T>(json)),
-        Err(e) => Err(classify(e, String::from("."))),
-    }
-}
-
-fn parse_with_path<'a, T: Deserialize<'a>>(json: &'a [u8]) -> StatsError {
-    let de = &mut serde_json::Deserializer::from_slice(json);
-    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
-        Err(e) => {
-            let path = e.path().to_string();
-            classify(e.into_inner(), path)
-        }
-        // Only reached if the two parses disagree, which they cannot.
-        Ok(_) => StatsError::Schema {
-            path: ".".into(),
-            message: "inconsistent document".into(),
-        },
-    }
+    // One decoder, no path tracking: the JSON path is found from the error's
+    // position only when there is an error to report (see path.rs).
+    serde_json::from_slice::<T>(json).map_err(|e| {
+        let at = match e.classify() {
+            Category::Data => path::at(json, e.line(), e.column()),
+            _ => String::from("."),
+        };
+        classify(e, at)
+    })
 }
 
 fn classify(e: serde_json::Error, path: String) -> StatsError {

@@ -116,15 +116,18 @@ impl<'de, const PER_CORE: bool> Deserialize<'de> for CoreEntries<PER_CORE> {
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut out = CoreEntries::default();
                 loop {
-                    limits::check_entries(out.count)?;
-                    let more = if P {
-                        seq.next_element::<CoreView>()?.map(|c| out.list.push(c))
+                    let next = if P {
+                        seq.next_element::<CoreView>()?.map(Some)
                     } else {
-                        seq.next_element::<de::IgnoredAny>()?.map(drop)
+                        seq.next_element::<de::IgnoredAny>()?.map(|_| None)
                     };
-                    if more.is_none() {
+                    let Some(core) = next else {
                         return Ok(out);
-                    }
+                    };
+                    // After reading the entry over the bound, as limits::list
+                    // does: the error is positioned (and so named) alike.
+                    limits::check_entries(out.count)?;
+                    out.list.extend(core);
                     out.count = out.count.saturating_add(1);
                 }
             }
