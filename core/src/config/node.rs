@@ -281,17 +281,26 @@ impl<'a> Fields<'a> {
     /// The value of `key` read as `T`, or `None` when the key is absent (the
     /// caller's default applies). A key given twice is refused.
     pub(crate) fn take<T: FromNode>(&mut self, key: &str) -> Result<Option<T>, ConfigError> {
-        let at = Path::Key(&self.at, key);
+        match self.take_node(key)? {
+            Some(node) => T::from_node(node, Path::Key(&self.at, key)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The untyped half of [`Fields::take`], kept out of line: inlined into
+    /// every `take::<T>` of every config it cost ≈ 2 KB per module.
+    #[inline(never)]
+    fn take_node(&mut self, key: &str) -> Result<Option<Node>, ConfigError> {
         let mut found = None;
         for (k, value) in &mut self.entries {
             if k == key {
                 if found.is_some() {
-                    return Err(at.error("key given more than once"));
+                    return Err(Path::Key(&self.at, key).error("key given more than once"));
                 }
                 found = Some(std::mem::replace(value, Node::Null));
             }
         }
-        found.map(|node| T::from_node(node, at)).transpose()
+        Ok(found)
     }
 }
 
