@@ -11,11 +11,14 @@
 use std::fmt;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::red::admission::DEFAULT_MAX_SERIES;
 use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use crate::red::route::{PathTemplate, RouteNormalizer};
+
+pub(crate) mod node;
+
+use node::{choice, Fields, FromNode, Node, Path};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -49,8 +52,10 @@ impl ConfigError {
 /// of 256 bytes are 250 KiB), small enough that parsing stays cheap.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
-/// Parses any config struct, reporting the JSON path of the first error.
-/// An empty (or all-whitespace) document means "all defaults".
+/// Parses any serde type, reporting the JSON path of the first error.
+/// An empty (or all-whitespace) document means "all defaults". The
+/// proxy-wasm plugins' configs are read by [`node`] instead (a fraction of
+/// the module bytes); this stays for the native and WASI users.
 pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ConfigError> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::new(
@@ -75,22 +80,34 @@ pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Conf
     Ok(value)
 }
 
-/// Where RED metrics go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// Where RED metrics go (`"host"`, `"self"`, `"both"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Exposition {
     /// The host's metrics API (Envoy `/stats/prometheus`).
     #[default]
     Host,
     /// Served by the plugin itself on `metrics_path`.
-    #[serde(rename = "self")]
     SelfServed,
     Both,
 }
 
-/// The JSON document of the HTTP filter and the uwsgi network filter.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+impl FromNode for Exposition {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        choice(
+            node,
+            at,
+            &[
+                ("host", Exposition::Host),
+                ("self", Exposition::SelfServed),
+                ("both", Exposition::Both),
+            ],
+        )
+    }
+}
+
+/// The JSON document of the HTTP filter. Every key is optional (absent
+/// means the default); unknown keys are refused by name.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedConfig {
     /// Fixed `service` label; when absent the host's upstream cluster name is used.
     pub service: Option<String>,
@@ -130,6 +147,42 @@ impl Default for RedConfig {
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             time_to_first_byte: true,
         }
+    }
+}
+
+impl FromNode for RedConfig {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new(
+            node,
+            at,
+            &[
+                "service",
+                "use_route_name",
+                "route_patterns",
+                "collapse_ids",
+                "max_series",
+                "buckets_seconds",
+                "exposition",
+                "metrics_path",
+                "flush_interval_ms",
+                "time_to_first_byte",
+            ],
+        )?;
+        let d = Self::default();
+        Ok(Self {
+            service: f.take("service")?.unwrap_or(d.service),
+            use_route_name: f.take("use_route_name")?.unwrap_or(d.use_route_name),
+            route_patterns: f.take("route_patterns")?.unwrap_or(d.route_patterns),
+            collapse_ids: f.take("collapse_ids")?.unwrap_or(d.collapse_ids),
+            max_series: f.take("max_series")?.unwrap_or(d.max_series),
+            buckets_seconds: f.take("buckets_seconds")?.unwrap_or(d.buckets_seconds),
+            exposition: f.take("exposition")?.unwrap_or(d.exposition),
+            metrics_path: f.take("metrics_path")?.unwrap_or(d.metrics_path),
+            flush_interval_ms: f.take("flush_interval_ms")?.unwrap_or(d.flush_interval_ms),
+            time_to_first_byte: f
+                .take("time_to_first_byte")?
+                .unwrap_or(d.time_to_first_byte),
+        })
     }
 }
 
@@ -187,7 +240,7 @@ pub struct RedSettings {
 
 impl RedConfig {
     pub fn from_json(bytes: &[u8]) -> Result<RedSettings, ConfigError> {
-        parse_json::<RedConfig>(bytes)?.validate()
+        node::read::<RedConfig>(bytes)?.validate()
     }
 
     pub fn validate(self) -> Result<RedSettings, ConfigError> {
@@ -215,7 +268,9 @@ impl RedConfig {
                         ),
                     ));
                 }
-                PathTemplate::parse(t).map_err(|e| ConfigError::new(&key, e.to_string()))
+                // The key names the template; quoting it again would take
+                // `{:?}` (escaping, ≈ 5 KB of Unicode tables per module).
+                PathTemplate::parse(t).map_err(|e| ConfigError::new(&key, e.reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if self.max_series == 0 || self.max_series > MAX_SERIES_LIMIT {
@@ -367,8 +422,24 @@ mod tests {
             "]".repeat(10_000)
         );
         let e = RedConfig::from_json(deep.as_bytes()).unwrap_err();
-        // Refused at the first level that has the wrong type, named.
-        assert_eq!(e.path, "route_patterns[0]");
+        // The document is parsed before it is read: nesting beyond
+        // serde_json's limit is a syntax error of the document, located.
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            (".", "recursion limit exceeded at line 1 column 145")
+        );
+        // Within the limit, refused at the first level that has the wrong
+        // type, named.
+        let deep = format!(
+            r#"{{"route_patterns":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let e = RedConfig::from_json(deep.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("route_patterns[0]", "expected a string, got a list")
+        );
     }
 
     #[test]
@@ -400,11 +471,10 @@ mod tests {
                 .path,
             "buckets_seconds"
         );
+        let e = RedConfig::from_json(br#"{"route_patterns":["/a","nope"]}"#).unwrap_err();
         assert_eq!(
-            RedConfig::from_json(br#"{"route_patterns":["nope"]}"#)
-                .unwrap_err()
-                .path,
-            "route_patterns[0]"
+            e.to_string(),
+            "invalid plugin configuration at `route_patterns[1]`: must start with '/'"
         );
         assert!(RedConfig::from_json(b"{").is_err());
         assert_eq!(

@@ -120,26 +120,51 @@ impl Format {
         let Some(accept) = accept else {
             return Format::Prometheus;
         };
-        let (mut om, mut text) = (0.0f64, 0.0f64);
+        let (mut om, mut text) = (0u16, 0u16);
         for range in accept.split(',') {
             let mut parts = range.split(';').map(str::trim);
             let media = parts.next().unwrap_or("").to_ascii_lowercase();
             let q = parts
                 .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-                .find_map(|v| v.parse::<f64>().ok())
-                .unwrap_or(1.0);
+                .find_map(qvalue_thousandths)
+                .unwrap_or(1000);
             match media.as_str() {
                 "application/openmetrics-text" => om = om.max(q),
                 "text/plain" | "text/*" | "*/*" => text = text.max(q),
                 _ => {}
             }
         }
-        if om > 0.0 && om >= text {
+        if om > 0 && om >= text {
             Format::OpenMetrics
         } else {
             Format::Prometheus
         }
     }
+}
+
+/// An HTTP weight (RFC 9110 `qvalue`: `0`, `0.5`, `1.000`) in thousandths.
+/// Integer arithmetic instead of `str::parse::<f64>`, whose float parser
+/// was ≈ 10 KB of the self-mode proxy-wasm module for one header; digits
+/// past the third decimal, which the grammar does not allow, are ignored,
+/// and a weight above 1 counts as 1.
+fn qvalue_thousandths(v: &str) -> Option<u16> {
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let whole: u16 = match whole {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut thousandths = 0u16;
+    let mut scale = 100u16;
+    for b in frac.bytes().take(3) {
+        thousandths =
+            thousandths.saturating_add(u16::from(b.saturating_sub(b'0')).saturating_mul(scale));
+        scale /= 10;
+    }
+    Some(whole.saturating_add(thousandths).min(1000))
 }
 
 /// OpenMetrics wants canonical numbers for `le`: `1.0`, not `1`.
@@ -341,6 +366,29 @@ d"#
         assert!(text.contains("d_seconds_bucket{a=\"b\",le=\"1.0\"} 1\n"));
         assert!(text.contains("d_seconds_bucket{a=\"b\",le=\"+Inf\"} 1\n"));
         assert!(text.ends_with("d_seconds_count{a=\"b\"} 1\n# EOF\n"));
+    }
+
+    #[test]
+    fn qvalues_in_thousandths() {
+        for (v, want) in [
+            ("0", Some(0)),
+            ("1", Some(1000)),
+            ("0.5", Some(500)),
+            ("0.75", Some(750)),
+            ("0.001", Some(1)),
+            ("1.000", Some(1000)),
+            ("0.1239", Some(123)),
+            ("1.5", Some(1000)),
+            ("0.", Some(0)),
+            ("", None),
+            (".5", None),
+            ("2", None),
+            ("0.x", None),
+            ("-0.5", None),
+            ("5e-1", None),
+        ] {
+            assert_eq!(qvalue_thousandths(v), want, "{v:?}");
+        }
     }
 
     #[test]

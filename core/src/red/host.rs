@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use litemap::LiteMap;
+
 use super::admission::Decision;
 use super::labels::LabelSet;
 use super::names;
@@ -42,9 +44,11 @@ struct SeriesIds {
 #[derive(Debug, Default)]
 pub struct HostRecorder {
     series: HashMap<LabelSet, SeriesIds>,
-    overflow: HashMap<(&'static str, &'static str), SeriesIds>,
+    /// By (status class, protocol): a handful, so a sorted list.
+    overflow: LiteMap<(&'static str, &'static str), SeriesIds>,
     dropped: Option<u32>,
-    internal: HashMap<&'static str, u32>,
+    /// By reason: a handful, so a sorted list.
+    internal: LiteMap<&'static str, u32>,
 }
 
 impl HostRecorder {

@@ -29,6 +29,8 @@
 //! error, never a panic.
 
 use std::collections::BTreeMap;
+
+use litemap::LiteMap;
 use std::fmt;
 
 use super::admission::{shard_count, stable_hash, Decision, MAX_CAS_ATTEMPTS};
@@ -105,9 +107,9 @@ impl Layout {
 pub struct Delta {
     buckets: Buckets,
     layout: Layout,
-    shards: BTreeMap<usize, BTreeMap<LabelSet, Series>>,
+    shards: LiteMap<usize, BTreeMap<LabelSet, Series>>,
     dropped: u64,
-    internal: BTreeMap<&'static str, u64>,
+    internal: LiteMap<&'static str, u64>,
 }
 
 impl Delta {
@@ -115,9 +117,9 @@ impl Delta {
         Self {
             buckets,
             layout,
-            shards: BTreeMap::new(),
+            shards: LiteMap::new(),
             dropped: 0,
-            internal: BTreeMap::new(),
+            internal: LiteMap::new(),
         }
     }
 
@@ -204,7 +206,7 @@ pub struct SharedState {
     buckets: Buckets,
     series: BTreeMap<LabelSet, Series>,
     dropped: u64,
-    internal: BTreeMap<String, u64>,
+    internal: LiteMap<String, u64>,
     /// Unix seconds when the state was created (meta key only): a new
     /// value means the counters restarted.
     started_s: u64,
@@ -250,7 +252,7 @@ impl SharedState {
             buckets,
             series: BTreeMap::new(),
             dropped: 0,
-            internal: BTreeMap::new(),
+            internal: LiteMap::new(),
             started_s: 0,
         }
     }

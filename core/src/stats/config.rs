@@ -5,13 +5,12 @@
 //! - the **admin** HTTP filter that serves the latest snapshot:
 //!   `{"mode":"admin","snapshot_path":"/uwsgi/snapshot.json"}`.
 //!
-//! Parsed with [`crate::config::parse_json`]: unknown keys and wrong types
+//! Read key by key ([`crate::config::node`]): unknown keys and wrong types
 //! are errors naming the key; [`PluginConfig::from_json`] also validates.
 
-use serde::Deserialize;
-
 use super::families::MapOptions;
-use crate::config::{parse_json, ConfigError};
+use crate::config::node::{self, choice, Fields, FromNode, Node, Path};
+use crate::config::ConfigError;
 
 /// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
 /// filter reads: `<prefix>/snapshot.json` and `<prefix>/metrics.txt`.
@@ -25,35 +24,53 @@ pub fn metrics_key(prefix: &str) -> String {
     format!("{prefix}/metrics.txt")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// `"poller"` or `"admin"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     #[default]
     Poller,
     Admin,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromNode for Mode {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        choice(
+            node,
+            at,
+            &[("poller", Mode::Poller), ("admin", Mode::Admin)],
+        )
+    }
+}
+
+/// `name` and `cluster` are required; unknown keys are refused by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetConfig {
     /// Value of the `target` label; `[A-Za-z0-9_-]`, 1–64 bytes.
     pub name: String,
     /// Envoy cluster whose endpoint is the uWSGI `--stats` socket (run with `--stats-http`).
     pub cluster: String,
     /// Request path; uWSGI ignores it.
-    #[serde(default = "default_path")]
     pub path: String,
     /// `:authority` of the poll request; defaults to the cluster name.
-    #[serde(default)]
     pub authority: Option<String>,
 }
 
-fn default_path() -> String {
-    "/".to_string()
+impl FromNode for TargetConfig {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new(node, at, &["name", "cluster", "path", "authority"])?;
+        let required = |key: &str| at.error(format!("missing key `{key}`"));
+        Ok(Self {
+            name: f.take("name")?.ok_or_else(|| required("name"))?,
+            cluster: f.take("cluster")?.ok_or_else(|| required("cluster"))?,
+            path: f.take("path")?.unwrap_or_else(|| "/".to_string()),
+            authority: f.take("authority")?.unwrap_or_default(),
+        })
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The poller's document. Every key but `targets` has a default; unknown
+/// keys are refused by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollerConfig {
     pub mode: Mode,
     pub targets: Vec<TargetConfig>,
@@ -82,6 +99,42 @@ impl Default for PollerConfig {
             max_series: 20_000,
             shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
         }
+    }
+}
+
+impl FromNode for PollerConfig {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new(
+            node,
+            at,
+            &[
+                "mode",
+                "targets",
+                "interval_ms",
+                "timeout_ms",
+                "per_core",
+                "uwsgi_metrics",
+                "max_document_bytes",
+                "max_series",
+                "shared_data_prefix",
+            ],
+        )?;
+        let d = Self::default();
+        Ok(Self {
+            mode: f.take("mode")?.unwrap_or(d.mode),
+            targets: f.take("targets")?.unwrap_or(d.targets),
+            interval_ms: f.take("interval_ms")?.unwrap_or(d.interval_ms),
+            timeout_ms: f.take("timeout_ms")?.unwrap_or(d.timeout_ms),
+            per_core: f.take("per_core")?.unwrap_or(d.per_core),
+            uwsgi_metrics: f.take("uwsgi_metrics")?.unwrap_or(d.uwsgi_metrics),
+            max_document_bytes: f
+                .take("max_document_bytes")?
+                .unwrap_or(d.max_document_bytes),
+            max_series: f.take("max_series")?.unwrap_or(d.max_series),
+            shared_data_prefix: f
+                .take("shared_data_prefix")?
+                .unwrap_or(d.shared_data_prefix),
+        })
     }
 }
 
@@ -161,8 +214,9 @@ impl PollerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The admin filter's document: `mode` is `"admin"`, every other key has a
+/// default; unknown keys are refused by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub mode: Mode,
     /// Answers with the snapshot JSON (no `vars`).
@@ -180,6 +234,30 @@ impl Default for AdminConfig {
             metrics_path: "/uwsgi/metrics".to_string(),
             shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
         }
+    }
+}
+
+impl FromNode for AdminConfig {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new(
+            node,
+            at,
+            &[
+                "mode",
+                "snapshot_path",
+                "metrics_path",
+                "shared_data_prefix",
+            ],
+        )?;
+        let d = Self::default();
+        Ok(Self {
+            mode: f.take("mode")?.unwrap_or(d.mode),
+            snapshot_path: f.take("snapshot_path")?.unwrap_or(d.snapshot_path),
+            metrics_path: f.take("metrics_path")?.unwrap_or(d.metrics_path),
+            shared_data_prefix: f
+                .take("shared_data_prefix")?
+                .unwrap_or(d.shared_data_prefix),
+        })
     }
 }
 
@@ -221,26 +299,30 @@ pub enum PluginConfig {
     Admin(AdminConfig),
 }
 
-#[derive(Deserialize)]
-struct ModeOnly {
-    #[serde(default)]
-    mode: Mode,
-}
-
 impl PluginConfig {
-    /// `mode` (default `poller`) picks the schema; the rest is parsed strictly.
+    /// `mode` (default `poller`) picks the schema; the rest is read strictly.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let mode = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Mode::Poller
-        } else {
-            // Only `mode` is read here; unknown keys are judged by the full parse.
-            serde_json::from_slice::<ModeOnly>(bytes)
-                .map(|m| m.mode)
-                .or_else(|_| parse_json::<PollerConfig>(bytes).map(|c| c.mode))?
+        let Some(doc) = node::parse(bytes)? else {
+            // An empty document is a poller without targets: refused by
+            // `validate`, naming `targets`.
+            return Ok(Self::Poller(PollerConfig::default().validate()?));
         };
-        match mode {
-            Mode::Poller => Ok(Self::Poller(parse_json::<PollerConfig>(bytes)?.validate()?)),
-            Mode::Admin => Ok(Self::Admin(parse_json::<AdminConfig>(bytes)?.validate()?)),
+        // Only `mode` is looked at here; a document that is no object, or a
+        // wrong `mode`, is reported by the poller's reader.
+        let mode = match &doc {
+            Node::Object(entries) => entries
+                .iter()
+                .find(|(k, _)| k == "mode")
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        };
+        match mode.map(|m| Mode::from_node(m, Path::Key(&Path::Root, "mode"))) {
+            Some(Ok(Mode::Admin)) => Ok(Self::Admin(
+                AdminConfig::from_node(doc, Path::Root)?.validate()?,
+            )),
+            _ => Ok(Self::Poller(
+                PollerConfig::from_node(doc, Path::Root)?.validate()?,
+            )),
         }
     }
 }

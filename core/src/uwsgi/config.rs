@@ -1,15 +1,15 @@
 //! Configuration of the uwsgi network filter: the RED settings shared with
 //! the HTTP filter plus the protocol limits.
 
-use serde::Deserialize;
-
 use super::decoder::{DEFAULT_HEAD_LIMIT, MIN_HEAD_LIMIT};
 use super::response::DEFAULT_RESPONSE_HEAD_LIMIT;
-use crate::config::{parse_json, ConfigError, RedConfig, RedSettings};
+use crate::config::node::{self, Fields, FromNode, Node, Path};
+use crate::config::{ConfigError, RedConfig, RedSettings};
 use crate::red::admission::DEFAULT_MAX_SERIES;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Every key is optional (absent means the default); unknown keys are
+/// refused by name.
+#[derive(Debug, Clone, PartialEq)]
 pub struct UwsgiFilterConfig {
     /// Fixed `service` label; when absent SERVER_NAME, then HTTP_HOST.
     pub service: Option<String>,
@@ -40,6 +40,34 @@ impl Default for UwsgiFilterConfig {
     }
 }
 
+impl FromNode for UwsgiFilterConfig {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new(
+            node,
+            at,
+            &[
+                "service",
+                "route_patterns",
+                "collapse_ids",
+                "max_series",
+                "head_limit",
+                "response_head_limit",
+            ],
+        )?;
+        let d = Self::default();
+        Ok(Self {
+            service: f.take("service")?.unwrap_or(d.service),
+            route_patterns: f.take("route_patterns")?.unwrap_or(d.route_patterns),
+            collapse_ids: f.take("collapse_ids")?.unwrap_or(d.collapse_ids),
+            max_series: f.take("max_series")?.unwrap_or(d.max_series),
+            head_limit: f.take("head_limit")?.unwrap_or(d.head_limit),
+            response_head_limit: f
+                .take("response_head_limit")?
+                .unwrap_or(d.response_head_limit),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UwsgiFilterSettings {
     pub red: RedSettings,
@@ -53,7 +81,7 @@ const MAX_RESPONSE_HEAD_LIMIT: usize = 1 << 20;
 
 impl UwsgiFilterConfig {
     pub fn from_json(bytes: &[u8]) -> Result<UwsgiFilterSettings, ConfigError> {
-        parse_json::<Self>(bytes)?.validate()
+        node::read::<Self>(bytes)?.validate()
     }
 
     pub fn validate(self) -> Result<UwsgiFilterSettings, ConfigError> {
