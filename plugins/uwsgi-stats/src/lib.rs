@@ -39,8 +39,10 @@ use uwsgi_red_core::stats::config::{metrics_key, snapshot_key, AdminConfig, Plug
 
 use poller::Poller;
 
+// No `proxy_wasm::set_log_level`: it only installs a `log` crate backend
+// (nothing here logs through `log`) and a panic hook that
+// `-Cpanic=immediate-abort` never runs.
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
