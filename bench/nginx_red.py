@@ -17,7 +17,19 @@ module is loaded) and drops the proxy_wasm line; "noop" loads
 noop-filter.wasm under the same name with the same proxy_wasm line.
 BENCH_ALT_DISTS="label=dir,..." adds "red_<label>" variants: another build's
 red-filter.wasm (e.g. the previous commit's) timed in the same run.
+
+Instructions, counted: CPU-time reps on a shared machine spread more than
+the variants differ, so when valgrind is installed every variant also runs
+once under callgrind (BENCH_CALLGRIND=0 skips it), as bench/red_filter.py
+does for Envoy: one nginx process (`master_process off`, so the process
+valgrind starts is the one that serves), instrumentation switched on through
+vgdb only around CG_REQUESTS keep-alive requests to the `direct` route after
+a warm-up, instructions divided by the requests. Wasmtime compiles the
+module before the first request (Cranelift, no tiering), so the count
+repeats to within a few hundred instructions per request from run to run
+(nginx's own timers) and does not depend on machine load.
 """
+import http.client
 import os
 import re
 import shutil
@@ -25,12 +37,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "host-tests"))
-from harness import Sub, free_port, start_uwsgi, wasm  # noqa: E402
-from nginx_wasm import PLUGIN_LINE, NginxWasm  # noqa: E402
+from harness import ROOT, Sub, free_port, nginx_globals, start_uwsgi, wasm  # noqa: E402
+from nginx_wasm import PLUGIN_LINE, NginxWasm, nginx_wasm_bin, render_example  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
@@ -83,6 +96,99 @@ def measure(ng, path):
     return (cpu_seconds(pids) - before) / n * 1e6, n
 
 
+CG_REQUESTS = 300
+
+
+def get(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    r.read()
+    if r.status != 200:
+        raise RuntimeError(f"{path}: status {r.status}")
+
+
+def instructions_per_request(logdir, kind, upstream):
+    """nginx instructions per request on the direct route, under callgrind."""
+    out = Path(logdir) / f"cg-{kind}"
+    out.mkdir()
+    port = free_port()
+    conf = out / "nginx.conf"
+    conf.write_text(render_example(out, port, upstream, extra=VARIANTS[kind]))
+    with open(out / "nginx.log", "w") as log:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--smc-check=all-non-file",
+                                 f"--callgrind-out-file={out}/cg.out", nginx_wasm_bin(), "-p", str(out),
+                                 "-e", "stderr", "-c", str(conf), "-g", nginx_globals() + " master_process off;"],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                get(conn, "/direct")
+                break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{kind}: nginx under valgrind did not answer; see {out}/nginx.log")
+            time.sleep(1)
+        for _ in range(50):  # warm-up: probe, interning, admission
+            get(conn, "/direct")
+
+        def vgdb(*cmd):
+            subprocess.run(["vgdb", f"--pid={proc.pid}", *cmd], check=True, capture_output=True, timeout=120)
+        vgdb("instrumentation", "on")
+        for _ in range(CG_REQUESTS):
+            get(conn, "/direct")
+        vgdb("instrumentation", "off")
+        vgdb("dump")
+        conn.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    totals = []
+    for f in sorted(out.glob("cg.out.*")):
+        text = subprocess.run(["callgrind_annotate", str(f)], capture_output=True, text=True).stdout
+        m = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
+        if m:
+            totals.append(int(m.group(1).replace(",", "")))
+    if not totals:
+        raise RuntimeError(f"{kind}: no callgrind dump in {out}")
+    return max(totals) / CG_REQUESTS
+
+
+def count_instructions(logdir, upstream):
+    """Instructions per request for every variant ({} when skipped)."""
+    if os.environ.get("BENCH_CALLGRIND", "1") != "1":
+        return {}
+    if not (shutil.which("valgrind") and shutil.which("vgdb")):
+        print("  note: valgrind (with vgdb) not found: no instruction counts", file=sys.stderr)
+        return {}
+    counts = {}
+    for kind in VARIANTS:
+        counts[kind] = instructions_per_request(logdir, kind, upstream)
+        print(f"  callgrind {kind:8} {counts[kind]:9.0f} instructions/req", file=sys.stderr)
+    return counts
+
+
+def print_instructions(counts):
+    base = counts["none"]
+    print(f"\nInstructions per request in the nginx process (callgrind, {CG_REQUESTS} keep-alive requests,"
+          " direct route):")
+    for kind in VARIANTS:
+        print(f"{NAMES[kind]:<20}{counts[kind]:>10.0f}{counts[kind] - base:>+10.0f}")
+    over = {k: v - base for k, v in counts.items()}
+    print(f"BENCH nginx_red_overhead_instructions {over['red']:.0f} instructions")
+    print(f"BENCH nginx_noop_overhead_instructions {over['noop']:.0f} instructions")
+    print(f"BENCH nginx_red_vs_noop_instructions_ratio {over['red'] / over['noop']:.2f} x")
+    for kind in VARIANTS:
+        if kind.startswith("red_"):
+            print(f"{NAMES[kind]}: {over[kind]:+.0f} instructions, {over[kind] / over['noop']:.2f}x the empty filter's")
+
+
 def main():
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk (./build.sh bench installs it)")
@@ -94,6 +200,7 @@ def main():
         up = start_uwsgi(logdir, "bench-ngx-uwsgi", protocol="uwsgi", processes=2, threads=16,
                          wrapper=("taskset", "-c", "1"))
         procs.append(up)
+        counts = count_instructions(logdir, up.port)
         hosts = {}
         for kind, subs in VARIANTS.items():
             ng = NginxWasm(logdir, f"bench-ngx-{kind}", free_port(), upstream=up.port, extra=subs)
@@ -137,6 +244,8 @@ def main():
             if kind.startswith("red_"):
                 o = overhead(kind, "direct")
                 print(f"{NAMES[kind]}: {o:+.1f} us over no filter, {o / noop_over:.2f}x the empty filter's")
+        if counts:
+            print_instructions(counts)
     finally:
         for p in reversed(procs):
             p.stop()
