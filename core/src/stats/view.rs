@@ -448,6 +448,35 @@ pub fn view_of<const PER_CORE: bool>(doc: &StatsDocument) -> ViewOf<'_, PER_CORE
     }
 }
 
+/// A reply decoded into a caller's own partial model (see [`decode_as`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedAs<T> {
+    pub value: T,
+    /// Strings rewritten by [`super::repair::repair`]; 0 for valid JSON.
+    pub repairs: usize,
+    /// Size of the JSON body (after any HTTP head).
+    pub body_bytes: usize,
+}
+
+/// Decodes a reply into `T`, a model that reads only what its caller needs
+/// (serde skips every other key with `IgnoredAny`, as this view does), with
+/// [`super::decode_with_limit`]'s body checks, invalid-JSON repair and error
+/// classification, so a lighter model keeps core's errors for the keys it
+/// reads. `T` is owned: a repaired body lives only inside the call. For the
+/// browser viewer, which keeps documents between polls.
+pub fn decode_as<T: serde::de::DeserializeOwned>(
+    reply: &[u8],
+    max_bytes: usize,
+) -> Result<DecodedAs<T>, super::StatsError> {
+    let body = super::checked_body(reply, max_bytes)?;
+    let (value, repairs) = super::with_repair(body, |json, _| super::parse::<T>(json))?;
+    Ok(DecodedAs {
+        value,
+        repairs,
+        body_bytes: body.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_per_core_metric;

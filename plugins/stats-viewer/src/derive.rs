@@ -2,13 +2,15 @@
 //! view (worker rows, status counts, totals, queues, apps, caches) and the
 //! rates between two snapshots of the same server.
 //!
-//! Plain Rust over `core::stats::model`, so it is tested natively; the JS
-//! adapter (`lib.rs`, `pack.rs`) only hands these structs to JS. Nothing here reads
-//! `vars`: the core model never holds them.
+//! Plain Rust over [`crate::doc`] (the keys of the document the page draws),
+//! so it is tested natively; the JS adapter (`lib.rs`, `pack.rs`) only hands
+//! these structs to JS. Nothing here reads `vars`: the model never holds them.
 
 use std::fmt;
 
-use uwsgi_red_core::stats::model::{Cache, Socket, Spooler, StatsDocument, Worker, WorkerStatus};
+use uwsgi_red_core::stats::model::{Cache, Socket, Spooler, WorkerStatus};
+
+use crate::doc::{Document, Worker};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
@@ -141,12 +143,12 @@ fn worker_row(w: &Worker) -> WorkerRow {
         running_time_us: w.running_time,
         last_spawn: w.last_spawn,
         apps: w.apps.len(),
-        cores: w.cores.len(),
-        busy_cores: w.cores.iter().filter(|c| c.in_request != 0).count(),
+        cores: w.cores.count,
+        busy_cores: w.cores.busy,
     }
 }
 
-pub fn view(doc: &StatsDocument) -> View {
+pub fn view(doc: &Document) -> View {
     let workers: Vec<WorkerRow> = doc.live_workers().map(worker_row).collect();
     let mut status = StatusCounts::default();
     doc.live_workers().for_each(|w| status.add(&w.status));
@@ -221,8 +223,8 @@ pub fn view(doc: &StatsDocument) -> View {
         avg_rt_us,
         sockets,
         apps,
-        caches: doc.caches.clone().unwrap_or_default(),
-        spoolers: doc.spoolers.clone().unwrap_or_default(),
+        caches: doc.caches.clone(),
+        spoolers: doc.spoolers.clone(),
     }
 }
 
@@ -280,11 +282,7 @@ fn increase(prev: u64, cur: u64) -> (u64, bool) {
     }
 }
 
-pub fn rates(
-    prev: &StatsDocument,
-    cur: &StatsDocument,
-    elapsed_s: f64,
-) -> Result<Rates, RateError> {
+pub fn rates(prev: &Document, cur: &Document, elapsed_s: f64) -> Result<Rates, RateError> {
     if !(elapsed_s.is_finite() && elapsed_s > 0.0) {
         return Err(RateError::BadInterval(elapsed_s));
     }
@@ -324,15 +322,15 @@ pub fn rates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uwsgi_red_core::stats::decode;
+    use crate::doc::decode;
 
-    fn vector(name: &str) -> StatsDocument {
+    fn vector(name: &str) -> Document {
         let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../core/tests/vectors/");
         let bytes = std::fs::read(format!("{p}{name}")).unwrap();
         decode(&bytes).unwrap().document
     }
 
-    fn doc(workers: &[(u64, i64, &str, u64, u64, u64, u64)]) -> StatsDocument {
+    fn doc(workers: &[(u64, i64, &str, u64, u64, u64, u64)]) -> Document {
         let ws: Vec<String> = workers
             .iter()
             .map(|(id, pid, st, req, exc, tx, rt)| {

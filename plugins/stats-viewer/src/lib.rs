@@ -1,7 +1,7 @@
 //! JS bindings of the browser stats viewer: a thin wasm-bindgen adapter over
 //! `core::stats` (decoding, invalid-JSON repair, HTTP stripping) and this
 //! crate's [`derive`] (views and rates). Errors become JS exceptions carrying
-//! core's message. `vars` never reach JS: the core model does not hold them.
+//! core's message. `vars` never reach JS: the viewer's model ([`doc`]) does not hold them.
 //!
 //! ```js
 //! import init, { decode, decodeTargets } from './pkg/stats_viewer.js';
@@ -33,13 +33,14 @@
 )]
 
 pub mod derive;
+pub mod doc;
 pub mod pack;
 pub mod source;
 
 use std::rc::Rc;
 
+use doc::Document;
 use js_sys::{ArrayBuffer, JsString, Uint8Array};
-use uwsgi_red_core::stats::{self, StatsDocument};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -49,7 +50,7 @@ use wasm_bindgen::JsCast;
 pub struct Stats {
     // Shared, not copied: `Target::stats()` hands out the target's document
     // (a deep copy cost as much as decoding it).
-    doc: Rc<StatsDocument>,
+    doc: Rc<Document>,
     repairs: usize,
     body_bytes: usize,
 }
@@ -90,7 +91,7 @@ impl Stats {
 pub struct Target {
     inner: source::Target,
     /// `inner.document`, taken out so that `stats()` shares it.
-    doc: Option<Rc<StatsDocument>>,
+    doc: Option<Rc<Document>>,
 }
 
 #[wasm_bindgen]
@@ -138,7 +139,7 @@ impl Target {
 #[wasm_bindgen]
 pub fn decode(input: JsValue) -> Result<Stats, JsError> {
     let bytes = bytes_of(&input)?;
-    let d = stats::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
+    let d = doc::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
     Ok(Stats {
         doc: Rc::new(d.document),
         repairs: d.repairs,

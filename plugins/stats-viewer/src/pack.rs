@@ -202,9 +202,9 @@ pub fn rates(r: &Rates) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::derive;
-    use uwsgi_red_core::stats::decode;
+    use crate::doc::{decode, Document};
 
-    fn vector(name: &str) -> uwsgi_red_core::stats::StatsDocument {
+    fn vector(name: &str) -> Document {
         let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../core/tests/vectors/");
         decode(&std::fs::read(format!("{p}{name}")).unwrap())
             .unwrap()

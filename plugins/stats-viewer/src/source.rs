@@ -4,7 +4,9 @@
 //! its last document). Both become a list of [`Target`]s.
 
 use uwsgi_red_core::stats::snapshot::Snapshot;
-use uwsgi_red_core::stats::{self, transport, StatsDocument, StatsError};
+use uwsgi_red_core::stats::{transport, StatsError};
+
+use crate::doc::{self, Document};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
@@ -19,12 +21,12 @@ pub struct Target {
     /// When the Envoy plugin wrote the snapshot; `None` for a document.
     pub generated_at_ms: Option<u64>,
     pub repairs: u64,
-    pub document: Option<StatsDocument>,
+    pub document: Option<Document>,
 }
 
 /// Decodes `input`; a plain document becomes one target called `name`.
 pub fn decode_targets(input: &[u8], name: &str) -> Result<Vec<Target>, StatsError> {
-    let first = match stats::decode(input) {
+    let first = match doc::decode(input) {
         Ok(d) => {
             return Ok(vec![Target {
                 name: name.to_string(),
@@ -59,7 +61,7 @@ pub fn decode_targets(input: &[u8], name: &str) -> Result<Vec<Target>, StatsErro
             last_success_ms: t.last_success_ms,
             generated_at_ms: Some(snap.generated_at_ms),
             repairs: t.repairs,
-            document: t.document,
+            document: t.document.as_ref().map(Document::from),
         })
         .collect())
 }
@@ -67,6 +69,7 @@ pub fn decode_targets(input: &[u8], name: &str) -> Result<Vec<Target>, StatsErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uwsgi_red_core::stats;
     use uwsgi_red_core::stats::snapshot::TargetSnapshot;
 
     fn vector(name: &str) -> Vec<u8> {
@@ -113,7 +116,7 @@ mod tests {
             let t = decode_targets(&input, "ignored").unwrap();
             assert_eq!(t.len(), 2);
             assert_eq!(t[0].name, "app1");
-            assert_eq!(t[0].document.as_ref(), Some(&doc));
+            assert_eq!(t[0].document, Some(Document::from(&doc)));
             assert_eq!(t[0].generated_at_ms, Some(1_700_000_000_123));
             assert_eq!(
                 (t[1].up, t[1].last_error.as_deref()),
