@@ -89,6 +89,10 @@ pub fn format_value(v: f64) -> String {
         "+Inf".to_string()
     } else if v == f64::NEG_INFINITY {
         "-Inf".to_string()
+    } else if cfg!(feature = "small-float") {
+        let mut s = String::new();
+        super::float::push_finite(&mut s, v);
+        s
     } else {
         format!("{v}")
     }

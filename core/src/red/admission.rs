@@ -27,8 +27,8 @@
 //! in the overflow series, and counts the reason. Nothing is cached then,
 //! so the next request of that set asks again.
 
+use super::maps::HashSet;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
 use super::kv::{CasWrite, KvError, KvStore};

@@ -3,12 +3,13 @@
 //! admission decision of [`super::admission`]. Written against a small
 //! [`MetricsHost`] trait so every host failure is injected natively.
 
-use std::collections::HashMap;
+use std::hash::RandomState;
 
 use litemap::LiteMap;
 
 use super::admission::Decision;
 use super::labels::LabelSet;
+use super::maps::HashMap;
 use super::names;
 use crate::envoy_name;
 use crate::prom::text::MetricType;
@@ -43,7 +44,8 @@ struct SeriesIds {
 /// One VM's host-mode state.
 #[derive(Debug, Default)]
 pub struct HostRecorder {
-    series: HashMap<LabelSet, SeriesIds>,
+    /// SipHash for string keys: see [`super::maps`].
+    series: HashMap<LabelSet, SeriesIds, RandomState>,
     /// By (status class, protocol): a handful, so a sorted list.
     overflow: LiteMap<(&'static str, &'static str), SeriesIds>,
     dropped: Option<u32>,

@@ -8,8 +8,8 @@
 //! label could be are never interned, and a full table starts over (which
 //! only costs the work the table saves).
 
+use super::maps::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use super::admission::Decision;

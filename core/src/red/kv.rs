@@ -4,7 +4,9 @@
 //! state ([`super::shared`]) are written against this trait only, so every
 //! failure a host can produce is injected by a fake store in native tests.
 
-use std::collections::HashMap;
+use std::hash::RandomState;
+
+use super::maps::HashMap;
 
 /// A stored value (absent when the key does not exist) and its CAS token.
 pub type Versioned = (Option<Vec<u8>>, Option<u32>);
@@ -50,7 +52,8 @@ pub trait KvStore {
 /// admission state, and the reference the fault-injecting test stores wrap.
 #[derive(Debug, Default, Clone)]
 pub struct LocalKv {
-    map: HashMap<String, (Vec<u8>, u32)>,
+    /// SipHash for string keys: see [`super::maps`].
+    map: HashMap<String, (Vec<u8>, u32), RandomState>,
     next: u32,
 }
 

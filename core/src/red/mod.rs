@@ -8,6 +8,7 @@ pub mod host;
 pub mod intern;
 pub mod kv;
 pub mod labels;
+mod maps;
 pub mod method;
 pub mod names;
 pub mod route;
