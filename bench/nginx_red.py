@@ -29,7 +29,6 @@ module before the first request (Cranelift, no tiering), so the count
 repeats to within a few hundred instructions per request from run to run
 (nginx's own timers) and does not depend on machine load.
 """
-import http.client
 import os
 import re
 import shutil
@@ -37,12 +36,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "host-tests"))
-from harness import ROOT, Sub, free_port, nginx_globals, start_uwsgi, wasm  # noqa: E402
+from harness import ROOT, Sub, callgrind, free_port, nginx_globals, start_uwsgi, wasm  # noqa: E402
 from nginx_wasm import PLUGIN_LINE, NginxWasm, nginx_wasm_bin, render_example  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
@@ -99,14 +97,6 @@ def measure(ng, path):
 CG_REQUESTS = 300
 
 
-def get(conn, path):
-    conn.request("GET", path)
-    r = conn.getresponse()
-    r.read()
-    if r.status != 200:
-        raise RuntimeError(f"{path}: status {r.status}")
-
-
 def instructions_per_request(logdir, kind, upstream):
     """nginx instructions per request on the direct route, under callgrind."""
     out = Path(logdir) / f"cg-{kind}"
@@ -115,49 +105,10 @@ def instructions_per_request(logdir, kind, upstream):
     conf = out / "nginx.conf"
     conf.write_text(render_example(out, port, upstream, extra=VARIANTS[kind]))
     with open(out / "nginx.log", "w") as log:
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--smc-check=all-non-file",
-                                 f"--callgrind-out-file={out}/cg.out", nginx_wasm_bin(), "-p", str(out),
+        proc = subprocess.Popen([*callgrind.valgrind_argv(out), nginx_wasm_bin(), "-p", str(out),
                                  "-e", "stderr", "-c", str(conf), "-g", nginx_globals() + " master_process off;"],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                get(conn, "/direct")
-                break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{kind}: nginx under valgrind did not answer; see {out}/nginx.log")
-            time.sleep(1)
-        for _ in range(50):  # warm-up: probe, interning, admission
-            get(conn, "/direct")
-
-        def vgdb(*cmd):
-            subprocess.run(["vgdb", f"--pid={proc.pid}", *cmd], check=True, capture_output=True, timeout=120)
-        vgdb("instrumentation", "on")
-        for _ in range(CG_REQUESTS):
-            get(conn, "/direct")
-        vgdb("instrumentation", "off")
-        vgdb("dump")
-        conn.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    totals = []
-    for f in sorted(out.glob("cg.out.*")):
-        text = subprocess.run(["callgrind_annotate", str(f)], capture_output=True, text=True).stdout
-        m = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
-        if m:
-            totals.append(int(m.group(1).replace(",", "")))
-    if not totals:
-        raise RuntimeError(f"{kind}: no callgrind dump in {out}")
-    return max(totals) / CG_REQUESTS
+    return callgrind.per_request(kind, proc, out / "nginx.log", port, "/direct", CG_REQUESTS, "cg.out*")
 
 
 def count_instructions(logdir, upstream):

@@ -49,7 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "host-tests"))
-from harness import DIST, ROOT, Hosts, free_port, red_filter_config  # noqa: E402
+from harness import DIST, ROOT, Hosts, callgrind, free_port, red_filter_config  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
@@ -169,55 +169,12 @@ def instructions_per_request(workdir, name, config_yaml, listen):
     out = Path(workdir) / f"cg-{name}"
     out.mkdir()
     (out / "envoy.yaml").write_text(config_yaml)
-    log = open(out / "envoy.log", "w")
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
-                             "--smc-check=all-non-file", f"--callgrind-out-file={out}/cg.out",
-                             real_envoy(), "-c", str(out / "envoy.yaml"), "--concurrency", "1",
-                             "--base-id", str(free_port()), "--log-level", "warn"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=60)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().read() and True:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{name}: Envoy under valgrind did not answer; see {out}/envoy.log")
-            time.sleep(1)
-        for _ in range(50):  # warm-up: metric definitions, interning, admission
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-
-        def vgdb(*cmd):
-            subprocess.run(["vgdb", f"--pid={proc.pid}", *cmd], check=True, capture_output=True, timeout=120)
-        vgdb("instrumentation", "on")
-        for _ in range(CG_REQUESTS):
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-        vgdb("instrumentation", "off")
-        vgdb("dump")
-        conn.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    per_thread = []
-    for f in sorted(out.glob("cg.out.1-*")):
-        text = subprocess.run(["callgrind_annotate", str(f)], capture_output=True, text=True).stdout
-        m = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
-        if m:
-            per_thread.append(int(m.group(1).replace(",", "")))
-    if not per_thread:
-        raise RuntimeError(f"{name}: no callgrind dump in {out}")
-    # The worker thread runs every request; the others only timers.
-    return max(per_thread) / CG_REQUESTS
+    with open(out / "envoy.log", "w") as log:
+        proc = subprocess.Popen([*callgrind.valgrind_argv(out, separate_threads=True),
+                                 real_envoy(), "-c", str(out / "envoy.yaml"), "--concurrency", "1",
+                                 "--base-id", str(free_port()), "--log-level", "warn"],
+                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    return callgrind.per_request(name, proc, out / "envoy.log", listen, "/healthz", CG_REQUESTS, "cg.out.1-*")
 
 
 def cpu_seconds(pid):
