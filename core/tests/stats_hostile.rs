@@ -2,12 +2,12 @@
 //! de-duplicated output or a clear error naming the bound they crossed; and
 //! the fast path (`stats::scrape`) says exactly what the owned path says.
 
+mod stats_paths;
 mod stats_support;
 
+use stats_paths::{fast_text, owned_text};
 use stats_support::{hostile, with_extra, REPEATED_SOCKETS, SOCKETS, WORKERS};
-use uwsgi_red_core::stats::families::{
-    encode_text, map_document, scrape_families, Family, MapOptions, ScrapeStatus, DUPLICATES_FAMILY,
-};
+use uwsgi_red_core::stats::families::{map_document, Family, MapOptions, DUPLICATES_FAMILY};
 use uwsgi_red_core::stats::limits::{MAX_ENTRIES, MAX_LABEL_BYTES};
 use uwsgi_red_core::stats::{
     decode, decode_with_limit, scrape, StatsError, DEFAULT_MAX_DOCUMENT_BYTES,
@@ -17,22 +17,6 @@ const ALL: MapOptions = MapOptions {
     per_core: true,
     uwsgi_metrics: true,
 };
-
-fn owned_text(reply: &[u8], opts: &MapOptions) -> Result<String, StatsError> {
-    let d = decode(reply)?;
-    let status = ScrapeStatus {
-        up: true,
-        repairs: d.repairs as u64,
-        document_bytes: d.body_bytes as u64,
-    };
-    let mut fams = scrape_families("app1", &status);
-    fams.extend(map_document(&d.document, "app1", opts));
-    Ok(encode_text(&fams))
-}
-
-fn fast_text(reply: &[u8], opts: &MapOptions) -> Result<String, StatsError> {
-    scrape(reply, "app1", opts, DEFAULT_MAX_DOCUMENT_BYTES).map(|s| s.text)
-}
 
 fn family<'f>(fams: &'f [Family], name: &str) -> &'f Family {
     fams.iter()

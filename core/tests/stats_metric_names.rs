@@ -4,27 +4,11 @@
 //! exactly the owned path's, with and without per-core series. (Guards any
 //! shortcut in how names are read: skipping a name must not skip a check.)
 
-use uwsgi_red_core::stats::families::{
-    encode_text, map_document, scrape_families, MapOptions, ScrapeStatus,
-};
+mod stats_paths;
+
+use stats_paths::{fast_text, owned_text};
+use uwsgi_red_core::stats::families::MapOptions;
 use uwsgi_red_core::stats::limits::MAX_LABEL_BYTES;
-use uwsgi_red_core::stats::{decode, scrape, StatsError, DEFAULT_MAX_DOCUMENT_BYTES};
-
-fn owned(reply: &[u8], opts: &MapOptions) -> Result<String, StatsError> {
-    let d = decode(reply)?;
-    let status = ScrapeStatus {
-        up: true,
-        repairs: d.repairs as u64,
-        document_bytes: d.body_bytes as u64,
-    };
-    let mut fams = scrape_families("app1", &status);
-    fams.extend(map_document(&d.document, "app1", opts));
-    Ok(encode_text(&fams))
-}
-
-fn fast(reply: &[u8], opts: &MapOptions) -> Result<String, StatsError> {
-    scrape(reply, "app1", opts, DEFAULT_MAX_DOCUMENT_BYTES).map(|s| s.text)
-}
 
 /// A document whose `metrics` holds `name` (raw bytes between the quotes)
 /// twice: once as a per-core name, once as a worker-level one.
@@ -69,8 +53,13 @@ fn every_kind_of_name_gives_the_owned_paths_page_or_error() {
                 uwsgi_metrics: true,
             },
         ] {
-            let want = owned(&d, &opts);
-            assert_eq!(fast(&d, &opts), want, "{}", String::from_utf8_lossy(name));
+            let want = owned_text(&d, &opts);
+            assert_eq!(
+                fast_text(&d, &opts),
+                want,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
             pages += usize::from(want.is_ok());
         }
     }
@@ -81,20 +70,20 @@ fn every_kind_of_name_gives_the_owned_paths_page_or_error() {
 #[test]
 fn names_are_exported_as_decoded_and_repairs_are_counted() {
     let opts = MapOptions::default();
-    let page = fast(&doc(b"a\\u00e9"), &opts).unwrap();
+    let page = fast_text(&doc(b"a\\u00e9"), &opts).unwrap();
     assert!(page.contains("name=\"worker.1.a\u{e9}\""), "{page}");
     assert!(!page.contains("core.0."), "{page}");
     // Both names repaired, the skipped per-core one too.
-    let page = fast(&doc(b"caf\xe9"), &opts).unwrap();
+    let page = fast_text(&doc(b"caf\xe9"), &opts).unwrap();
     assert!(
         page.contains("uwsgi_stats_repaired_strings{target=\"app1\"} 2\n"),
         "{page}"
     );
     // Over the label bound, a per-core name too: a limit error, as before.
-    let e = fast(&doc(&vec![b'a'; MAX_LABEL_BYTES]), &opts).unwrap_err();
+    let e = fast_text(&doc(&vec![b'a'; MAX_LABEL_BYTES]), &opts).unwrap_err();
     assert_eq!(e.reason(), "limit");
     assert_eq!(
         e,
-        owned(&doc(&vec![b'a'; MAX_LABEL_BYTES]), &opts).unwrap_err()
+        owned_text(&doc(&vec![b'a'; MAX_LABEL_BYTES]), &opts).unwrap_err()
     );
 }
