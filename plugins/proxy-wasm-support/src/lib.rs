@@ -2,6 +2,8 @@
 //! uwsgi-tcp and uwsgi-stats: host metric calls ([`ProxyMetrics`] for
 //! [`MetricsHost`]) and shared data ([`ProxyKv`] for [`KvStore`]).
 //!
+//! Host values (headers, properties) are read as bytes through [`read`].
+//!
 //! Core knows no host; this crate is the one place that maps proxy-wasm
 //! statuses onto the core's error types, so every plugin treats a failing
 //! host the same way (counted by the core, never fatal to traffic).
@@ -13,6 +15,8 @@
     clippy::panic,
     clippy::arithmetic_side_effects
 )]
+
+pub mod read;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType as HostKind, Status};

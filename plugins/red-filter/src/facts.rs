@@ -11,6 +11,8 @@
 //! and find nothing), so the module asks once per VM for `ngx.pid`, a
 //! property only nginx has, and skips them there.
 
+use uwsgi_red_proxy_wasm::read::{self, Text};
+
 use crate::props;
 
 /// Which host this VM runs in; decided on the first request.
@@ -30,6 +32,8 @@ pub struct View<'a> {
     pub upstream: Option<&'a str>,
     /// 0 when no response was sent.
     pub code: u16,
+    /// A value read held bytes that are not UTF-8 (shown as U+FFFD).
+    pub invalid_utf8: bool,
 }
 
 /// Which facts the configuration needs beyond method, path and status.
@@ -53,26 +57,38 @@ pub fn probe() -> Source {
 pub fn with<R>(
     source: Source,
     w: Wanted,
-    read_path: Option<String>,
+    read_path: Option<Vec<u8>>,
     f: impl FnOnce(View<'_>) -> R,
 ) -> R {
-    let method = props::request_header(":method").unwrap_or_default();
-    let code = props::response_header(":status")
-        .and_then(|c| c.parse::<u16>().ok())
+    let mut invalid = false;
+    let mut text = |b: Option<Vec<u8>>| {
+        b.map(read::text).map(
+            |Text {
+                 value,
+                 invalid: bad,
+             }| {
+                invalid |= bad;
+                value
+            },
+        )
+    };
+    let method = text(props::request_header_bytes(":method")).unwrap_or_default();
+    let code = props::response_header_bytes(":status")
+        .and_then(|c| props::status_code(&c))
         .unwrap_or(0);
     let xds = source != Source::Nginx;
     let route_name = if w.route_name && xds {
-        props::string(&["xds", "route_name"])
+        text(props::bytes(&["xds", "route_name"]))
     } else {
         None
     };
     let path = if route_name.as_deref().is_some_and(|r| !r.is_empty()) {
         None
     } else {
-        read_path.or_else(|| props::request_header(":path"))
+        text(read_path.or_else(|| props::request_header_bytes(":path")))
     };
     let upstream = if w.upstream && xds {
-        props::string(&["xds", "cluster_name"])
+        text(props::bytes(&["xds", "cluster_name"]))
     } else {
         None
     };
@@ -82,5 +98,6 @@ pub fn with<R>(
         route_name: route_name.as_deref(),
         upstream: upstream.as_deref(),
         code,
+        invalid_utf8: invalid,
     })
 }

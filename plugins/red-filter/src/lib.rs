@@ -49,6 +49,7 @@ use count::Counted;
 use facts::{Source, View, Wanted};
 use metrics::{ProxyKv, ProxyMetrics, REASON_MISSING_DURATION};
 use selfserve::SelfServed;
+use uwsgi_red_proxy_wasm::read::REASON_INVALID_UTF8;
 
 // No `proxy_wasm::set_log_level`: it only installs a `log` crate backend
 // (nothing here logs through `log`; the SDK's only use is a `trace!`) and a
@@ -252,7 +253,7 @@ struct RedStream {
     request_start_ns: Option<u64>,
     response_headers_ns: Option<u64>,
     /// `:path`, when the scrape check already read it.
-    path: Option<String>,
+    path: Option<Vec<u8>>,
     /// A scrape of `metrics_path` the filter answered itself: not traffic.
     scrape: bool,
 }
@@ -417,13 +418,17 @@ fn duration_from_attributes() -> Option<Timing> {
 
 /// Reads the request's facts (`path`: already read by the filter) and
 /// records them.
-fn record(state: &mut State, clock: Option<Clock>, path: Option<String>) {
+fn record(state: &mut State, clock: Option<Clock>, path: Option<Vec<u8>>) {
     let source = ensure_source(state);
     let want = wanted(&state.settings);
     facts::with(source, want, path, |view| record_view(state, &view, clock));
 }
 
 fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
+    if view.invalid_utf8 {
+        // Counted, then measured like any request under the U+FFFD text.
+        state.internal_error(REASON_INVALID_UTF8);
+    }
     let Some(timing) = timing(clock) else {
         // No duration means Envoy is logging a request that never started
         // (e.g. a protocol error before headers); nothing to time.

@@ -5,20 +5,19 @@
 //! durations as 8 little-endian bytes (nanoseconds for times), while
 //! ngx_wasm_module sends every property as text (`"200"`, durations and
 //! timestamps as decimal seconds such as `"0.012"`). Both are accepted.
+//!
+//! Every value is read as bytes (the SDK's string getters trap on bytes
+//! that are not UTF-8, which any client can send); text is made with
+//! `read::text`, whose `invalid` flag the caller counts.
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
+use uwsgi_red_proxy_wasm::read;
 
 use crate::count;
 
 pub fn bytes(path: &[&str]) -> Option<Vec<u8>> {
-    let v = hostcalls::get_property(path.to_vec()).ok().flatten();
+    let v = read::property(path);
     count::host_call(v.is_some());
     v
-}
-
-pub fn string(path: &[&str]) -> Option<String> {
-    bytes(path).and_then(|b| String::from_utf8(b).ok())
 }
 
 /// A time or duration attribute, in nanoseconds.
@@ -67,18 +66,25 @@ pub fn decode_nanos(b: &[u8]) -> Option<i64> {
 
 /// Header reads are map lookups in Envoy, cheaper than attribute (CEL)
 /// evaluation. In an access logger they read the logged request's headers.
-pub fn request_header(name: &str) -> Option<String> {
-    header(MapType::HttpRequestHeaders, name)
-}
-
-pub fn response_header(name: &str) -> Option<String> {
-    header(MapType::HttpResponseHeaders, name)
-}
-
-fn header(map: MapType, name: &str) -> Option<String> {
-    let v = hostcalls::get_map_value(map, name).ok().flatten();
+pub fn request_header_bytes(name: &str) -> Option<Vec<u8>> {
+    let v = read::request_header(name);
     count::host_call(v.is_some());
     v
+}
+
+pub fn response_header_bytes(name: &str) -> Option<Vec<u8>> {
+    let v = read::response_header(name);
+    count::host_call(v.is_some());
+    v
+}
+
+/// An HTTP status from its header bytes; anything but 1 to 3 ASCII
+/// digits is no status.
+pub fn status_code(b: &[u8]) -> Option<u16> {
+    if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -91,6 +97,16 @@ mod tests {
         let now_ns = 1_760_000_000_123_456_789i64;
         assert_eq!(decode_nanos(&now_ns.to_le_bytes()), Some(now_ns));
         assert_eq!(decode_nanos(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn status_codes_from_bytes() {
+        assert_eq!(status_code(b"200"), Some(200));
+        assert_eq!(status_code(b"599"), Some(599));
+        assert_eq!(status_code(b""), None);
+        assert_eq!(status_code(b"2\xff0"), None);
+        assert_eq!(status_code(b"+20"), None);
+        assert_eq!(status_code(b"2000"), None);
     }
 
     #[test]

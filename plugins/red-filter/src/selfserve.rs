@@ -12,6 +12,8 @@ use uwsgi_red_core::red::histogram::Buckets;
 use uwsgi_red_core::red::labels::LabelSet;
 use uwsgi_red_core::red::shared::{self, Delta, Layout};
 
+use uwsgi_red_proxy_wasm::read::{self, REASON_INVALID_UTF8};
+
 use crate::metrics::{ProxyKv, REASON_SEND_RESPONSE};
 use crate::props;
 
@@ -20,9 +22,10 @@ use crate::props;
 pub struct Checked {
     /// The request was a scrape and has been answered.
     pub answered: bool,
-    /// `:path` as read for the check, kept so `on_log` does not read it
-    /// again (a host call and a guest allocation fewer per request).
-    pub path: Option<String>,
+    /// `:path` as read for the check (bytes, as the client sent them),
+    /// kept so `on_log` does not read it again (a host call and a guest
+    /// allocation fewer per request).
+    pub path: Option<Vec<u8>>,
 }
 
 /// Answers the request with the merged metrics if it is a scrape (GET or
@@ -34,21 +37,25 @@ pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: impl FnOnce() -> u64
     let Some(local) = local else {
         return Checked::default();
     };
-    let path = props::request_header(":path");
+    let path = props::request_header_bytes(":path");
     let answered = path
         .as_deref()
-        .and_then(|p| p.split(['?', '#']).next())
-        .is_some_and(|p| p == local.metrics_path)
+        .and_then(|p| p.split(|b| matches!(b, b'?' | b'#')).next())
+        .is_some_and(|p| p == local.metrics_path.as_bytes())
         && matches!(
-            props::request_header(":method").as_deref(),
-            Some("GET" | "HEAD")
+            props::request_header_bytes(":method").as_deref(),
+            Some(b"GET" | b"HEAD")
         )
         && serve(local, now_s());
     Checked { answered, path }
 }
 
 fn serve(local: &mut SelfServed, now_s: u64) -> bool {
-    let accept = props::request_header("accept");
+    let accept = props::request_header_bytes("accept").map(read::text);
+    if accept.as_ref().is_some_and(|a| a.invalid) {
+        local.internal_error(REASON_INVALID_UTF8);
+    }
+    let accept = accept.map(|a| a.value);
     let (content_type, body) = local.scrape(accept.as_deref(), now_s);
     let headers = vec![
         ("content-type", content_type),

@@ -48,6 +48,7 @@ proxy_wasm::main! {{
 
 /// proxy-wasm metric calls (shared with the other plugins). A failing host
 /// call is skipped: metrics must never take the proxy down.
+use uwsgi_red_proxy_wasm::read;
 use uwsgi_red_proxy_wasm::ProxyMetrics as Host;
 
 fn log(level: LogLevel, msg: &str) {
@@ -152,13 +153,9 @@ impl Context for Root {
         let status = if num_headers == 0 {
             None
         } else {
-            hostcalls::get_map_value(
-                proxy_wasm::types::MapType::HttpCallResponseHeaders,
-                ":status",
-            )
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok())
+            // Bytes: the SDK's string getter traps on non-UTF-8.
+            read::http_call_response_header(":status")
+                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok())
         };
         let mut body = |n: usize| {
             hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, n)
@@ -251,11 +248,13 @@ impl HttpContext for AdminFilter {
         let Some(c) = &self.config else {
             return Action::Continue;
         };
-        let path = self.get_http_request_header(":path").unwrap_or_default();
-        let path = path.split('?').next().unwrap_or_default();
-        let (key, content_type) = if path == c.snapshot_path {
+        // Compared as bytes: a client's path need not be UTF-8 (the SDK's
+        // string getter would trap on it), and such a path is never ours.
+        let path = read::request_header(":path").unwrap_or_default();
+        let path = path.split(|b| *b == b'?').next().unwrap_or_default();
+        let (key, content_type) = if path == c.snapshot_path.as_bytes() {
             (snapshot_key(&c.shared_data_prefix), "application/json")
-        } else if path == c.metrics_path {
+        } else if path == c.metrics_path.as_bytes() {
             (
                 metrics_key(&c.shared_data_prefix),
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -263,8 +262,8 @@ impl HttpContext for AdminFilter {
         } else {
             return Action::Continue;
         };
-        let method = self.get_http_request_header(":method").unwrap_or_default();
-        if method != "GET" && method != "HEAD" {
+        let method = read::request_header(":method").unwrap_or_default();
+        if !matches!(method.as_slice(), b"GET" | b"HEAD") {
             self.send_http_response(
                 405,
                 vec![("allow", "GET, HEAD")],
