@@ -46,6 +46,9 @@ pub struct Exchange {
     pub start_us: u64,
     pub first_byte_us: Option<u64>,
     pub end_us: u64,
+    /// A var read for the labels was not UTF-8 (its invalid sequences are
+    /// U+FFFD in the text above); the plugin counts it.
+    pub invalid_utf8: bool,
 }
 
 impl Exchange {
@@ -149,21 +152,32 @@ fn lossy_prefix(bytes: &[u8], max: usize) -> String {
 }
 
 fn exchange_from(head: &RequestHead<'_>, vars: &RequestVars<'_>, start_us: u64) -> Exchange {
-    let get = |v: Option<&[u8]>, max| v.map(|v| lossy_prefix(v, max)).unwrap_or_default();
+    let mut invalid_utf8 = false;
+    let mut get = |v: Option<&[u8]>, max| {
+        v.map(|v| {
+            invalid_utf8 |= std::str::from_utf8(v).is_err();
+            lossy_prefix(v, max)
+        })
+        .unwrap_or_default()
+    };
     let mut path = get(vars.path_info, MAX_PATH_BYTES);
     if path.is_empty() {
         path = get(vars.request_uri, MAX_PATH_BYTES);
     }
+    let method = get(vars.method, MAX_METHOD_BYTES);
+    let server_name = get(vars.server_name, MAX_HOST_BYTES);
+    let host = get(vars.http_host, MAX_HOST_BYTES);
     Exchange {
         modifier1: head.header.modifier1,
-        method: get(vars.method, MAX_METHOD_BYTES),
+        method,
         path,
-        server_name: get(vars.server_name, MAX_HOST_BYTES),
-        host: get(vars.http_host, MAX_HOST_BYTES),
+        server_name,
+        host,
         status: None,
         start_us,
         first_byte_us: None,
         end_us: start_us,
+        invalid_utf8,
     }
 }
 
@@ -427,6 +441,64 @@ mod tests {
 
     fn tracker() -> ConnectionTracker {
         ConnectionTracker::new(crate::uwsgi::DEFAULT_HEAD_LIMIT, 4096)
+    }
+
+    /// A packet with arbitrary bytes in its vars (`encode_head` takes text).
+    fn raw_request(vars: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (k, v) in vars {
+            body.extend_from_slice(&(k.len() as u16).to_le_bytes());
+            body.extend_from_slice(k.as_bytes());
+            body.extend_from_slice(&(v.len() as u16).to_le_bytes());
+            body.extend_from_slice(v);
+        }
+        let mut p = vec![0];
+        p.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        p.push(0);
+        p.extend_from_slice(&body);
+        p
+    }
+
+    #[test]
+    fn non_utf8_vars_are_replacement_characters_and_flagged() {
+        let mut t = tracker();
+        let head = raw_request(&[
+            ("REQUEST_METHOD", b"G\xffT"),
+            ("PATH_INFO", b"/caf\xff"),
+            ("HTTP_HOST", b"h\xc3"),
+        ]);
+        assert!(down(&mut t, &head, false, 100).is_empty());
+        up(
+            &mut t,
+            b"HTTP/1.1 200 O\xffK\r\nX-A: \xfe\r\n\r\n",
+            false,
+            200,
+        );
+        let ev = up(&mut t, b"", true, 300);
+        let [Event::Completed(ex)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert!(ex.invalid_utf8);
+        assert_eq!(
+            (
+                ex.method.as_str(),
+                ex.path.as_str(),
+                ex.host.as_str(),
+                ex.status
+            ),
+            ("G\u{fffd}T", "/caf\u{fffd}", "h\u{fffd}", Some(200))
+        );
+        let l = ex.labels(&RouteNormalizer::new(vec![], true), None);
+        assert_eq!((l.method, l.route.as_str()), ("_OTHER", "/caf\u{fffd}"));
+
+        let mut t = tracker();
+        assert!(down(&mut t, &request("GET", "/caf\u{e9}", b""), false, 100).is_empty());
+        up(&mut t, b"HTTP/1.1 200 OK\r\n\r\n", false, 200);
+        let ev = up(&mut t, b"", true, 300);
+        let [Event::Completed(ex)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert!(!ex.invalid_utf8, "valid UTF-8 is not flagged");
     }
 
     #[test]

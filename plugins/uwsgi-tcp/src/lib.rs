@@ -36,6 +36,7 @@ use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
 use uwsgi_red_core::red::host::{HostRecorder, MetricsHost, REASON_CONFIG};
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UwsgiFilterSettings};
 use uwsgi_red_core::uwsgi::{ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL};
+use uwsgi_red_proxy_wasm::read::REASON_INVALID_UTF8;
 use uwsgi_red_proxy_wasm::{ProxyKv, ProxyMetrics};
 
 // No `proxy_wasm::set_log_level`: it only installs a `log` crate backend
@@ -107,6 +108,11 @@ impl Metrics {
     }
 
     fn completed(&mut self, ex: &Exchange) {
+        if ex.invalid_utf8 {
+            // Counted, then recorded like any request under the U+FFFD text.
+            self.recorder
+                .internal_error(&mut ProxyMetrics, REASON_INVALID_UTF8);
+        }
         let red = &self.settings.red;
         let labels = ex.labels(&red.routes, red.service.as_deref());
         let decision = if self.recorder.knows(&labels) {
