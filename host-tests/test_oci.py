@@ -206,7 +206,7 @@ def red_envoy(hosts, registry, upstream, sha_override=None, name="oci-envoy"):
         # the stats_config block of the example bootstrap -> the Istio EnvoyFilter's
         Sub(re.compile(r"^stats_config:\n(?:[ #].*\n)+", re.M), f"stats_config: {stats_config}\n"),
     ])
-    assert fields["failStrategy"] == "FAIL_OPEN" and "failure_policy: FAIL_OPEN" in cfg
+    assert fields["failStrategy"] == "FAIL_RELOAD" and "failure_policy: FAIL_RELOAD" in cfg
     env = hosts.envoy(name, cfg, admin, listen_port=listen)
     return env, {"image": f"{repo}:{tag}", "manifest": manifest_digest, "module": module_digest}
 

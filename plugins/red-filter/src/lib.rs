@@ -31,6 +31,8 @@ mod facts;
 mod metrics;
 mod props;
 mod selfserve;
+#[cfg(feature = "test-trap")]
+mod trap;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -275,6 +277,8 @@ impl Drop for RedStream {
 impl HttpContext for RedStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         count::entry();
+        #[cfg(feature = "test-trap")]
+        trap::on_request_headers();
         let Some(state) = &self.state else {
             return Action::Continue;
         };
@@ -288,6 +292,9 @@ impl HttpContext for RedStream {
             start.map_or_else(now_s, |ns| ns / 1_000_000_000)
         });
         self.path = checked.path;
+        if checked.invalid_utf8 {
+            state.internal_error(REASON_INVALID_UTF8);
+        }
         if checked.answered {
             self.scrape = true;
             return Action::Pause;

@@ -12,7 +12,7 @@ use uwsgi_red_core::red::histogram::Buckets;
 use uwsgi_red_core::red::labels::LabelSet;
 use uwsgi_red_core::red::shared::{self, Delta, Layout};
 
-use uwsgi_red_proxy_wasm::read::{self, REASON_INVALID_UTF8};
+use uwsgi_red_proxy_wasm::read;
 
 use crate::metrics::{ProxyKv, REASON_SEND_RESPONSE};
 use crate::props;
@@ -26,6 +26,9 @@ pub struct Checked {
     /// kept so `on_log` does not read it again (a host call and a guest
     /// allocation fewer per request).
     pub path: Option<Vec<u8>>,
+    /// A header the scrape read (`accept`) was not UTF-8; the caller
+    /// counts it in every exposition.
+    pub invalid_utf8: bool,
 }
 
 /// Answers the request with the merged metrics if it is a scrape (GET or
@@ -38,6 +41,7 @@ pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: impl FnOnce() -> u64
         return Checked::default();
     };
     let path = props::request_header_bytes(":path");
+    let mut invalid_utf8 = false;
     let answered = path
         .as_deref()
         .and_then(|p| p.split(|b| matches!(b, b'?' | b'#')).next())
@@ -46,15 +50,17 @@ pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: impl FnOnce() -> u64
             props::request_header_bytes(":method").as_deref(),
             Some(b"GET" | b"HEAD")
         )
-        && serve(local, now_s());
-    Checked { answered, path }
+        && serve(local, now_s(), &mut invalid_utf8);
+    Checked {
+        answered,
+        path,
+        invalid_utf8,
+    }
 }
 
-fn serve(local: &mut SelfServed, now_s: u64) -> bool {
+fn serve(local: &mut SelfServed, now_s: u64, invalid_utf8: &mut bool) -> bool {
     let accept = props::request_header_bytes("accept").map(read::text);
-    if accept.as_ref().is_some_and(|a| a.invalid) {
-        local.internal_error(REASON_INVALID_UTF8);
-    }
+    *invalid_utf8 = accept.as_ref().is_some_and(|a| a.invalid);
     let accept = accept.map(|a| a.value);
     let (content_type, body) = local.scrape(accept.as_deref(), now_s);
     let headers = vec![
