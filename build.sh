@@ -193,7 +193,7 @@ cmd_test() {
   log "cargo clippy -D warnings (wasm targets)"
   cargo clippy --locked --target wasm32-wasip1 -p uwsgi-red-core -p otel-processor -- -D warnings
   cargo clippy --locked --target wasm32-unknown-unknown -p uwsgi-red-core -p red-filter -p noop-filter \
-    -p uwsgi-tcp -p uwsgi-stats -p stats-viewer -- -D warnings
+    -p uwsgi-tcp -p uwsgi-stats -p uwsgi-red-proxy-wasm -p stats-viewer -- -D warnings
   cargo clippy --locked --target wasm32-wasip2 -p uwsgi-red-core -p uwsgi-red-component -- -D warnings
   log "cargo test (native)"
   cargo test --locked --workspace

@@ -193,6 +193,7 @@ def tcp_proxy_config(admin, listeners, clusters, wasm_path, plugin_config, bucke
           config:
             name: uwsgi_tcp
             root_id: uwsgi_tcp
+            failure_policy: FAIL_RELOAD
             configuration:
               "@type": type.googleapis.com/google.protobuf.StringValue
               value: {yaml_single_quoted(plugin_config)}
