@@ -68,13 +68,7 @@ pub fn text(bytes: Vec<u8>) -> Text {
     }
 }
 
-/// `text` of an optional value; `None` stays `None`.
-pub fn opt_text(bytes: Option<Vec<u8>>) -> Option<Text> {
-    bytes.map(text)
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -97,11 +91,5 @@ mod tests {
         let t = text(b"a\xe2\x82".to_vec());
         assert_eq!(t.value, "a\u{fffd}");
         assert!(t.invalid);
-    }
-
-    #[test]
-    fn opt_text_keeps_absence() {
-        assert_eq!(opt_text(None), None);
-        assert!(opt_text(Some(vec![0x80])).unwrap().invalid);
     }
 }

@@ -11,7 +11,7 @@
 //! and find nothing), so the module asks once per VM for `ngx.pid`, a
 //! property only nginx has, and skips them there.
 
-use uwsgi_red_proxy_wasm::read::{self, Text};
+use uwsgi_red_proxy_wasm::read;
 
 use crate::props;
 
@@ -62,15 +62,9 @@ pub fn with<R>(
 ) -> R {
     let mut invalid = false;
     let mut text = |b: Option<Vec<u8>>| {
-        b.map(read::text).map(
-            |Text {
-                 value,
-                 invalid: bad,
-             }| {
-                invalid |= bad;
-                value
-            },
-        )
+        let t = read::text(b?);
+        invalid |= t.invalid;
+        Some(t.value)
     };
     let method = text(props::request_header_bytes(":method")).unwrap_or_default();
     let code = props::response_header_bytes(":status")
