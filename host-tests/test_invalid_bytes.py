@@ -42,6 +42,7 @@ RED_CONFIG = {"route_patterns": ["/users/{id}"], "max_series": 1000, "exposition
               "flush_interval_ms": FLUSH_MS}
 TRAP_HEADER = b"x-uwsgi-red-test-trap"
 TRAP_WASM = DIST / "red-filter-trap.wasm"
+TCP_TRAP_WASM = DIST / "uwsgi-tcp-trap.wasm"
 
 
 def start_raw_upstream(logdir, name):
@@ -420,15 +421,25 @@ def test_envoy_uwsgi_tcp_passes_invalid_bytes_through_and_counts_them(logdir):
 
 # ---------------------------------------------------- FAIL_RELOAD, a real trap
 
-def build_trap_module():
-    """red-filter with the test-only `test-trap` feature, built once into
-    its own target dir and dist/red-filter-trap.wasm (never a shipped name)."""
-    target = ROOT / "target" / "test-trap"
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--target", "wasm32-unknown-unknown",
-                    "--target-dir", str(target), "-p", "red-filter", "--features", "test-trap"],
-                   cwd=ROOT, check=True, timeout=900)
-    TRAP_WASM.write_bytes((target / "wasm32-unknown-unknown" / "release" / "red_filter.wasm").read_bytes())
-    return TRAP_WASM
+def build_trap_modules():
+    """red-filter and uwsgi-tcp with the test-only `test-trap` feature,
+    built once per session into their own target dir, copied to
+    dist/red-filter-trap.wasm and dist/uwsgi-tcp-trap.wasm (never a shipped
+    name)."""
+    global _trap_modules
+    if _trap_modules is None:
+        target = ROOT / "target" / "test-trap"
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--target", "wasm32-unknown-unknown",
+                        "--target-dir", str(target), "-p", "red-filter", "-p", "uwsgi-tcp",
+                        "--features", "red-filter/test-trap,uwsgi-tcp/test-trap"], cwd=ROOT, check=True, timeout=900)
+        out = target / "wasm32-unknown-unknown" / "release"
+        TRAP_WASM.write_bytes((out / "red_filter.wasm").read_bytes())
+        TCP_TRAP_WASM.write_bytes((out / "uwsgi_tcp.wasm").read_bytes())
+        _trap_modules = (TRAP_WASM, TCP_TRAP_WASM)
+    return _trap_modules
+
+
+_trap_modules = None
 
 
 def wasm_stats(env, name="red"):
@@ -447,7 +458,7 @@ def test_envoy_fail_reload_replaces_a_trapped_vm_and_counting_resumes(logdir, en
     nothing flushed before the trap is lost; every request answered 200
     afterwards is counted, exactly."""
     assert "failure_policy: FAIL_RELOAD" in red_filter_config(1, 2, 3), "the example uses FAIL_RELOAD"
-    trap = build_trap_module()
+    trap, _ = build_trap_modules()
     env = start_red_envoy(logdir, "bytes-envoy-trap", envoys["up"].port, wasm_path=trap)
     try:
         ok, statuses, traps = 0, [], 0
@@ -484,3 +495,41 @@ def test_envoy_fail_reload_replaces_a_trapped_vm_and_counting_resumes(logdir, en
         assert stats["wasm.red.vm_reload_failure"] == 0, stats
     finally:
         env.stop()
+
+
+def test_envoy_fail_reload_replaces_a_trapped_uwsgi_tcp_vm(logdir):
+    """The same for the network filter: the connection whose data traps the
+    VM is closed by Envoy (the client gets no answer, nothing is counted);
+    a later connection gets a fresh VM and every exchange it carries is
+    counted."""
+    _, trap = build_trap_modules()
+    procs = []
+    try:
+        up = start_raw_upstream(logdir, "bytes-tcp-trap-upstream")
+        procs.append(up)
+        admin, listen = free_port(), free_port()
+        cfg = tcp_proxy_config(admin, [("with_filter", listen, "raw", True)], [("raw", up.port)], trap, TCP_CONFIG)
+        assert "failure_policy: FAIL_RELOAD" in cfg
+        env = Envoy("bytes-envoy-tcp-trap", cfg, logdir, admin)
+        procs.append(env)
+        env.wait_ready()
+        ok, answers = 0, []
+        for i in range(5):
+            assert uwsgi_exchange(listen, uwsgi_request(b"GET", f"/users/{i}".encode())).startswith(b"HTTP/1.1 200")
+            ok += 1
+        time.sleep(1.2)
+        trapped = uwsgi_exchange(listen, uwsgi_request(b"GET", b"/t", extra=[("HTTP_X_UWSGI_RED_TEST_TRAP",
+                                                                                b"x-uwsgi-red-test-trap")]))
+        for i in range(10):
+            answers.append(uwsgi_exchange(listen, uwsgi_request(b"GET", f"/users/{i}".encode()))[:12])
+            ok += answers[-1] == b"HTTP/1.1 200"
+        stats = wasm_stats(env, "uwsgi_tcp")
+        print(f"uwsgi-tcp FAIL_RELOAD: trapping connection got {trapped[:40]!r}; after it {answers}; {stats}")
+        assert answers[0] == b"HTTP/1.1 200", "a VM created more than the backoff ago is replaced at once"
+        text = wait_for(lambda: (t := env.prometheus()) and value(t, REQ) >= ok and t, 10, what=f"{ok} counted")
+        assert value(text, REQ) == ok
+        assert len(vm_failures(env.log())) == 1, vm_failures(env.log())
+        assert stats["wasm.uwsgi_tcp.vm_reload_success"] == 1, stats
+    finally:
+        for p in reversed(procs):
+            p.stop()

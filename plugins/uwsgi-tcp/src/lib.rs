@@ -206,6 +206,19 @@ fn fetch(kind: BufferType) -> impl FnMut(usize, usize) -> Option<Vec<u8>> {
     move |start, len| hostcalls::get_buffer(kind, start, len).ok().flatten()
 }
 
+/// Test-only (cargo feature `test-trap`, never in a shipped module): a
+/// chunk of downstream data containing this marker traps the VM, so host
+/// tests can show what Envoy's `failure_policy` does with a failed VM.
+#[cfg(feature = "test-trap")]
+fn test_trap(data_size: usize) {
+    const MARKER: &[u8] = b"x-uwsgi-red-test-trap";
+    let data = fetch(BufferType::DownstreamData)(0, data_size).unwrap_or_default();
+    if data.windows(MARKER.len()).any(|w| w == MARKER) {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+    }
+}
+
 impl Connection {
     fn flush(&mut self) {
         if self.events.is_empty() {
@@ -233,6 +246,8 @@ impl Context for Connection {}
 
 impl StreamContext for Connection {
     fn on_downstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-trap")]
+        test_trap(data_size);
         if !self.tracker.is_passthrough() {
             let now = now_us();
             self.tracker.on_downstream(
