@@ -194,6 +194,8 @@ def red_envoy(hosts, registry, upstream, sha_override=None, name="oci-envoy"):
         (f"code: {{local: {{filename: {DIST}/red-filter.wasm}}}}",
          remote_code(registry.port, repo, module_digest, sha_override or module_digest.split(":", 1)[1])),
         ("                root_id: red\n", f"                root_id: {fields['pluginName']}\n"),
+        # Istio's failStrategy becomes Envoy's failure_policy.
+        ("failure_policy: FAIL_RELOAD", f"failure_policy: {fields['failStrategy']}"),
         ("  clusters:\n", "  clusters:\n" + f"""  - name: oci_registry
     type: STATIC
     connect_timeout: 1s
@@ -206,7 +208,7 @@ def red_envoy(hosts, registry, upstream, sha_override=None, name="oci-envoy"):
         # the stats_config block of the example bootstrap -> the Istio EnvoyFilter's
         Sub(re.compile(r"^stats_config:\n(?:[ #].*\n)+", re.M), f"stats_config: {stats_config}\n"),
     ])
-    assert fields["failStrategy"] == "FAIL_RELOAD" and "failure_policy: FAIL_RELOAD" in cfg
+    assert fields["failStrategy"] == "FAIL_OPEN" and "failure_policy: FAIL_OPEN" in cfg
     env = hosts.envoy(name, cfg, admin, listen_port=listen)
     return env, {"image": f"{repo}:{tag}", "manifest": manifest_digest, "module": module_digest}
 
