@@ -87,17 +87,22 @@ TAG_GAPS = {("uwsgi_overview", "uid"), ("uwsgi_overview", "gid")}
 ADDED = {
     "uwsgi_up", "uwsgi_workers", "uwsgi_worker_apps", "uwsgi_worker_cores", "uwsgi_version_info",
     "uwsgi_socket_queue_length", "uwsgi_socket_max_queue_length", "uwsgi_socket_shared", "uwsgi_socket_can_offload",
-    "uwsgi_cache_hits", "uwsgi_cache_misses", "uwsgi_cache_full", "uwsgi_cache_items", "uwsgi_cache_max_items",
+    "uwsgi_cache_hits_total", "uwsgi_cache_misses_total", "uwsgi_cache_full_total", "uwsgi_cache_items",
+    "uwsgi_cache_max_items",
     "uwsgi_spooler_tasks", "uwsgi_spooler_running", "uwsgi_spooler_respawns_total",
     "uwsgi_cron_running", "uwsgi_cron_last_start_time_seconds", "uwsgi_metric_value",
     "uwsgi_stats_duplicate_entries", "uwsgi_stats_repaired_strings", "uwsgi_stats_document_bytes",
     "uwsgi_stats_repairs_total", "uwsgi_scrape_errors_total", "uwsgi_scrape_last_success_timestamp_seconds",
 }
-# The CLI (and the self-served page) print fractional seconds; Envoy's
-# integer gauges carry the same values in microseconds.
+# The CLI's names where they differ from Envoy's page (the same values):
+# fractional seconds, which Envoy's integer gauges carry in microseconds,
+# and the cache counters, which Envoy's exposition suffixes with _total.
 INTEGER_FORMS = {
     "uwsgi_worker_running_time_seconds": ("uwsgi_worker_running_time_microseconds", 1e6),
     "uwsgi_worker_average_response_time_seconds": ("uwsgi_worker_average_response_time_microseconds", 1e6),
+    "uwsgi_cache_hits": ("uwsgi_cache_hits_total", 1),
+    "uwsgi_cache_misses": ("uwsgi_cache_misses_total", 1),
+    "uwsgi_cache_full": ("uwsgi_cache_full_total", 1),
 }
 
 
@@ -226,7 +231,8 @@ def both(hosts, tmp_path_factory):
     urls = [f"{DOCS[n][1]}://127.0.0.1:{srv.port}" for n, srv in s.servers.items()]
     urls.append(f"http://127.0.0.1:{s.live.stats_port}")
     out = tmp / "telegraf.lp"
-    s.telegraf = hosts.telegraf("tg-once", telegraf_conf(urls, out), once=True)
+    # The invalid document is the one failed gather (Telegraf exits 1 for it).
+    s.telegraf = hosts.telegraf("tg-once", telegraf_conf(urls, out), once=True, input_errors=1)
     s.telegraf_log = s.telegraf.log()
     s.lines = parse_lines(out.read_text())
     s.by_target = {}
