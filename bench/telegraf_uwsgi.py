@@ -13,7 +13,6 @@ Prometheus text) measured as in bench/stats_1mb.py. Prints:
   BENCH stats_1mb_cpu_ms <v> ms
   BENCH telegraf_uwsgi_vs_ours_cpu_ratio <telegraf / ours> x
 """
-import os
 import socket
 import subprocess
 import sys

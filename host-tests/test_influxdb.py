@@ -49,15 +49,17 @@ TIME_FILTER = "time > now() - 1h"
 INTERVAL = "1s"
 
 
-def panels():
-    """[(title, InfluxQL)] from queries.influxql, in file order."""
+def panels(collector):
+    """[(title, InfluxQL)] from queries.influxql, in file order: the
+    Collector's panels (titles `Collector: ...`) or the others."""
     out, title = [], None
     for line in (EXAMPLE / "queries.influxql").read_text().splitlines():
         if line.startswith("-- panel: "):
             title = line[len("-- panel: "):]
         elif line.strip() and not line.startswith("--"):
             assert title, f"query without a `-- panel:` line: {line}"
-            out.append((title, line.strip()))
+            if title.startswith("Collector: ") == collector:
+                out.append((title, line.strip()))
             title = None
     return out
 
@@ -120,6 +122,14 @@ class Stack:
     pass
 
 
+def past(times):
+    """Telegraf rounds timestamps to the nearest second (its precision for
+    intervals of 1 s and more), so the last gather can be up to 0.5 s
+    ahead of the clock, and a GROUP BY time() query ends at now(): wait
+    until it is in the past, as any dashboard refresh would be."""
+    wait_for(lambda: time.time_ns() > max(times) + 50_000_000, 5, interval=0.05, what="the last gather in the past")
+
+
 @pytest.fixture(scope="module")
 def stack(hosts):
     s = Stack()
@@ -157,6 +167,7 @@ def stack(hosts):
     s.page = page()
     s.times = sorted({row["time"] for _t, row in rows(influx_query(s.influx.port, 'SELECT "uwsgi_up" FROM "prometheus"',
                                                                      DB))})
+    past(s.times)
     return s
 
 
@@ -188,7 +199,7 @@ def test_every_panel_query(stack):
             key = (lab["route"], float(lab["le"]))
             envoy_buckets[key] = envoy_buckets.get(key, 0) + v
     checked = []
-    for title, q in panels():
+    for title, q in panels(collector=False):
         got = rows(influx_query(p, substitute(q), DB))
         print(f"\n{title}: {len(got)} rows; {got[:6]}")
         assert got, f"{title}: no data for {q}"
@@ -258,7 +269,7 @@ def test_every_panel_query(stack):
         else:
             raise AssertionError(f"panel {title!r} has no check")
         checked.append(title)
-    assert len(checked) == len(panels()) >= 10
+    assert len(checked) == len(panels(collector=False)) >= 10
 
 
 def check_worker_fields(got, doc):
@@ -287,3 +298,104 @@ def test_measurement_shape(stack):
     tags = {v[0] for s in influx_query(p, "SHOW TAG KEYS", DB) for v in s["values"]}
     assert {"route", "code", "method", "service", "le", "target", "worker_id", "url"} <= tags
     assert not any(re.fullmatch(r"envoy_.*", f) for f in fields)
+
+
+# ------------------------------------------------- the OTel Collector path
+
+# gunicorn (StatsD + access log) -> the example Collector (otel-processor)
+# -> its two Prometheus endpoints -> Telegraf -> InfluxDB.
+# (method, path, status, route after the example's templates, round-2 count);
+# each is also sent once in round 1.
+GUNICORN_MIX = [("GET", "/users/1", 200, "/users/{id}", 3), ("POST", "/items/7", 201, "/items/:id", 2),
+                ("GET", "/status/503", 503, "/status/{code}", 2)]
+G_SENT = Counter({(m, r, str(s)): 1 + n for m, _p, s, r, n in GUNICORN_MIX})
+G_ROUND2 = Counter({(m, r, str(s)): n for m, _p, s, r, n in GUNICORN_MIX})
+
+
+@pytest.fixture(scope="module")
+def otel(hosts, tmp_path_factory):
+    from harness import APPS, get_text, http
+    from test_otel_collector import GUNICORN_LOG_FORMAT, example_env, otelcol_bin
+    s = Stack()
+    tmp = tmp_path_factory.mktemp("ix-otelcol")
+    for sub in ("gunicorn", "uwsgi"):
+        (tmp / sub).mkdir()
+    ports = {k: free_port() for k in ("statsd", "otlp_grpc", "otlp_http", "prom", "prom_red")}
+    col = hosts.proc("ix-otelcol", [otelcol_bin(), "--config", str(EXAMPLES / "otel-collector" / "config.yaml")],
+                     port=ports["prom"], timeout=30, env=example_env(tmp, ports), cwd=EXAMPLES.parent)
+    wait_for(lambda: "Everything is ready" in col.log(), 30, what="collector ready")
+    g = hosts.gunicorn("ix-gunicorn", app="app:application", chdir=APPS, extra=(
+        "--statsd-host", f"127.0.0.1:{ports['statsd']}", "--statsd-prefix", "app",
+        "--access-logfile", str(tmp / "gunicorn" / "access.log"), "--access-logformat", GUNICORN_LOG_FORMAT))
+    s.influx = hosts.influxdb("ix-influxdb-otel")
+    conf = render(EXAMPLE / "telegraf-collector.conf", [
+        ("127.0.0.1:9464", f"127.0.0.1:{ports['prom']}"), ("127.0.0.1:9465", f"127.0.0.1:{ports['prom_red']}"),
+        ("127.0.0.1:8086", f"127.0.0.1:{s.influx.port}")])
+
+    def counts():
+        logs, statsd = Counter(), Counter()
+        for port, acc in ((ports["prom_red"], logs), (ports["prom"], statsd)):
+            for n, lab, v in parse_prometheus(get_text(f"http://127.0.0.1:{port}/metrics")):
+                if n == "http_server_request_count_total" and lab.get("job") == "gunicorn-app":
+                    if "http_route" in lab:
+                        acc[(lab["http_request_method"], lab["http_route"], lab["http_response_status_code"])] += v
+                    else:
+                        acc[lab["http_response_status_code"]] += v
+        return logs, statsd
+
+    def by_status(c):
+        out = Counter()
+        for (_m, _r, st), n in c.items():
+            out[st] += n
+        return out
+
+    def send(rounds):
+        for method, path, status, _r, n in GUNICORN_MIX:
+            for _ in range(rounds(n)):
+                code, _, _ = http(method, f"http://127.0.0.1:{g.port}{path}", b"x" if method == "POST" else None)
+                assert code == status, (method, path, code)
+
+    want1 = Counter({k: 1 for k in G_SENT})
+    send(lambda n: 1)
+    wait_for(lambda: counts() == (want1, by_status(want1)), 30, interval=0.5, what="round 1 at the Collector")
+    hosts.telegraf("ix-telegraf-otel-1", conf, once=True)
+    time.sleep(1.0)
+    send(lambda n: n)
+    wait_for(lambda: counts() == (G_SENT, by_status(G_SENT)), 30, interval=0.5, what="round 2 at the Collector")
+    hosts.telegraf("ix-telegraf-otel-2", conf, once=True)
+    s.by_status = by_status(G_SENT)
+    s.times = sorted({row["time"] for _t, row in rows(influx_query(
+        s.influx.port, 'SELECT "http_server_request_count_total" FROM "prometheus"', DB))})
+    past(s.times)
+    return s
+
+
+def test_collector_panels(otel):
+    p = otel.influx.port
+    assert len(otel.times) == 2, otel.times
+    elapsed = otel.times[1] // 10**9 - otel.times[0] // 10**9
+    assert elapsed >= 1
+    checked = []
+    for title, q in panels(collector=True):
+        got = [(t, r) for t, r in rows(influx_query(p, substitute(q), DB)) if t.get("job") == "gunicorn-app"]
+        print(f"\n{title}: {got}")
+        assert got, (f"{title}: no data for {q}; the stored points: "
+                     + json.dumps(influx_query(p, 'SELECT "http_server_request_count_total", "http_route", "url" '
+                                             'FROM "prometheus" WHERE "http_route" != \'\'', DB)))
+        if title == "Collector: requests by route and status (from request logs, totals)":
+            assert {(t["http_request_method"], t["http_route"], t["http_response_status_code"]): r["sum"]
+                    for t, r in got} == dict(G_SENT)
+        elif title == "Collector: requests by status (from StatsD, totals)":
+            assert {t["http_response_status_code"]: r["sum"] for t, r in got} == dict(otel.by_status)
+        elif title == "Collector: requests per second by route":
+            rate = {t["http_route"]: r["sum"] for t, r in got}
+            want = Counter()
+            for (_m, r, _s), n in G_ROUND2.items():
+                want[r] += n
+            assert rate.keys() == want.keys() and len(got) == len(rate)
+            for route, n in want.items():
+                assert math.isclose(rate[route] * elapsed, n, rel_tol=1e-9), (route, rate[route], elapsed, n)
+        else:
+            raise AssertionError(f"panel {title!r} has no check")
+        checked.append(title)
+    assert len(checked) == len(panels(collector=True)) == 3

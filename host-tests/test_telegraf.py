@@ -21,7 +21,6 @@ import socket
 import subprocess
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
