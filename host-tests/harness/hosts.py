@@ -1,14 +1,18 @@
 """Starting the real hosts (uWSGI, gunicorn, Envoy, nginx, Prometheus) on
 free loopback ports, each stopped by PID; `Hosts` stops everything it
 started, in reverse order, when its `with` block (or fixture) ends."""
+import json
 import os
+import subprocess
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from .client import get_text
 from .envoy import Envoy
-from .paths import APPS
-from .procs import Proc, free_port, gunicorn_bin, nginx_bin, prometheus_bin, registry_bin, uwsgi_bin, wait_port
+from .paths import APPS, ROOT
+from .procs import Proc, fail, free_port, require_binary, gunicorn_bin, nginx_bin, prometheus_bin, registry_bin, uwsgi_bin, wait_port
 from .render import Sub, render
 
 # protocol -> uWSGI options. "http" is what the examples use: http-socket
@@ -175,6 +179,108 @@ def start_registry(logdir, name, *, port=None, timeout=20):
     return p
 
 
+def influxd_bin():
+    return require_binary("influxd", "apt-get install influxdb")
+
+
+def telegraf_bin():
+    """Telegraf with the few plugins the tests use, built once into the cache
+    by scripts/setup.d/telegraf.sh (./build.sh test runs it)."""
+    script = ROOT / "scripts" / "setup.d" / "telegraf.sh"
+    path = subprocess.run(["bash", str(script), "--path"], capture_output=True, text=True, check=True).stdout.strip()
+    if not os.access(path, os.X_OK):
+        fail(f"telegraf not built at {path}; build it with: bash {script} (./build.sh test does this)")
+    return path
+
+
+def influx_query(port, q, db=None, timeout=10):
+    """One InfluxQL statement through the 1.x HTTP API; returns its series
+    ([] when none). An error in the answer raises."""
+    params = {"q": q, "epoch": "ns"}
+    if db:
+        params["db"] = db
+    url = f"http://127.0.0.1:{port}/query?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        body = json.loads(r.read())
+    (result,) = body["results"]
+    if "error" in result:
+        raise AssertionError(f"InfluxQL {q!r}: {result['error']}")
+    return result.get("series", [])
+
+
+def start_influxdb(logdir, name, *, port=None, timeout=30):
+    """InfluxDB 1.x (Debian's influxd) with its meta, data and WAL under
+    logdir, HTTP API on 127.0.0.1:port and its RPC bind on another loopback
+    port; ready when /ping answers 204. Usage reporting and the internal
+    monitor database are off."""
+    port = port or free_port()
+    rpc = free_port()
+    base = Path(logdir) / f"{name}-data"
+    cfg = Path(logdir) / f"{name}.conf"
+    cfg.write_text(f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{base / 'meta'}"
+[data]
+  dir = "{base / 'data'}"
+  wal-dir = "{base / 'wal'}"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+""")
+    p = Proc(name, [influxd_bin(), "run", "-config", str(cfg)], logdir)
+    try:
+        wait_port(port, timeout, p)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 204:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or p.poll() is not None:
+                raise RuntimeError(f"influxd not ready:\n{p.tail()}")
+            time.sleep(0.2)
+    except BaseException:
+        p.stop()
+        raise
+    p.port = port
+    return p
+
+
+def start_telegraf(logdir, name, config_text, *, once=False, input_errors=0, timeout=60):
+    """Telegraf with `config_text` (written to logdir). once=True: one
+    gather and flush (`--once`), waited for, failing with its log on a
+    non-zero exit unless exactly `input_errors` gathers failed (Telegraf
+    then exits 1 saying how many); otherwise the agent runs until stopped
+    by PID."""
+    cfg = Path(logdir) / f"{name}.conf"
+    cfg.write_text(config_text)
+    argv = [telegraf_bin(), "--config", str(cfg)]
+    if once:
+        argv.append("--once")
+    p = Proc(name, argv, logdir)
+    if once:
+        try:
+            rc = p.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.stop()
+            raise RuntimeError(f"telegraf --once still running after {timeout}s:\n{p.tail()}") from None
+        p.stop()
+        expected = input_errors and f"input plugins recorded {input_errors} errors" in p.log()
+        if rc != 0 and not (rc == 1 and expected):
+            raise RuntimeError(f"telegraf --once exited with {rc}:\n{p.tail()}")
+    return p
+
+
 class Hosts:
     """Starts hosts into one log folder and stops them all by PID, newest
     first, on exit (also on errors and Ctrl-C).
@@ -213,6 +319,14 @@ class Hosts:
 
     def registry(self, name, **kw):
         return self.add(start_registry(self.logdir, name, **kw))
+
+    def influxdb(self, name, **kw):
+        return self.add(start_influxdb(self.logdir, name, **kw))
+
+    def telegraf(self, name, config_text, **kw):
+        """A Telegraf agent, stopped with the others (once=True: see start_telegraf)."""
+        p = start_telegraf(self.logdir, name, config_text, **kw)
+        return p if kw.get("once") else self.add(p)
 
     def proc(self, name, argv, port=None, timeout=20, **kw):
         """Any other child process; waits for `port` when given."""
