@@ -10,14 +10,9 @@ pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 
-/// What the number after gunicorn's default access-log fields is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum GunicornDurationField {
-    /// `%(M)s`: whole milliseconds.
-    M,
-    /// `%(D)s`: microseconds.
-    D,
-}
+/// What the number after gunicorn's default access-log fields is: `"M"`,
+/// `"D"` (the default, as the recommended format ends in `%(D)s`) or `"L"`.
+pub use uwsgi_red_core::logs::gunicorn::DurationField as GunicornDurationField;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,6 +37,9 @@ pub struct ProcessorConfig {
     /// of the path to `:id` (as red-filter does).
     pub collapse_ids: bool,
     /// The trailing field of the gunicorn `access_log_format` in use.
+    /// `%(M)s` and `%(D)s` print the same shape and cannot be told apart,
+    /// so the default is the recommended format's `%(D)s` (microseconds,
+    /// the precise one); a value of another shape is flagged, not read.
     pub gunicorn_duration_field: GunicornDurationField,
     #[serde(skip)]
     pub buckets: Option<Buckets>,
@@ -60,7 +58,7 @@ impl Default for ProcessorConfig {
             parse_logs: true,
             route_patterns: Vec::new(),
             collapse_ids: true,
-            gunicorn_duration_field: GunicornDurationField::M,
+            gunicorn_duration_field: GunicornDurationField::D,
             buckets: None,
             templates: Vec::new(),
         }
@@ -171,9 +169,27 @@ mod tests {
         );
         let e = ProcessorConfig::from_json(long.as_bytes()).unwrap_err();
         assert_eq!(e.path, ".route_patterns[0]");
-        let c = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"D"}"#).unwrap();
-        assert_eq!(c.gunicorn_duration_field, GunicornDurationField::D);
-        assert!(ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).is_err());
+        for (json, want) in [
+            ("{}", GunicornDurationField::D),
+            (
+                r#"{"gunicorn_duration_field":"D"}"#,
+                GunicornDurationField::D,
+            ),
+            (
+                r#"{"gunicorn_duration_field":"M"}"#,
+                GunicornDurationField::M,
+            ),
+            (
+                r#"{"gunicorn_duration_field":"L"}"#,
+                GunicornDurationField::L,
+            ),
+        ] {
+            let c = ProcessorConfig::from_json(json.as_bytes()).unwrap();
+            assert_eq!(c.gunicorn_duration_field, want, "{json}");
+        }
+        // %(T)s (whole seconds) is too coarse for a duration histogram.
+        let e = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).unwrap_err();
+        assert!(e.to_string().contains("gunicorn_duration_field"), "{e}");
     }
 
     #[test]

@@ -493,16 +493,59 @@ fn gunicorn_micros_and_routes() {
             ),
         ]
     );
-    // Default: the trailing number is %(M)s, milliseconds.
-    let out = process_logs(&load_config(b"{}"), &log_batch(&lines[..1]).encode_to_vec());
-    let out = LogsData::decode(&out.payload[..]).unwrap();
-    let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
+    // Default: the recommended format's %(D)s, microseconds, as declared
+    // above; %(M)s must be declared.
+    let duration = |cfg: &[u8], line: &str| {
+        let out = process_logs(&load_config(cfg), &log_batch(&[line]).encode_to_vec());
+        let out = LogsData::decode(&out.payload[..]).unwrap();
+        let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
+        let a = |k| attr(&rec.attributes, k).cloned();
+        (
+            a("http.server.request.duration"),
+            a("uwsgi_red.log.format"),
+            a("uwsgi_red.log.duration_error"),
+            a("http.route"),
+        )
+    };
     assert_eq!(
-        attr(&rec.attributes, "http.server.request.duration"),
-        Some(&D(1.503))
+        duration(b"{}", lines[0]),
+        (
+            Some(D(0.001503)),
+            Some(S("gunicorn_micros".into())),
+            None,
+            Some(S("/users/:id".into()))
+        )
     );
     assert_eq!(
-        attr(&rec.attributes, "http.route"),
-        Some(&S("/users/:id".into()))
+        duration(br#"{"gunicorn_duration_field":"M"}"#, lines[0]).0,
+        Some(D(1.503))
+    );
+    // %(L)s: decimal seconds.
+    let seconds = lines[0].replace("1503", "0.001503");
+    assert_eq!(
+        duration(br#"{"gunicorn_duration_field":"L"}"#, &seconds),
+        (
+            Some(D(0.001503)),
+            Some(S("gunicorn_seconds".into())),
+            None,
+            Some(S("/users/:id".into()))
+        )
+    );
+    // A value of another field's shape is flagged and left unread, never
+    // guessed; the request itself is still parsed (method, route, status).
+    let flagged = "request time \"0.001503\" is not a gunicorn %(D)s, microseconds (an integer) value: gunicorn_duration_field is \"D\"";
+    assert_eq!(
+        duration(b"{}", &seconds),
+        (
+            None,
+            Some(S("gunicorn_micros".into())),
+            Some(S(flagged.into())),
+            Some(S("/users/:id".into()))
+        )
+    );
+    let flagged = "request time \"1503\" is not a gunicorn %(L)s, decimal seconds (such as 0.000321) value: gunicorn_duration_field is \"L\"";
+    assert_eq!(
+        duration(br#"{"gunicorn_duration_field":"L"}"#, lines[0]).2,
+        Some(S(flagged.into()))
     );
 }
