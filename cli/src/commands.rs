@@ -34,6 +34,12 @@ pub const STATSD_USAGE: &str = "usage: uwsgi-red statsd <file|-> [--config <file
   of the Collector's statsd receiver (examples/otel-collector/config.yaml), then run
   through the otel-processor: one JSON object per data point it emits.
   --config: the processor's plugin_config JSON (default: its defaults, uwsgi_prefixes [\"uwsgi\"]).
+  Counters are summed, except uWSGI's: --stats-push sends running totals (worker.N.requests,
+  core.total_tx, ...) with |c once per push period (3 s by default). The Collector example's
+  statsd receiver (aggregation_interval 2 s, shorter than the push period) hands the processor
+  one push per interval, the processor emits each as a cumulative sum, and Prometheus shows the
+  latest push. A capture of several push rounds is read the same way: for the counters under a
+  uwsgi_prefixes prefix the last value in the file counts, not the sum of the rounds.
   Exit 1 on a malformed line (named by number) or a refused --config.";
 
 /// A usage error: the message and the command's one-line synopsis.

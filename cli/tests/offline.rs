@@ -392,6 +392,15 @@ fn statsd_uwsgi_capture_under_its_prefix() {
     assert!(out.contains(r#"{"attributes":{"uwsgi.worker.state":"idle"},"name":"uwsgi.workers","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","type":"gauge","unit":"{worker}","value":2.0}"#), "{out}");
     // Worker 0 is uWSGI's aggregate: dropped as redundant.
     assert!(!out.contains(r#""worker.id":0"#));
+    // Five push rounds of running totals (worker 1: 0, 7, 15, 22, 22): the
+    // latest push counts, as on the Collector, not the sum (66).
+    for w in [
+        r#"{"attributes":{"worker.id":1},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","temporality":"cumulative","type":"sum","unit":"{request}","value":22}"#,
+        r#"{"attributes":{"worker.id":2},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","temporality":"cumulative","type":"sum","unit":"{request}","value":2}"#,
+        r#"{"attributes":{},"monotonic":true,"name":"uwsgi.transmitted","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","temporality":"cumulative","type":"sum","unit":"By","value":301884}"#,
+    ] {
+        assert!(out.lines().any(|l| l == w), "missing {w}\nin\n{out}");
+    }
     // Without the prefix configured, uWSGI's generic names are not claimed.
     let (code, out, _) = run(
         &["statsd", &vector("statsd_uwsgi_2.0.30_prefix_myapp.txt")],
