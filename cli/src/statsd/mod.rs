@@ -44,7 +44,10 @@ pub fn run(text: &str, config: &[u8]) -> Result<Emitted, String> {
     let mut names = otel_processor::NameBudget::default();
     let out = otel_processor::process_metrics(&cfg, &mut names, &batch);
     let warning = match (out.refusal, out.status_reason) {
-        (Some(otel_processor::Refusal::NameBudget), reason) => reason,
+        (
+            Some(otel_processor::Refusal::NameBudget | otel_processor::Refusal::UwsgiInterval),
+            reason,
+        ) => reason,
         (_, Some(reason)) => return Err(reason),
         (_, None) => None,
     };

@@ -36,6 +36,10 @@ pub struct ProcessorConfig {
     /// Without a matching template, collapse numeric / UUID / hex segments
     /// of the path to `:id` (as red-filter does).
     pub collapse_ids: bool,
+    /// uWSGI's `--stats-pusher-default-freq` (or the pusher's own `freq`):
+    /// a statsd receiver interval at least this long may have added several
+    /// pushes of a running total together, so such counters are refused.
+    pub uwsgi_push_period_seconds: f64,
     /// The trailing field of the gunicorn `access_log_format` in use.
     /// `%(M)s` and `%(D)s` print the same shape and cannot be told apart,
     /// so the default is the recommended format's `%(D)s` (microseconds,
@@ -58,6 +62,7 @@ impl Default for ProcessorConfig {
             parse_logs: true,
             route_patterns: Vec::new(),
             collapse_ids: true,
+            uwsgi_push_period_seconds: 3.0,
             gunicorn_duration_field: GunicornDurationField::D,
             buckets: None,
             templates: Vec::new(),
@@ -78,6 +83,13 @@ impl ProcessorConfig {
             return Err(ConfigError::new(
                 ".uwsgi_prefixes",
                 "prefixes must not be empty",
+            ));
+        }
+        let period = cfg.uwsgi_push_period_seconds;
+        if !(period.is_finite() && period > 0.0 && period <= 86_400.0) {
+            return Err(ConfigError::new(
+                ".uwsgi_push_period_seconds",
+                "must be a number of seconds in (0, 86400]",
             ));
         }
         let buckets = Buckets::new(cfg.duration_buckets_seconds.clone())
@@ -117,6 +129,11 @@ impl ProcessorConfig {
         self.buckets
             .as_ref()
             .map_or(&DEFAULT_BUCKETS_SECONDS, Buckets::bounds)
+    }
+
+    /// `uwsgi_push_period_seconds` in nanoseconds (validated in `from_json`).
+    pub fn uwsgi_push_period_nanos(&self) -> u64 {
+        (self.uwsgi_push_period_seconds * 1e9) as u64
     }
 
     pub fn service_for(&self, prefix: &str, server: &str) -> String {
@@ -190,6 +207,21 @@ mod tests {
         // %(T)s (whole seconds) is too coarse for a duration histogram.
         let e = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).unwrap_err();
         assert!(e.to_string().contains("gunicorn_duration_field"), "{e}");
+    }
+
+    #[test]
+    fn uwsgi_push_period() {
+        assert_eq!(
+            ProcessorConfig::default().uwsgi_push_period_nanos(),
+            3_000_000_000
+        );
+        let c = ProcessorConfig::from_json(br#"{"uwsgi_push_period_seconds":10}"#).unwrap();
+        assert_eq!(c.uwsgi_push_period_nanos(), 10_000_000_000);
+        for bad in ["0", "-1", "1e9", "\"3\""] {
+            let json = format!(r#"{{"uwsgi_push_period_seconds":{bad}}}"#);
+            let e = ProcessorConfig::from_json(json.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("uwsgi_push_period_seconds"), "{e}");
+        }
     }
 
     #[test]
