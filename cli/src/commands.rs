@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use uwsgi_red_cli::{check_config, logs, statsd};
+use uwsgi_red_core::logs::gunicorn::DurationField;
 
 use crate::{wants_help, Failure};
 
@@ -12,19 +13,33 @@ pub const CHECK_CONFIG_USAGE: &str =
   Valid: prints `<plugin>: configuration ok (...)`, exit 0.
   Refused: prints on stderr exactly what the plugin logs (naming the key), exit 1.";
 
-pub const LOGS_USAGE: &str =
-    "usage: uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn] [--config <file>]
+pub const LOGS_USAGE: &str = "usage: uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn] \
+[--config <file>] [--duration-field M|D|L]
   One JSON object per non-empty line: the attributes the otel-processor attaches
   (http.request.method, url.path, http.response.status_code, ...), or
   {\"uwsgi_red.log.parsed\":false} for a line it does not recognise (or of another
   format than --format). --config: the processor's plugin_config JSON (route templates,
-  gunicorn duration field). Exit 1 when no line at all is recognised, or on a refused --config.";
+  gunicorn_duration_field).
+  --duration-field: the request-time field your gunicorn access_log_format ends in:
+  D = %(D)s microseconds (the default, as in the recommended format), M = %(M)s
+  milliseconds, L = %(L)s decimal seconds; overrides the config's gunicorn_duration_field.
+  %(M)s and %(D)s both print an integer and cannot be told apart: when the field is not
+  declared, a note on stderr says how many request times were read as %(D)s. A request
+  time of another shape (a decimal under D or M, an integer under L) is never guessed:
+  its line carries uwsgi_red.log.duration_error and no duration, and the exit is 1.
+  Exit 1 when no line at all is recognised, on a refused --config, or on such a line.";
 
 pub const STATSD_USAGE: &str = "usage: uwsgi-red statsd <file|-> [--config <file>]
   One StatsD line per line (name:value|type[|@rate][|#tags]), aggregated as one interval
   of the Collector's statsd receiver (examples/otel-collector/config.yaml), then run
   through the otel-processor: one JSON object per data point it emits.
   --config: the processor's plugin_config JSON (default: its defaults, uwsgi_prefixes [\"uwsgi\"]).
+  Counters are summed, except uWSGI's: --stats-push sends running totals (worker.N.requests,
+  core.total_tx, ...) with |c once per push period (3 s by default). The Collector example's
+  statsd receiver (aggregation_interval 2 s, shorter than the push period) hands the processor
+  one push per interval, the processor emits each as a cumulative sum, and Prometheus shows the
+  latest push. A capture of several push rounds is read the same way: for the counters under a
+  uwsgi_prefixes prefix the last value in the file counts, not the sum of the rounds.
   Exit 1 on a malformed line (named by number) or a refused --config.";
 
 /// A usage error: the message and the command's one-line synopsis.
@@ -100,30 +115,72 @@ pub fn logs(args: &[String]) -> Result<String, Failure> {
     if wants_help(args) {
         return Ok(format!("{LOGS_USAGE}\n"));
     }
-    let (pos, opts) = split(args, &["--format", "--config"], LOGS_USAGE)?;
+    let (pos, opts) = split(
+        args,
+        &["--format", "--config", "--duration-field"],
+        LOGS_USAGE,
+    )?;
     let [path] = pos[..] else {
         return Err(usage("logs takes one file", LOGS_USAGE));
     };
     let mut format = logs::Format::Auto;
     let mut config = b"null".to_vec();
+    let mut field = None;
     for (flag, v) in opts {
-        if flag == "--config" {
-            config = read(v)?;
-            continue;
+        match flag {
+            "--config" => config = read(v)?,
+            "--duration-field" => {
+                field =
+                    Some(DurationField::from_letter(v).ok_or_else(|| {
+                        usage(format!("unknown --duration-field {v:?}"), LOGS_USAGE)
+                    })?)
+            }
+            _ => {
+                format = logs::Format::parse(v)
+                    .ok_or_else(|| usage(format!("unknown --format {v:?}"), LOGS_USAGE))?
+            }
         }
-        format = logs::Format::parse(v)
-            .ok_or_else(|| usage(format!("unknown --format {v:?}"), LOGS_USAGE))?;
     }
-    let cfg = otel_processor::load_config(&config)
+    let mut cfg = otel_processor::load_config(&config)
         .map_err(|e| Failure::Input(format!("logs: processor configuration: {e}")))?;
+    let declared = field.is_some() || declares_duration_field(&config);
+    if let Some(f) = field {
+        cfg.gunicorn_duration_field = f;
+    }
     let bytes = read(path)?;
-    let (out, parsed) = logs::annotate(&cfg, &String::from_utf8_lossy(&bytes), format);
-    if parsed == 0 {
+    let (out, sum) = logs::annotate(&cfg, &String::from_utf8_lossy(&bytes), format);
+    if sum.parsed == 0 {
         return Err(Failure::Input(format!(
             "logs: {path}: no request line recognised"
         )));
     }
+    let field = cfg.gunicorn_duration_field;
+    if !declared && sum.gunicorn_times > 0 {
+        eprintln!(
+            "uwsgi-red: logs: {path}: note: read the request time of {} gunicorn line(s) as {} \
+(the default); if your access_log_format ends in %(M)s or %(L)s, say so with --duration-field M|L",
+            sum.gunicorn_times,
+            field.describe()
+        );
+    }
+    if let Some((line, why)) = sum.first_unread {
+        // The JSON lines are still the answer; the exit status says that
+        // some durations are missing from it.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+        return Err(Failure::Input(format!(
+            "logs: {path}: {} gunicorn request time(s) left unread, first at line {line}: {why}; \
+declare the field your access_log_format ends in with --duration-field M|D|L",
+            sum.unread_times
+        )));
+    }
     Ok(out)
+}
+
+/// Whether a plugin_config names `gunicorn_duration_field` (not the default).
+fn declares_duration_field(config: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(config)
+        .ok()
+        .is_some_and(|v| v.get("gunicorn_duration_field").is_some())
 }
 
 pub fn statsd(args: &[String]) -> Result<String, Failure> {

@@ -4,7 +4,7 @@
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use otel_processor::logs::{annotate_record, ATTR_FORMAT, ATTR_PARSED};
+use otel_processor::logs::{annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED};
 use otel_processor::ProcessorConfig;
 use serde_json::{Map, Value};
 use uwsgi_red_core::red::route::RouteNormalizer;
@@ -15,7 +15,7 @@ pub enum Format {
     /// Whatever the processor recognises.
     Auto,
     Uwsgi,
-    /// gunicorn's default access log, with or without `%(M)s`.
+    /// gunicorn's default access log, with or without a request-time field.
     Gunicorn,
 }
 
@@ -84,18 +84,50 @@ pub fn annotate_line(
     (Value::Object(obj), true)
 }
 
-/// One JSON line per non-empty input line, and how many were recognised,
-/// under the processor configuration `cfg` (route templates, gunicorn's
-/// duration field).
-pub fn annotate(cfg: &ProcessorConfig, text: &str, format: Format) -> (String, usize) {
+/// What `annotate` found besides the JSON lines.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Lines recognised (of the requested format).
+    pub parsed: usize,
+    /// gunicorn lines whose trailing request time was read as the
+    /// configured `gunicorn_duration_field`.
+    pub gunicorn_times: usize,
+    /// gunicorn lines whose trailing request time has another field's
+    /// shape and was left unread.
+    pub unread_times: usize,
+    /// The first of those: its line number (1-based) and the reason.
+    pub first_unread: Option<(usize, String)>,
+}
+
+/// One JSON line per non-empty input line, and what was found, under the
+/// processor configuration `cfg` (route templates, gunicorn's duration
+/// field).
+pub fn annotate(cfg: &ProcessorConfig, text: &str, format: Format) -> (String, Summary) {
     let routes = cfg.routes();
     let mut out = String::new();
-    let mut parsed = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    let mut sum = Summary::default();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
         let (v, ok) = annotate_line(cfg, &routes, line, format);
-        parsed += usize::from(ok);
+        if ok {
+            sum.parsed += 1;
+            let gunicorn_timed = v
+                .get(ATTR_FORMAT)
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("gunicorn_"));
+            match v.get(ATTR_DURATION_ERROR).and_then(Value::as_str) {
+                Some(e) => {
+                    sum.unread_times += 1;
+                    sum.first_unread.get_or_insert((n + 1, e.to_string()));
+                }
+                None if gunicorn_timed => sum.gunicorn_times += 1,
+                None => {}
+            }
+        }
         out.push_str(&v.to_string());
         out.push('\n');
     }
-    (out, parsed)
+    (out, sum)
 }

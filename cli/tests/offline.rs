@@ -211,12 +211,17 @@ fn check_config_usage_and_unreadable_file() {
 
 #[test]
 fn logs_gunicorn_lines_exact() {
-    let (code, out, err) = run(&["logs", &vector("gunicorn_access_custom_M.log")], b"");
+    let path = vector("gunicorn_access_custom_M.log");
+    let (code, out, err) = run(&["logs", &path, "--duration-field", "M"], b"");
     assert_eq!((code, err.as_str()), (0, ""));
     let first = out.lines().next().unwrap_or_default();
     assert_eq!(
         first,
         r#"{"client.address":"127.0.0.1","http.request.method":"GET","http.response.body.size":19,"http.response.status_code":200,"http.route":"/","http.server.request.duration":0.0,"network.protocol.version":"1.1","time_unix_nano":1795320756000000000,"url.path":"/","user_agent.original":"curl/7.88.1","uwsgi_red.log.format":"gunicorn_millis","uwsgi_red.log.parsed":true}"#
+    );
+    assert!(
+        out.contains(r#""http.server.request.duration":1.5,"#),
+        "{out}"
     );
     let lines = std::fs::read_to_string(vector("gunicorn_access_custom_M.log")).unwrap();
     assert_eq!(
@@ -265,11 +270,58 @@ fn logs_config_templates_and_duration_field() {
         out.contains(r#""http.server.request.duration":0.0015,"#),
         "{out}"
     );
-    let (code, out, _) = run(&["logs", "-"], line.as_bytes());
+    // Without a declaration the recommended format's %(D)s is the default,
+    // and stderr says the integer was read as microseconds.
+    let (code, out, err) = run(&["logs", "-"], line.as_bytes());
     assert_eq!(code, 0);
     assert!(
-        out.contains(r#""http.server.request.duration":1.5,"#),
+        out.contains(r#""http.server.request.duration":0.0015,"#),
         "{out}"
+    );
+    assert_eq!(
+        err,
+        "uwsgi-red: logs: -: note: read the request time of 1 gunicorn line(s) as %(D)s, \
+microseconds (an integer) (the default); if your access_log_format ends in %(M)s or %(L)s, \
+say so with --duration-field M|L\n"
+    );
+    // Declared %(M)s (flag over config): milliseconds, no note.
+    for args in [
+        &["logs", "-", "--duration-field", "M"][..],
+        &["logs", "-", "--config", &cfg, "--duration-field", "M"],
+    ] {
+        let (code, out, err) = run(args, line.as_bytes());
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+        assert!(
+            out.contains(r#""http.server.request.duration":1.5,"#),
+            "{out}"
+        );
+    }
+    // %(L)s decimal seconds under the default: not guessed. The line is
+    // parsed without a duration, flagged, and the exit is 1.
+    let seconds = line.replace(" 1500\n", " 0.001500\n");
+    let (code, out, err) = run(&["logs", "-"], seconds.as_bytes());
+    assert_eq!(code, 1);
+    assert!(!out.contains("http.server.request.duration"), "{out}");
+    assert!(out.contains(r#""uwsgi_red.log.duration_error":"request time \"0.001500\" is not a gunicorn %(D)s, microseconds (an integer) value: gunicorn_duration_field is \"D\"""#), "{out}");
+    assert_eq!(
+        err,
+        "uwsgi-red: logs: -: 1 gunicorn request time(s) left unread, first at line 1: request time \
+\"0.001500\" is not a gunicorn %(D)s, microseconds (an integer) value: gunicorn_duration_field is \
+\"D\"; declare the field your access_log_format ends in with --duration-field M|D|L\n"
+    );
+    let (code, out, err) = run(&["logs", "-", "--duration-field", "L"], seconds.as_bytes());
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out.contains(r#""http.server.request.duration":0.0015,"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""uwsgi_red.log.format":"gunicorn_seconds""#),
+        "{out}"
+    );
+    assert_eq!(
+        run(&["logs", "-", "--duration-field", "T"], line.as_bytes()).0,
+        2
     );
     let bad = temp_file("otel-logs-bad.json", r#"{"gunicorn_duration_field": "T"}"#);
     let (code, out, err) = run(&["logs", "-", "--config", &bad], line.as_bytes());
@@ -286,7 +338,7 @@ fn logs_usage() {
     let (code, out, _) = run(&["logs", "--help"], b"");
     assert_eq!(code, 0);
     assert!(out.starts_with(
-        "usage: uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn] [--config <file>]\n"
+        "usage: uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn] [--config <file>] [--duration-field M|D|L]\n"
     ));
 }
 
@@ -340,6 +392,15 @@ fn statsd_uwsgi_capture_under_its_prefix() {
     assert!(out.contains(r#"{"attributes":{"uwsgi.worker.state":"idle"},"name":"uwsgi.workers","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","type":"gauge","unit":"{worker}","value":2.0}"#), "{out}");
     // Worker 0 is uWSGI's aggregate: dropped as redundant.
     assert!(!out.contains(r#""worker.id":0"#));
+    // Five push rounds of running totals (worker 1: 0, 7, 15, 22, 22): the
+    // latest push counts, as on the Collector, not the sum (66).
+    for w in [
+        r#"{"attributes":{"worker.id":1},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","temporality":"cumulative","type":"sum","unit":"{request}","value":22}"#,
+        r#"{"attributes":{"worker.id":2},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","temporality":"cumulative","type":"sum","unit":"{request}","value":2}"#,
+        r#"{"attributes":{},"monotonic":true,"name":"uwsgi.transmitted","resource":{"service.name":"myapp"},"scope":"uwsgi-red/otel-processor","temporality":"cumulative","type":"sum","unit":"By","value":301884}"#,
+    ] {
+        assert!(out.lines().any(|l| l == w), "missing {w}\nin\n{out}");
+    }
     // Without the prefix configured, uWSGI's generic names are not claimed.
     let (code, out, _) = run(
         &["statsd", &vector("statsd_uwsgi_2.0.30_prefix_myapp.txt")],

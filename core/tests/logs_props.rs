@@ -37,3 +37,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any trailing token under any declared field: no panic; a request
+    /// time is either read (and then it converts back to the token's value)
+    /// or kept unread, never both.
+    #[test]
+    fn declared_duration_fields(field in 0usize..3, token in "[0-9.]{0,24}|\\PC{0,12}") {
+        use uwsgi_red_core::logs::gunicorn::{parse_with, DurationField};
+        let field = [DurationField::M, DurationField::D, DurationField::L][field];
+        let base = GUNICORN.trim_end_matches(" 12");
+        let line = format!("{base} {token}");
+        // The token may hold spaces and quotes: the request time is what
+        // follows the line's last space.
+        let last = line.rsplit_once(' ').map_or("", |(_, t)| t);
+        if let Some(r) = parse_with(&line, field) {
+            prop_assert!(r.duration_us.is_none() || r.unread_duration.is_none());
+            if let Some(us) = r.duration_us {
+                prop_assert_eq!(Some(us), field.micros(last));
+            }
+            if let Some(t) = r.unread_duration {
+                prop_assert_eq!(t, last);
+                prop_assert_eq!(field.micros(t), None);
+            }
+        }
+    }
+}

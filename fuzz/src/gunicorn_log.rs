@@ -5,7 +5,8 @@
 //! those fields, and the timestamp equals an independent day count.
 
 use arbitrary::{Result, Unstructured};
-use uwsgi_red_core::logs::{gunicorn, time::parse_clf, LogFormat};
+use uwsgi_red_core::logs::gunicorn::{self, DurationField};
+use uwsgi_red_core::logs::{time::parse_clf, LogFormat};
 
 use crate::text::field;
 
@@ -27,22 +28,28 @@ pub fn check(data: &[u8]) {
 fn raw(line: &str) {
     // The time parser alone sees any text, multibyte zones included.
     let _ = parse_clf(line);
-    let Some(r) = gunicorn::parse(line) else {
-        return;
-    };
-    assert!(matches!(
-        r.format,
-        LogFormat::Gunicorn | LogFormat::GunicornWithMillis
-    ));
-    assert!((100..=999).contains(&r.status));
-    for s in [r.method, r.target, r.path, r.time, r.remote_addr] {
-        assert!(line.contains(s));
+    for field in [DurationField::M, DurationField::D, DurationField::L] {
+        let Some(r) = gunicorn::parse_with(line, field) else {
+            continue;
+        };
+        assert!(matches!(
+            r.format,
+            LogFormat::Gunicorn | LogFormat::GunicornWithMillis
+        ));
+        assert!((100..=999).contains(&r.status));
+        for s in [r.method, r.target, r.path, r.time, r.remote_addr] {
+            assert!(line.contains(s));
+        }
+        assert_eq!(r.time_unix_nanos, parse_clf(r.time));
+        // A trailing request time is either read or flagged, never both.
+        let with_time = r.format == LogFormat::GunicornWithMillis;
+        assert_eq!(
+            r.duration_us.is_some() || r.unread_duration.is_some(),
+            with_time
+        );
+        assert!(r.duration_us.is_none() || r.unread_duration.is_none());
+        assert_eq!(r.duration_field, with_time.then_some(field));
     }
-    assert_eq!(r.time_unix_nanos, parse_clf(r.time));
-    assert_eq!(
-        r.duration_us.is_some(),
-        r.format == LogFormat::GunicornWithMillis
-    );
 }
 
 /// Days since 1970-01-01 by counting (independent of the parser's formula).

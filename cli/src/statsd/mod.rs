@@ -8,6 +8,7 @@ pub mod receiver;
 
 use opentelemetry_proto::tonic::metrics::v1::MetricsData;
 use prost::Message;
+use uwsgi_red_core::statsd::{classify, map, Instrument, Outcome};
 
 /// What `uwsgi-red statsd` prints: the JSON lines, and the processor's
 /// status reason when it refused some metrics but still emitted the batch
@@ -36,12 +37,17 @@ pub fn run(text: &str, config: &[u8]) -> Result<Emitted, String> {
     if lines.is_empty() {
         return Err("no StatsD line".into());
     }
-    let batch = receiver::aggregate(&lines).encode_to_vec();
+    let prefixes = cfg.as_ref().map_or(&[][..], |c| &c.uwsgi_prefixes[..]);
+    let batch =
+        receiver::aggregate_with(&lines, &|name| running_total(name, prefixes)).encode_to_vec();
     // One budget for the one "batch" of this file, as a fresh processor has.
     let mut names = otel_processor::NameBudget::default();
     let out = otel_processor::process_metrics(&cfg, &mut names, &batch);
     let warning = match (out.refusal, out.status_reason) {
-        (Some(otel_processor::Refusal::NameBudget), reason) => reason,
+        (
+            Some(otel_processor::Refusal::NameBudget | otel_processor::Refusal::UwsgiInterval),
+            reason,
+        ) => reason,
         (_, Some(reason)) => return Err(reason),
         (_, None) => None,
     };
@@ -49,5 +55,15 @@ pub fn run(text: &str, config: &[u8]) -> Result<Emitted, String> {
     Ok(Emitted {
         lines: output::lines(&data),
         warning,
+    })
+}
+
+/// Whether the processor reads this StatsD counter as a running total
+/// (uWSGI's `|c` values are totals since the worker started, and a few are
+/// levels), not as an increment: the mapping the processor itself applies.
+fn running_total(name: &str, uwsgi_prefixes: &[String]) -> bool {
+    classify(name, uwsgi_prefixes).is_some_and(|(_, m)| {
+        matches!(map(&m), Outcome::Rewrite(mp)
+            if matches!(mp.instrument, Instrument::AbsoluteCounter | Instrument::Gauge))
     })
 }

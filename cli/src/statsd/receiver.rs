@@ -36,6 +36,16 @@ struct Series {
 
 /// Aggregates `lines` in first-seen order of (name, type, tags).
 pub fn aggregate(lines: &[Line<'_>]) -> MetricsData {
+    aggregate_with(lines, &|_| false)
+}
+
+/// [`aggregate`], except that a counter for which `running_total(name)`
+/// holds keeps its last value instead of the sum: a sender that pushes
+/// running totals with `|c` (uWSGI `--stats-push`) once per push period
+/// puts one push in each receiver interval (the interval being the
+/// shorter), and what reaches Prometheus is the latest push, not a sum
+/// over the pushes of a capture.
+pub fn aggregate_with(lines: &[Line<'_>], running_total: &dyn Fn(&str) -> bool) -> MetricsData {
     let mut series: Vec<Series> = Vec::new();
     // Index by key so a long capture stays linear.
     let mut index = std::collections::HashMap::new();
@@ -66,6 +76,8 @@ pub fn aggregate(lines: &[Line<'_>]) -> MetricsData {
         });
         let Some(s) = series.get_mut(i) else { continue };
         match &mut s.agg {
+            // One push per interval: the latest running total.
+            Agg::Counter(c) if running_total(l.name) => *c = (l.value / l.sample_rate) as i64,
             // The receiver scales each increment by its sample rate and
             // truncates it to an integer.
             Agg::Counter(c) => *c = c.saturating_add((l.value / l.sample_rate) as i64),

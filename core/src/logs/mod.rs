@@ -21,8 +21,16 @@ pub use record::{LogFormat, RequestRecord};
 
 /// Tries every known format. uWSGI first: its lines carry a fixed `[pid: `
 /// marker, so it rejects foreign lines fastest.
+/// A gunicorn line's trailing number is read as `%(M)s` (milliseconds):
+/// use [`parse_line_with`] to declare the field the log really ends in.
 pub fn parse_line(line: &str) -> Option<RequestRecord<'_>> {
-    uwsgi::parse(line).or_else(|| gunicorn::parse(line))
+    parse_line_with(line, gunicorn::DurationField::M)
+}
+
+/// [`parse_line`] with gunicorn's request-time field declared by the caller
+/// (`%(M)s` and `%(D)s` print the same shape: it cannot be detected).
+pub fn parse_line_with(line: &str, field: gunicorn::DurationField) -> Option<RequestRecord<'_>> {
+    uwsgi::parse(line).or_else(|| gunicorn::parse_with(line, field))
 }
 
 /// `(path, query)` of a request target; the query excludes the `?`.

@@ -7,7 +7,9 @@ pub enum LogFormat {
     Uwsgi,
     /// gunicorn's default `access_log_format`.
     Gunicorn,
-    /// gunicorn's default format followed by `%(M)s` (milliseconds).
+    /// gunicorn's default format followed by a request-time field: `%(M)s`
+    /// milliseconds as `parse_line` reads it (the name says so), or the
+    /// field the caller declared (`RequestRecord::duration_field`).
     GunicornWithMillis,
 }
 
@@ -34,8 +36,16 @@ pub struct RequestRecord<'a> {
     /// `HTTP/1.1` etc. when logged.
     pub protocol: Option<&'a str>,
     pub status: u16,
-    /// Request duration in microseconds (uWSGI msecs/micros, gunicorn `%(M)s`).
+    /// Request duration in microseconds (uWSGI msecs/micros, gunicorn
+    /// `%(M)s`/`%(D)s`/`%(L)s` as declared).
     pub duration_us: Option<u64>,
+    /// gunicorn: the request-time field the trailing value was read as
+    /// (the caller's declaration), when the line has one.
+    pub duration_field: Option<super::gunicorn::DurationField>,
+    /// gunicorn: a trailing request time whose shape is not the declared
+    /// field's (a decimal under `%(M)s`/`%(D)s`, an integer under
+    /// `%(L)s`). Left unread rather than guessed; callers flag the record.
+    pub unread_duration: Option<&'a str>,
     /// Response body bytes (uWSGI `generated`, gunicorn `%(b)s`).
     pub response_bytes: Option<u64>,
     pub remote_addr: &'a str,
@@ -77,6 +87,8 @@ impl<'a> RequestRecord<'a> {
             protocol: None,
             status,
             duration_us: None,
+            duration_field: None,
+            unread_duration: None,
             response_bytes: None,
             remote_addr: "",
             remote_user: None,

@@ -10,14 +10,9 @@ pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 
-/// What the number after gunicorn's default access-log fields is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum GunicornDurationField {
-    /// `%(M)s`: whole milliseconds.
-    M,
-    /// `%(D)s`: microseconds.
-    D,
-}
+/// What the number after gunicorn's default access-log fields is: `"M"`,
+/// `"D"` (the default, as the recommended format ends in `%(D)s`) or `"L"`.
+pub use uwsgi_red_core::logs::gunicorn::DurationField as GunicornDurationField;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,7 +36,14 @@ pub struct ProcessorConfig {
     /// Without a matching template, collapse numeric / UUID / hex segments
     /// of the path to `:id` (as red-filter does).
     pub collapse_ids: bool,
+    /// uWSGI's `--stats-pusher-default-freq` (or the pusher's own `freq`):
+    /// a statsd receiver interval at least this long may have added several
+    /// pushes of a running total together, so such counters are refused.
+    pub uwsgi_push_period_seconds: f64,
     /// The trailing field of the gunicorn `access_log_format` in use.
+    /// `%(M)s` and `%(D)s` print the same shape and cannot be told apart,
+    /// so the default is the recommended format's `%(D)s` (microseconds,
+    /// the precise one); a value of another shape is flagged, not read.
     pub gunicorn_duration_field: GunicornDurationField,
     #[serde(skip)]
     pub buckets: Option<Buckets>,
@@ -60,7 +62,8 @@ impl Default for ProcessorConfig {
             parse_logs: true,
             route_patterns: Vec::new(),
             collapse_ids: true,
-            gunicorn_duration_field: GunicornDurationField::M,
+            uwsgi_push_period_seconds: 3.0,
+            gunicorn_duration_field: GunicornDurationField::D,
             buckets: None,
             templates: Vec::new(),
         }
@@ -80,6 +83,13 @@ impl ProcessorConfig {
             return Err(ConfigError::new(
                 ".uwsgi_prefixes",
                 "prefixes must not be empty",
+            ));
+        }
+        let period = cfg.uwsgi_push_period_seconds;
+        if !(period.is_finite() && period > 0.0 && period <= 86_400.0) {
+            return Err(ConfigError::new(
+                ".uwsgi_push_period_seconds",
+                "must be a number of seconds in (0, 86400]",
             ));
         }
         let buckets = Buckets::new(cfg.duration_buckets_seconds.clone())
@@ -119,6 +129,11 @@ impl ProcessorConfig {
         self.buckets
             .as_ref()
             .map_or(&DEFAULT_BUCKETS_SECONDS, Buckets::bounds)
+    }
+
+    /// `uwsgi_push_period_seconds` in nanoseconds (validated in `from_json`).
+    pub fn uwsgi_push_period_nanos(&self) -> u64 {
+        (self.uwsgi_push_period_seconds * 1e9) as u64
     }
 
     pub fn service_for(&self, prefix: &str, server: &str) -> String {
@@ -171,9 +186,42 @@ mod tests {
         );
         let e = ProcessorConfig::from_json(long.as_bytes()).unwrap_err();
         assert_eq!(e.path, ".route_patterns[0]");
-        let c = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"D"}"#).unwrap();
-        assert_eq!(c.gunicorn_duration_field, GunicornDurationField::D);
-        assert!(ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).is_err());
+        for (json, want) in [
+            ("{}", GunicornDurationField::D),
+            (
+                r#"{"gunicorn_duration_field":"D"}"#,
+                GunicornDurationField::D,
+            ),
+            (
+                r#"{"gunicorn_duration_field":"M"}"#,
+                GunicornDurationField::M,
+            ),
+            (
+                r#"{"gunicorn_duration_field":"L"}"#,
+                GunicornDurationField::L,
+            ),
+        ] {
+            let c = ProcessorConfig::from_json(json.as_bytes()).unwrap();
+            assert_eq!(c.gunicorn_duration_field, want, "{json}");
+        }
+        // %(T)s (whole seconds) is too coarse for a duration histogram.
+        let e = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).unwrap_err();
+        assert!(e.to_string().contains("gunicorn_duration_field"), "{e}");
+    }
+
+    #[test]
+    fn uwsgi_push_period() {
+        assert_eq!(
+            ProcessorConfig::default().uwsgi_push_period_nanos(),
+            3_000_000_000
+        );
+        let c = ProcessorConfig::from_json(br#"{"uwsgi_push_period_seconds":10}"#).unwrap();
+        assert_eq!(c.uwsgi_push_period_nanos(), 10_000_000_000);
+        for bad in ["0", "-1", "1e9", "\"3\""] {
+            let json = format!(r#"{{"uwsgi_push_period_seconds":{bad}}}"#);
+            let e = ProcessorConfig::from_json(json.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("uwsgi_push_period_seconds"), "{e}");
+        }
     }
 
     #[test]

@@ -124,15 +124,36 @@ pub fn process_metrics(config: &LoadedConfig, names: &mut NameBudget, input: &[u
     }
     match otlp::decode_metrics(input) {
         Ok(mut data) => {
-            let over = metrics::rewrite(cfg, names, &mut data);
+            let kept = metrics::rewrite_all(cfg, names, &mut data);
             let mut out = Outcome::rewritten(otlp::encode(&data));
-            if over > 0 {
-                out.status_reason = Some(format!(
-                    "{over} metrics with new StatsD names over the {}-name budget passed through unchanged",
+            let summed = (kept.summed_pushes > 0).then(|| {
+                format!(
+                    "{} uWSGI counters passed through unchanged: the statsd receiver aggregated them over {:.3} s, \
+not shorter than uWSGI's push period ({} s, uwsgi_push_period_seconds), so it may have added several running \
+totals together; set the receiver's aggregation_interval below the push period",
+                    kept.summed_pushes,
+                    kept.longest_interval_nanos as f64 / 1e9,
+                    cfg.uwsgi_push_period_seconds
+                )
+            });
+            if kept.over_budget > 0 {
+                let mut reason = format!(
+                    "{} metrics with new StatsD names over the {}-name budget passed through unchanged",
+                    kept.over_budget,
                     names.max_names()
-                ));
+                );
+                // One kind per batch is counted; the other is still said.
+                if let Some(s) = summed {
+                    reason.push_str("; also: ");
+                    reason.push_str(&s);
+                }
+                out.status_reason = Some(reason);
                 out.refusal = Some(Refusal::NameBudget);
-                out.refused = over;
+                out.refused = kept.over_budget;
+            } else if let Some(s) = summed {
+                out.status_reason = Some(s);
+                out.refusal = Some(Refusal::UwsgiInterval);
+                out.refused = kept.summed_pushes;
             }
             out
         }

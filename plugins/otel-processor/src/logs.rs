@@ -3,11 +3,10 @@
 
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
-use uwsgi_red_core::logs::{parse_line, LogFormat, RequestRecord};
+use uwsgi_red_core::logs::{parse_line_with, LogFormat, RequestRecord};
 use uwsgi_red_core::red::route::RouteNormalizer;
 use uwsgi_red_core::statsd::semconv::error_type;
 
-use crate::config::GunicornDurationField;
 use crate::otlp::{bool_value, double_value, int_value, set_attr, str_value};
 use crate::ProcessorConfig;
 
@@ -15,8 +14,11 @@ use crate::ProcessorConfig;
 pub const ATTR_PARSED: &str = "uwsgi_red.log.parsed";
 pub const ATTR_FORMAT: &str = "uwsgi_red.log.format";
 
-/// `uwsgi_red.log.format` of gunicorn lines ending in `%(D)s`.
-pub const FORMAT_GUNICORN_MICROS: &str = "gunicorn_micros";
+/// Set on a record whose trailing gunicorn request time does not have the
+/// shape of the configured `gunicorn_duration_field` (a decimal where
+/// `%(D)s` was declared, say): the record is parsed, its duration is not
+/// read (never guessed), and this says why, naming the field and the value.
+pub const ATTR_DURATION_ERROR: &str = "uwsgi_red.log.duration_error";
 
 pub fn annotate(cfg: &ProcessorConfig, data: &mut LogsData) {
     let routes = cfg.routes();
@@ -34,26 +36,38 @@ pub fn annotate_record(cfg: &ProcessorConfig, routes: &RouteNormalizer, rec: &mu
         Some(any_value::Value::StringValue(s)) => s.clone(),
         _ => String::new(),
     };
-    match parse_line(&line) {
-        Some(mut r) => {
-            let format = reinterpret_duration(cfg, &mut r);
+    match parse_line_with(&line, cfg.gunicorn_duration_field) {
+        Some(r) => {
+            let format = format_name(&r);
             let route = routes.route(None, r.path);
-            apply(rec, &r, format, &route)
+            apply(rec, &r, format, &route);
+            if let Some(e) = duration_error(&r) {
+                set_attr(&mut rec.attributes, ATTR_DURATION_ERROR, str_value(e));
+            }
         }
         None => set_attr(&mut rec.attributes, ATTR_PARSED, bool_value(false)),
     }
 }
 
-/// The core parser reads gunicorn's trailing number as `%(M)s`
-/// (milliseconds, stored ×1000); with `%(D)s` configured it is microseconds.
-fn reinterpret_duration(cfg: &ProcessorConfig, r: &mut RequestRecord<'_>) -> &'static str {
-    match (r.format, cfg.gunicorn_duration_field) {
-        (LogFormat::GunicornWithMillis, GunicornDurationField::D) => {
-            r.duration_us = r.duration_us.map(|us| us / 1000);
-            FORMAT_GUNICORN_MICROS
-        }
+/// `uwsgi_red.log.format`: gunicorn lines with a request time are named
+/// after the field they were read as.
+fn format_name(r: &RequestRecord<'_>) -> &'static str {
+    match (r.format, r.duration_field) {
+        (LogFormat::GunicornWithMillis, Some(field)) => field.format_name(),
         (f, _) => f.as_str(),
     }
+}
+
+/// Why a record's trailing request time was left unread, if it was.
+pub fn duration_error(r: &RequestRecord<'_>) -> Option<String> {
+    let (value, field) = (r.unread_duration?, r.duration_field?);
+    // The value comes from the log: quoted, and cut so the attribute stays short.
+    let shown: String = value.escape_debug().take(32).collect();
+    Some(format!(
+        "request time \"{shown}\" is not a gunicorn {} value: gunicorn_duration_field is {:?}",
+        field.describe(),
+        field.letter()
+    ))
 }
 
 fn apply(rec: &mut LogRecord, r: &RequestRecord<'_>, format: &str, route: &str) {

@@ -22,10 +22,29 @@ use crate::ProcessorConfig;
 
 const SERVICE_NAME: &str = "service.name";
 
+/// Metrics a rewrite left as they were, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    /// New StatsD names refused by the name budget.
+    pub over_budget: u64,
+    /// uWSGI counters (running totals sent with `|c`) aggregated by the
+    /// receiver over an interval not shorter than uWSGI's push period: the
+    /// receiver may have added several pushes together, so the value is no
+    /// running total any more.
+    pub summed_pushes: u64,
+    /// The longest such interval, in nanoseconds.
+    pub longest_interval_nanos: u64,
+}
+
 /// Rewrites `data` in place; returns how many metrics kept their original
 /// name because `names` refused them (a new name with the budget full).
 pub fn rewrite(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut MetricsData) -> u64 {
-    let mut over_budget = 0u64;
+    rewrite_all(cfg, names, data).over_budget
+}
+
+/// [`rewrite`], with every reason a metric was left as it was.
+pub fn rewrite_all(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut MetricsData) -> Kept {
+    let mut kept_by = Kept::default();
     let mut out = Vec::with_capacity(data.resource_metrics.len());
     for mut rm in std::mem::take(&mut data.resource_metrics) {
         // service.name -> rewritten metrics, in first-seen order of names.
@@ -36,7 +55,13 @@ pub fn rewrite(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut Metrics
                 match route(cfg, names, metric) {
                     Routed::Keep(m) => kept.push(m),
                     Routed::OverBudget(m) => {
-                        over_budget = over_budget.saturating_add(1);
+                        kept_by.over_budget = kept_by.over_budget.saturating_add(1);
+                        kept.push(m);
+                    }
+                    Routed::SummedPushes(m, interval) => {
+                        kept_by.summed_pushes = kept_by.summed_pushes.saturating_add(1);
+                        kept_by.longest_interval_nanos =
+                            kept_by.longest_interval_nanos.max(interval);
                         kept.push(m);
                     }
                     Routed::Drop => {}
@@ -71,7 +96,7 @@ pub fn rewrite(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut Metrics
         }
     }
     data.resource_metrics = out;
-    over_budget
+    kept_by
 }
 
 enum Routed {
@@ -79,6 +104,9 @@ enum Routed {
     /// Ours by name, but a new name with the budget full: kept as it was,
     /// and counted.
     OverBudget(Metric),
+    /// A uWSGI `|c` sum over a receiver interval (ns) not shorter than the
+    /// push period: kept as it was, and counted.
+    SummedPushes(Metric, u64),
     Drop,
     Rewritten(String, Metric),
 }
@@ -99,6 +127,12 @@ fn route(cfg: &ProcessorConfig, names: &mut NameBudget, metric: Metric) -> Route
     match map(&m) {
         Outcome::Redundant if cfg.keep_redundant => Routed::Keep(metric),
         Outcome::Redundant => Routed::Drop,
+        Outcome::Rewrite(_)
+            if source.server() == "uwsgi" && summed_interval(cfg, &metric).is_some() =>
+        {
+            let interval = summed_interval(cfg, &metric).unwrap_or_default();
+            Routed::SummedPushes(metric, interval)
+        }
         Outcome::Rewrite(mapping) => {
             let service = cfg.service_for(source.prefix(), source.server());
             match convert(cfg, &mapping, metric) {
@@ -108,6 +142,24 @@ fn route(cfg: &ProcessorConfig, names: &mut NameBudget, metric: Metric) -> Route
             }
         }
     }
+}
+
+/// The receiver interval of a uWSGI counter when it is too long to hold a
+/// single push: uWSGI sends running totals with `|c`, the receiver adds up
+/// every `|c` of an interval, and an interval at least as long as the push
+/// period may hold two pushes. Gauges (`|g`) keep their last value and are
+/// never affected; a point without a start time cannot be judged.
+fn summed_interval(cfg: &ProcessorConfig, metric: &Metric) -> Option<u64> {
+    let Some(Data::Sum(s)) = &metric.data else {
+        return None;
+    };
+    let period = cfg.uwsgi_push_period_nanos();
+    s.data_points
+        .iter()
+        .filter(|p| p.start_time_unix_nano != 0)
+        .map(|p| p.time_unix_nano.saturating_sub(p.start_time_unix_nano))
+        .filter(|&interval| interval >= period)
+        .max()
 }
 
 /// The rewritten metrics of one service, in first-seen order, with an index

@@ -21,15 +21,20 @@ pub enum Refusal {
     /// `NameBudget` is full. That metric passes through unchanged; the rest
     /// of the batch is rewritten.
     NameBudget,
+    /// One metric: a uWSGI running total the statsd receiver aggregated over
+    /// an interval not shorter than uWSGI's push period (it may have added
+    /// pushes together). That metric passes through unchanged.
+    UwsgiInterval,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 5] = [
+    pub const ALL: [Refusal; 6] = [
         Refusal::ConfigRejected,
         Refusal::Undecodable,
         Refusal::TooBig,
         Refusal::Unreadable,
         Refusal::NameBudget,
+        Refusal::UwsgiInterval,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +44,7 @@ impl Refusal {
             Refusal::TooBig => "too_big",
             Refusal::Unreadable => "unreadable",
             Refusal::NameBudget => "name_budget",
+            Refusal::UwsgiInterval => "uwsgi_interval",
         }
     }
 
@@ -49,6 +55,7 @@ impl Refusal {
             Refusal::TooBig => 2,
             Refusal::Unreadable => 3,
             Refusal::NameBudget => 4,
+            Refusal::UwsgiInterval => 5,
         }
     }
 
@@ -56,6 +63,7 @@ impl Refusal {
     fn unit(self) -> &'static str {
         match self {
             Refusal::NameBudget => "StatsD names",
+            Refusal::UwsgiInterval => "uWSGI counters",
             _ => "batch",
         }
     }
@@ -70,7 +78,7 @@ impl fmt::Display for Refusal {
 /// Refusals per reason since the module was instantiated.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
-    counts: [u64; 5],
+    counts: [u64; 6],
 }
 
 impl Counters {
@@ -131,7 +139,7 @@ mod tests {
         assert_eq!(c.record(Refusal::ConfigRejected), 1);
         assert_eq!(
             Refusal::ALL.map(|r| c.get(r)),
-            [1, 0, 20, 0, 0],
+            [1, 0, 20, 0, 0, 0],
             "each reason counts alone"
         );
         assert_eq!(

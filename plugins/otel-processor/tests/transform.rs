@@ -493,16 +493,133 @@ fn gunicorn_micros_and_routes() {
             ),
         ]
     );
-    // Default: the trailing number is %(M)s, milliseconds.
-    let out = process_logs(&load_config(b"{}"), &log_batch(&lines[..1]).encode_to_vec());
-    let out = LogsData::decode(&out.payload[..]).unwrap();
-    let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
+    // Default: the recommended format's %(D)s, microseconds, as declared
+    // above; %(M)s must be declared.
+    let duration = |cfg: &[u8], line: &str| {
+        let out = process_logs(&load_config(cfg), &log_batch(&[line]).encode_to_vec());
+        let out = LogsData::decode(&out.payload[..]).unwrap();
+        let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
+        let a = |k| attr(&rec.attributes, k).cloned();
+        (
+            a("http.server.request.duration"),
+            a("uwsgi_red.log.format"),
+            a("uwsgi_red.log.duration_error"),
+            a("http.route"),
+        )
+    };
     assert_eq!(
-        attr(&rec.attributes, "http.server.request.duration"),
-        Some(&D(1.503))
+        duration(b"{}", lines[0]),
+        (
+            Some(D(0.001503)),
+            Some(S("gunicorn_micros".into())),
+            None,
+            Some(S("/users/:id".into()))
+        )
     );
     assert_eq!(
-        attr(&rec.attributes, "http.route"),
-        Some(&S("/users/:id".into()))
+        duration(br#"{"gunicorn_duration_field":"M"}"#, lines[0]).0,
+        Some(D(1.503))
     );
+    // %(L)s: decimal seconds.
+    let seconds = lines[0].replace("1503", "0.001503");
+    assert_eq!(
+        duration(br#"{"gunicorn_duration_field":"L"}"#, &seconds),
+        (
+            Some(D(0.001503)),
+            Some(S("gunicorn_seconds".into())),
+            None,
+            Some(S("/users/:id".into()))
+        )
+    );
+    // A value of another field's shape is flagged and left unread, never
+    // guessed; the request itself is still parsed (method, route, status).
+    let flagged = "request time \"0.001503\" is not a gunicorn %(D)s, microseconds (an integer) value: gunicorn_duration_field is \"D\"";
+    assert_eq!(
+        duration(b"{}", &seconds),
+        (
+            None,
+            Some(S("gunicorn_micros".into())),
+            Some(S(flagged.into())),
+            Some(S("/users/:id".into()))
+        )
+    );
+    let flagged = "request time \"1503\" is not a gunicorn %(L)s, decimal seconds (such as 0.000321) value: gunicorn_duration_field is \"L\"";
+    assert_eq!(
+        duration(br#"{"gunicorn_duration_field":"L"}"#, lines[0]).2,
+        Some(S(flagged.into()))
+    );
+}
+
+/// A statsd receiver interval as long as uWSGI's push period may hold two
+/// pushes of a running total, which the receiver adds together: such
+/// counters are passed through unchanged and counted, never emitted as a
+/// request total that is twice the truth. Gauges and gunicorn's increments
+/// are not affected.
+#[test]
+fn uwsgi_counters_over_a_long_receiver_interval_are_refused() {
+    use otel_processor::Refusal;
+    let over = |name: &str, v: i64, secs: u64| {
+        let mut m = delta_sum(name, v);
+        if let Some(Data::Sum(s)) = &mut m.data {
+            s.data_points[0].start_time_unix_nano = 1_000_000_000;
+            s.data_points[0].time_unix_nano = 1_000_000_000 + secs * 1_000_000_000;
+        }
+        m
+    };
+    let input = batch(vec![
+        over("uwsgi.worker.1.requests", 44, 60),
+        over("uwsgi.worker.2.requests", 2, 2),
+        over("app.gunicorn.request.status.200", 5, 60),
+        gauge("uwsgi.core.busy_workers", 1.0),
+    ]);
+    let out = process_metrics(
+        &load_config(b"{}"),
+        &mut NameBudget::default(),
+        &input.encode_to_vec(),
+    );
+    assert_eq!(
+        (out.refusal, out.refused),
+        (Some(Refusal::UwsgiInterval), 1)
+    );
+    assert_eq!(
+        out.status_reason.as_deref(),
+        Some(
+            "1 uWSGI counters passed through unchanged: the statsd receiver aggregated them over 60.000 s, \
+not shorter than uWSGI's push period (3 s, uwsgi_push_period_seconds), so it may have added several running \
+totals together; set the receiver's aggregation_interval below the push period"
+        )
+    );
+    let data = MetricsData::decode(&out.payload[..]).unwrap();
+    // Kept as it was, in its own resource.
+    assert_eq!(
+        data.resource_metrics[0].scope_metrics[0].metrics,
+        vec![over("uwsgi.worker.1.requests", 44, 60)]
+    );
+    let names: Vec<(&str, usize)> = data.resource_metrics[1..]
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics[0].metrics)
+        .map(|m| {
+            let n = match &m.data {
+                Some(Data::Sum(s)) => s.data_points.len(),
+                Some(Data::Gauge(g)) => g.data_points.len(),
+                _ => 0,
+            };
+            (m.name.as_str(), n)
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("http.server.request.count", 1),
+            ("http.server.request.count", 1),
+            ("uwsgi.workers", 1)
+        ]
+    );
+    // A longer declared push period admits the same interval.
+    let out = process_metrics(
+        &load_config(br#"{"uwsgi_push_period_seconds": 120}"#),
+        &mut NameBudget::default(),
+        &input.encode_to_vec(),
+    );
+    assert_eq!((out.refusal, out.status_reason), (None, None));
 }
