@@ -291,7 +291,7 @@ def test_uwsgi_stats_push_becomes_http_semconv(collector):
     u = Proc("uwsgi-statsd", [uwsgi_bin(), "--master", "--processes", "2", "--http-socket", f"127.0.0.1:{port}",
                               "--wsgi-file", str(APPS / "app.py"), "--enable-metrics",
                               "--stats-push", f"statsd:127.0.0.1:{collector['statsd']},uwsgi",
-                              "--stats-pusher-default-freq", "2", "--die-on-term",
+                              "--stats-pusher-default-freq", "3", "--die-on-term",
                               "--logto", str(tmp / "uwsgi" / "requests.log")], tmp)
     try:
         wait_port(port, 20, u)
