@@ -11,12 +11,14 @@
 //! derive from one document (with exact float values); the last three are
 //! offline checks to run before a deploy (see `uwsgi-red <command> --help`).
 //! Errors are one line on stderr and a non-zero exit: 1 for bad input, 2 for
-//! bad usage; `--help` prints to stdout and exits 0.
+//! bad usage; `--help` prints to stdout and exits 0. A reader that closes
+//! the pipe early (`| head -1`) ends the command quietly with 0.
 
 mod commands;
 mod packet;
 mod source;
 
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,29 +45,53 @@ pub(crate) enum Failure {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        Ok(out) => write_stdout(&out),
         Err(Failure::Usage(m)) => {
             // Subcommands put their own synopsis in the message.
             if m.contains("usage: ") {
-                eprintln!("uwsgi-red: {m}");
+                warn(&format!("uwsgi-red: {m}"));
             } else {
-                eprintln!("uwsgi-red: {m}; {USAGE}");
+                warn(&format!("uwsgi-red: {m}; {USAGE}"));
             }
             ExitCode::from(2)
         }
         Err(Failure::Verbatim(m)) => {
-            eprintln!("{m}");
+            warn(&m);
             ExitCode::from(1)
         }
         Err(Failure::Input(m)) => {
             // One line, whatever the message held.
-            eprintln!("uwsgi-red: {}", m.replace('\n', " "));
+            warn(&format!("uwsgi-red: {}", m.replace('\n', " ")));
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes the result. A reader that stopped early (`| head -1`) closes the
+/// pipe: that is the reader's choice, not a failure of this command, so a
+/// broken pipe ends the command quietly with 0, as ripgrep does and as
+/// `set -o pipefail` scripts expect (cat would die of SIGPIPE, status 141,
+/// but Rust ignores SIGPIPE and `print!` would panic instead). Any other
+/// write error (a full disk) is bad output: one line and 1, as cat does.
+fn write_stdout(out: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            warn(&format!("uwsgi-red: write error: {e}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One line on stderr; a closed stderr is ignored (`eprintln!` would panic).
+pub(crate) fn warn(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
 }
 
 /// `--help`/`-h` anywhere among a command's arguments.
