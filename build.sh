@@ -210,7 +210,7 @@ write_env() {
 # Everything the examples use, then the PATH line on stdout
 # (`eval "$(./build.sh env)"` or `. dist/env.sh`).
 cmd_env() {
-  ensure_all
+  ensure_all >&2
   log "nginx with ngx_wasm_module"
   bash "$ROOT/scripts/setup.d/nginx-wasm.sh" >/dev/null
   log "OpenTelemetry Collector with otelwasm (first build: minutes)"
