@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # uwsgi-red: build, test, demo and bench from one entry point.
 #   ./build.sh build   all plugins -> dist/*.wasm (release; proxy-wasm ones via nightly
-#                      -Zbuild-std, see build_small; wasm-opt when present)
+#                      -Zbuild-std, see build_small; wasm-opt when present), dist/uwsgi-red,
+#                      the venv with envoy/uwsgi/gunicorn, and dist/env.sh
+#   ./build.sh env     build, plus every host the examples use (Debian packages, nginx with
+#                      ngx_wasm_module, the Collector); prints the line that puts them on PATH
 #   ./build.sh test    install what is missing, then unit tests + host tests
 #   ./build.sh demo    uWSGI + Envoy (red-filter, uwsgi-stats) + nginx -> uwsgi-tcp, live view (<= 2 min)
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
@@ -177,7 +180,44 @@ cmd_build() {
   for hook in "$ROOT"/scripts/build.d/*.sh; do
     [ -f "$hook" ] && { log "build hook $(basename "$hook")"; bash "$hook"; }
   done
+  # The examples' READMEs start with `./build.sh build` and then call
+  # envoy, uwsgi and gunicorn: the venv that holds them is part of the build.
+  ensure_venv
+  write_env
   return 0
+}
+
+# dist/bin: one directory holding every command the example READMEs call
+# (links into the venv and the cache, so nothing is copied), and
+# dist/env.sh, the one line that puts it on PATH. Hosts not provided yet
+# (nginx-wasm, the Collector: `./build.sh env`) are linked when they exist.
+write_env() {
+  local bin="$DIST/bin" tool path
+  rm -rf "$bin"
+  mkdir -p "$bin"
+  for tool in envoy uwsgi gunicorn; do
+    [ -x "$VENV/bin/$tool" ] && ln -s "$VENV/bin/$tool" "$bin/$tool"
+  done
+  [ -x "$DIST/uwsgi-red" ] && ln -s ../uwsgi-red "$bin/uwsgi-red"
+  path="$(bash "$ROOT/scripts/setup.d/nginx-wasm.sh" --path 2>/dev/null || true)"
+  [ -n "$path" ] && [ -x "$path" ] && ln -s "$path" "$bin/nginx-wasm"
+  path="$(bash "$ROOT/scripts/setup.d/otelcol.sh" --path 2>/dev/null || true)"
+  [ -n "$path" ] && [ -x "$path" ] && ln -s "$path" "$bin/otelcol-uwsgi-red"
+  # /usr/sbin: Debian's nginx for users whose PATH lacks it.
+  printf 'export PATH="%s:$PATH:/usr/sbin"\n' "$bin" >"$DIST/env.sh"
+  log "dist/bin: $(cd "$bin" && ls | tr '\n' ' ')— put it on PATH with: . dist/env.sh"
+}
+
+# Everything the examples use, then the PATH line on stdout
+# (`eval "$(./build.sh env)"` or `. dist/env.sh`).
+cmd_env() {
+  ensure_all >&2
+  log "nginx with ngx_wasm_module"
+  bash "$ROOT/scripts/setup.d/nginx-wasm.sh" >/dev/null
+  log "OpenTelemetry Collector with otelwasm (first build: minutes)"
+  bash "$ROOT/scripts/setup.d/otelcol.sh" >/dev/null
+  cmd_build >&2
+  cat "$DIST/env.sh"
 }
 
 cmd_test() {
@@ -297,11 +337,12 @@ cmd_fuzz() {
 
 case "${1:-}" in
   build) shift; cmd_build "$@" ;;
+  env) shift; cmd_env "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   demo) shift; cmd_demo "$@" ;;
   viewer) shift; cmd_viewer "$@" ;;
   oci) shift; cmd_oci "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
-  *) echo "usage: $0 {build|test|demo|bench|oci|viewer|fuzz}" >&2; exit 2 ;;
+  *) echo "usage: $0 {build|env|test|demo|bench|oci|viewer|fuzz}" >&2; exit 2 ;;
 esac

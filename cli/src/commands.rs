@@ -5,7 +5,7 @@ use std::io::Read;
 use uwsgi_red_cli::{check_config, logs, statsd};
 use uwsgi_red_core::logs::gunicorn::DurationField;
 
-use crate::{wants_help, Failure};
+use crate::{wants_help, warn, Failure};
 
 pub const CHECK_CONFIG_USAGE: &str =
     "usage: uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
@@ -201,7 +201,7 @@ pub fn statsd(args: &[String]) -> Result<String, Failure> {
     let emitted =
         statsd::run(text, &config).map_err(|e| Failure::Input(format!("statsd: {path}: {e}")))?;
     if let Some(w) = emitted.warning {
-        eprintln!("uwsgi-red: statsd: {path}: {w}");
+        warn(&format!("uwsgi-red: statsd: {path}: {w}"));
     }
     Ok(emitted.lines)
 }

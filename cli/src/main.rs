@@ -1,27 +1,31 @@
 //! `uwsgi-red`: the project's native command line.
 //!
 //! ```text
-//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
+//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
 //! uwsgi-red decode <packet file>
 //! uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
 //! uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn]
 //! uwsgi-red statsd <file|-> [--config <otel-processor config file>]
 //! ```
-//! `stats` prints the Prometheus text the `uwsgi-stats` Envoy plugin would
-//! derive from one document (with exact float values); the last three are
+//! `stats` prints the `uwsgi_*` families Envoy's `/stats/prometheus` shows
+//! after the `uwsgi-stats` plugin polled that document (integer values,
+//! microsecond families), or with `--exact` the plugin's admin
+//! `/uwsgi/metrics` text (exact floats, seconds); the last three are
 //! offline checks to run before a deploy (see `uwsgi-red <command> --help`).
 //! Errors are one line on stderr and a non-zero exit: 1 for bad input, 2 for
-//! bad usage; `--help` prints to stdout and exits 0.
+//! bad usage; `--help` prints to stdout and exits 0. A reader that closes
+//! the pipe early (`| head -1`) ends the command quietly with 0.
 
 mod commands;
 mod packet;
 mod source;
 
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use uwsgi_red_core::stats::families::{
-    encode_text, map_document, scrape_families, MapOptions, ScrapeStatus,
+    encode_text, host_families, map_document, scrape_families, MapOptions, ScrapeStatus,
 };
 
 const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|logs|statsd> ... \
@@ -29,7 +33,12 @@ const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|logs|statsd> ..
 
 const STATS_USAGE: &str =
     "usage: uwsgi-red stats <file|tcp://host:port|http://host:port|unix:///path> \
-[--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]";
+[--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
+  Prints the uwsgi_* families Envoy's /stats/prometheus shows once the uwsgi-stats plugin
+  polled this document: the same names (running and average response time in integer
+  microseconds), integer values, and the poller's own uwsgi_stats_repairs_total,
+  uwsgi_scrape_last_success_timestamp_seconds (now) and uwsgi_red_dropped_label_sets_total.
+  --exact: the plugin's admin /uwsgi/metrics text instead (exact floats, _seconds names).";
 const DECODE_USAGE: &str = "usage: uwsgi-red decode <packet file>";
 
 pub(crate) enum Failure {
@@ -43,29 +52,53 @@ pub(crate) enum Failure {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        Ok(out) => write_stdout(&out),
         Err(Failure::Usage(m)) => {
             // Subcommands put their own synopsis in the message.
             if m.contains("usage: ") {
-                eprintln!("uwsgi-red: {m}");
+                warn(&format!("uwsgi-red: {m}"));
             } else {
-                eprintln!("uwsgi-red: {m}; {USAGE}");
+                warn(&format!("uwsgi-red: {m}; {USAGE}"));
             }
             ExitCode::from(2)
         }
         Err(Failure::Verbatim(m)) => {
-            eprintln!("{m}");
+            warn(&m);
             ExitCode::from(1)
         }
         Err(Failure::Input(m)) => {
             // One line, whatever the message held.
-            eprintln!("uwsgi-red: {}", m.replace('\n', " "));
+            warn(&format!("uwsgi-red: {}", m.replace('\n', " ")));
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes the result. A reader that stopped early (`| head -1`) closes the
+/// pipe: that is the reader's choice, not a failure of this command, so a
+/// broken pipe ends the command quietly with 0, as ripgrep does and as
+/// `set -o pipefail` scripts expect (cat would die of SIGPIPE, status 141,
+/// but Rust ignores SIGPIPE and `print!` would panic instead). Any other
+/// write error (a full disk) is bad output: one line and 1, as cat does.
+fn write_stdout(out: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            warn(&format!("uwsgi-red: write error: {e}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One line on stderr; a closed stderr is ignored (`eprintln!` would panic).
+pub(crate) fn warn(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
 }
 
 /// `--help`/`-h` anywhere among a command's arguments.
@@ -103,6 +136,7 @@ fn stats(args: &[String]) -> Result<String, Failure> {
     let mut target = "uwsgi".to_string();
     let mut opts = MapOptions::default();
     let mut timeout = Duration::from_secs(5);
+    let mut exact = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -113,6 +147,7 @@ fn stats(args: &[String]) -> Result<String, Failure> {
                     .clone()
             }
             "--per-core" => opts.per_core = true,
+            "--exact" => exact = true,
             "--no-uwsgi-metrics" => opts.uwsgi_metrics = false,
             "--timeout-ms" => {
                 let v = it
@@ -145,5 +180,16 @@ fn stats(args: &[String]) -> Result<String, Failure> {
     };
     let mut fams = scrape_families(&target, &status);
     fams.extend(map_document(&decoded.document, &target, &opts));
-    Ok(encode_text(&fams))
+    if exact {
+        return Ok(encode_text(&fams));
+    }
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(encode_text(&host_families(
+        &fams,
+        &target,
+        status.repairs,
+        now_s,
+    )))
 }

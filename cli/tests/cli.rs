@@ -54,6 +54,7 @@ fn stats_from_file_prints_exporter_names() {
         &vector("stats_b_4x4_load_http.bin"),
         "--target",
         "app1",
+        "--exact",
     ]);
     assert!(out.contains("# TYPE uwsgi_worker_requests_total counter\n"));
     assert!(
@@ -70,6 +71,47 @@ fn stats_from_file_prints_exporter_names() {
     let per_core = ok(&["stats", &vector("stats_b_4x4_load_http.bin"), "--per-core"]);
     assert!(per_core
         .contains("uwsgi_worker_core_busy{target=\"uwsgi\",worker_id=\"4\",core_id=\"3\"} 1\n"));
+}
+
+/// Without `--exact`: what Envoy's /stats/prometheus shows, family for
+/// family (host-tests/test_readmes.py compares the names with a live Envoy).
+#[test]
+fn stats_default_is_the_envoy_page_form() {
+    let out = ok(&[
+        "stats",
+        &vector("stats_b_4x4_load_http.bin"),
+        "--target",
+        "app1",
+    ]);
+    assert!(out.contains(
+        "uwsgi_worker_average_response_time_microseconds{target=\"app1\",worker_id=\"1\"} 205\n"
+    ));
+    assert!(!out.contains("running_time_seconds"), "{out}");
+    assert!(!out.contains("average_response_time_seconds"), "{out}");
+    assert!(out.contains("uwsgi_worker_requests_total{target=\"app1\",worker_id=\"1\"} 19\n"));
+    assert!(out.contains(
+        "# TYPE uwsgi_stats_repairs_total counter\nuwsgi_stats_repairs_total{target=\"app1\"} 0\n"
+    ));
+    assert!(out.contains(
+        "# TYPE uwsgi_red_dropped_label_sets_total counter\nuwsgi_red_dropped_label_sets_total 0\n"
+    ));
+    let stamp = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("uwsgi_scrape_last_success_timestamp_seconds{target=\"app1\"} ")
+        })
+        .expect("last success timestamp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stamp: u64 = stamp.parse().unwrap();
+    assert!(now - stamp < 60, "{stamp} vs {now}");
+    // Every value is an integer, as Envoy stores it.
+    for l in out.lines().filter(|l| !l.starts_with('#')) {
+        let v = l.rsplit(' ').next().unwrap();
+        assert!(v.parse::<u64>().is_ok(), "{l}");
+    }
 }
 
 #[test]

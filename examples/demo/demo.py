@@ -196,8 +196,10 @@ Where to look next (while this runs):
   uwsgi protocol (uwsgi-tcp):   curl -s http://127.0.0.1:{tcp_admin}/stats/prometheus | grep -E '^uwsgi_red'
   uWSGI stats viewer:           ./build.sh viewer, then open
                                 http://127.0.0.1:8089/?target=http://127.0.0.1:{stats_port}
-  Prometheus:                   examples/prometheus/prometheus.yml scrapes 127.0.0.1:9901/stats/prometheus;
-                                the dashboards in examples/grafana/ chart e.g.
+  Prometheus:                   examples/prometheus/prometheus.yml scrapes the example Envoys' admin
+                                ports 9901 and 9911; for this demo, make its `envoy` job's targets
+                                ["127.0.0.1:{admin}", "127.0.0.1:{tcp_admin}"] (ports change every run).
+                                The dashboards in examples/grafana/ chart e.g.
     sum by (route) (rate(uwsgi_red_requests_total[1m]))
     histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket[5m]))) / 1e6
   Try it:                       curl -s http://127.0.0.1:{listen}/users/42

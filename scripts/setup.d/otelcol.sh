@@ -28,7 +28,14 @@ bin="$out/_build/otelcol-uwsgi-red"
 if [ "${1:-}" = "--path" ]; then echo "$bin"; exit 0; fi
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 
-command -v go >/dev/null || { echo "go not found: install Go >= 1.25 (e.g. apt-get install golang-go or go.dev)" >&2; exit 1; }
+# The generated module says `go 1.25.0`. Debian 12's golang-go is 1.19 and
+# cannot build it: the official tarball (https://go.dev/dl/) can.
+need_go="install Go >= 1.25 from https://go.dev/dl/ (Debian 12's golang-go is 1.19, too old) and put its bin/ on PATH"
+command -v go >/dev/null || { echo "go not found: $need_go" >&2; exit 1; }
+go_version="$(go env GOVERSION 2>/dev/null || true)"
+if [[ "$go_version" =~ ^go1\.([0-9]+) ]] && ((BASH_REMATCH[1] < 25)); then
+  echo "$go_version is too old: $need_go" >&2; exit 1
+fi
 mkdir -p "$CACHE/bin"
 builder="$CACHE/bin/builder-$OCB_VERSION"
 if [ ! -x "$builder" ]; then

@@ -785,6 +785,84 @@ pub fn scrape_status_into<S: Sink>(target: &str, s: &ScrapeStatus, sink: &mut S)
     sink.sample(&t, s.document_bytes as f64);
 }
 
+/// Counter the Envoy poller adds each document's repaired strings to.
+pub const REPAIRS_TOTAL: &str = "uwsgi_stats_repairs_total";
+/// Gauge: Unix time in seconds of the last good poll (kept on failure).
+pub const LAST_SUCCESS_TIMESTAMP: &str = "uwsgi_scrape_last_success_timestamp_seconds";
+
+/// A value as an integer-only host stores it: rounded, and 0 for what an
+/// unsigned integer cannot hold (negative, NaN, infinite).
+pub fn integer_value(v: f64) -> u64 {
+    if v.is_finite() && v > 0.0 {
+        // Saturating float-to-int conversion: no overflow is possible.
+        v.round() as u64
+    } else {
+        0
+    }
+}
+
+/// What Envoy's `/stats/prometheus` shows after the poller's first good
+/// poll of `target` (`families` = [`scrape_families`] + [`map_document`]):
+/// fractional families under their integer form, values as the host stores
+/// them, plus the poller's own series ([`REPAIRS_TOTAL`],
+/// [`LAST_SUCCESS_TIMESTAMP`] at `now_s`, and the dropped-label-sets counter
+/// at 0). An offline check prints this so that the names match the page.
+pub fn host_families(families: &[Family], target: &str, repairs: u64, now_s: u64) -> Vec<Family> {
+    let mut out: Vec<Family> = families
+        .iter()
+        .map(|f| {
+            let (name, factor) = f.integer_form.map_or((f.name, 1.0), |i| (i.name, i.factor));
+            Family {
+                name,
+                help: f.help,
+                kind: f.kind,
+                integer_form: None,
+                samples: f
+                    .samples
+                    .iter()
+                    .map(|s| Sample {
+                        labels: s.labels.clone(),
+                        value: integer_value(s.value * factor) as f64,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let own = |name, kind, help, value: u64| Family {
+        name,
+        help,
+        kind,
+        integer_form: None,
+        samples: vec![Sample {
+            labels: vec![("target", target.to_string())],
+            value: value as f64,
+        }],
+    };
+    out.push(own(
+        REPAIRS_TOTAL,
+        Counter,
+        "Strings of invalid JSON repaired, over all polls.",
+        repairs,
+    ));
+    out.push(own(
+        LAST_SUCCESS_TIMESTAMP,
+        Gauge,
+        "Unix time of the last successful poll.",
+        now_s,
+    ));
+    out.push(Family {
+        name: crate::red::names::DROPPED_LABEL_SETS_TOTAL,
+        help: "Samples not exported because their series was over max_series.",
+        kind: Counter,
+        integer_form: None,
+        samples: vec![Sample {
+            labels: Vec::new(),
+            value: 0.0,
+        }],
+    });
+    out
+}
+
 /// Prometheus text for `families`, skipping families with no samples.
 pub fn encode_text(families: &[Family]) -> String {
     let mut e = crate::prom::text::TextEncoder::new();

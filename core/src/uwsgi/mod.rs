@@ -31,3 +31,45 @@ pub use response::{ResponseError, Status, StatusParser, StatusProgress};
 /// Counter of streams the filter could not decode, by `reason`
 /// (`DecodeError::reason` / `ResponseError::reason`).
 pub const DECODE_ERRORS_TOTAL: &str = "uwsgi_red_decode_errors_total";
+
+/// Every `reason` of [`DECODE_ERRORS_TOTAL`]. A host defines each series at
+/// 0 when the filter starts, as Prometheus advises for known label values:
+/// the first error is then an increase `rate()` and `> 0` alerts can see,
+/// not a series appearing from nowhere.
+pub const DECODE_ERROR_REASONS: [&str; 8] = [
+    "truncated",
+    "var_overrun",
+    "datasize_too_large",
+    "unknown_modifier",
+    "response_not_http",
+    "response_bad_status",
+    "response_too_large",
+    "response_truncated",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_reason_is_in_the_zero_initialised_list() {
+        let requests = [
+            DecodeError::Truncated { got: 0, needed: 4 },
+            DecodeError::VarOverrun { offset: 0 },
+            DecodeError::DatasizeTooLarge {
+                datasize: 0,
+                limit: 0,
+            },
+            DecodeError::UnknownModifier { modifier1: 71 },
+        ];
+        let responses = [
+            ResponseError::NotHttp { offset: 0 },
+            ResponseError::BadStatus { offset: 0 },
+            ResponseError::TooLarge { limit: 0 },
+            ResponseError::Truncated { got: 0 },
+        ];
+        let mut got: Vec<&str> = requests.iter().map(DecodeError::reason).collect();
+        got.extend(responses.iter().map(ResponseError::reason));
+        assert_eq!(got, DECODE_ERROR_REASONS);
+    }
+}

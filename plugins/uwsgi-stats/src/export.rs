@@ -210,11 +210,7 @@ impl Exporter {
 }
 
 fn to_u64(v: f64) -> u64 {
-    if v.is_finite() && v > 0.0 {
-        v.round() as u64
-    } else {
-        0
-    }
+    uwsgi_red_core::stats::families::integer_value(v)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 
 use uwsgi_red_core::stats::config::PollerConfig;
 use uwsgi_red_core::stats::families::{
-    encode_text, map_document, scrape_families, Family, ScrapeStatus,
+    encode_text, map_document, scrape_families, Family, ScrapeStatus, LAST_SUCCESS_TIMESTAMP,
+    REPAIRS_TOTAL,
 };
 use uwsgi_red_core::stats::snapshot::{Snapshot, TargetSnapshot};
 use uwsgi_red_core::stats::{decode_with_limit, Decoded};
@@ -135,13 +136,9 @@ impl Poller {
         self.exporter.export(host, &name, &fams);
         let labels = [("target", name.as_str())];
         self.exporter
-            .add(host, "uwsgi_stats_repairs_total", &labels, d.repairs as u64);
-        self.exporter.set_gauge(
-            host,
-            "uwsgi_scrape_last_success_timestamp_seconds",
-            &labels,
-            now_ms / 1000,
-        );
+            .add(host, REPAIRS_TOTAL, &labels, d.repairs as u64);
+        self.exporter
+            .set_gauge(host, LAST_SUCCESS_TIMESTAMP, &labels, now_ms / 1000);
         let Some(t) = self.targets.get_mut(i) else {
             return;
         };

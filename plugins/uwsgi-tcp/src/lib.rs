@@ -35,7 +35,9 @@ use uwsgi_red_core::prom::text::MetricType;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
 use uwsgi_red_core::red::host::{HostRecorder, MetricsHost, REASON_CONFIG};
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UwsgiFilterSettings};
-use uwsgi_red_core::uwsgi::{ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL};
+use uwsgi_red_core::uwsgi::{
+    ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL, DECODE_ERROR_REASONS,
+};
 use uwsgi_red_proxy_wasm::read::REASON_INVALID_UTF8;
 use uwsgi_red_proxy_wasm::{ProxyKv, ProxyMetrics};
 
@@ -77,11 +79,17 @@ impl Metrics {
         if let Err(e) = policy.ensure_created(&mut ProxyKv) {
             recorder.internal_error(&mut ProxyMetrics, e.reason());
         }
+        // Every reason exists at 0 from the start (Prometheus' advice for
+        // known label values), so the first error is a visible increase.
+        let reasons = DECODE_ERROR_REASONS
+            .iter()
+            .map(|&reason| (reason, define_reason(reason)))
+            .collect();
         Self {
             admitter: Admitter::new(policy),
             settings,
             recorder,
-            reasons: HashMap::new(),
+            reasons,
         }
     }
 
@@ -90,14 +98,10 @@ impl Metrics {
             Event::Completed(ex) => self.completed(&ex),
             other => {
                 if let Some(reason) = other.reason() {
-                    let id = *self.reasons.entry(reason).or_insert_with(|| {
-                        ProxyMetrics
-                            .define(
-                                MetricType::Counter,
-                                &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
-                            )
-                            .ok()
-                    });
+                    let id = *self
+                        .reasons
+                        .entry(reason)
+                        .or_insert_with(|| define_reason(reason));
                     if let Some(id) = id {
                         // A failed metric update must never affect traffic.
                         let _ = ProxyMetrics.increment(id, 1);
@@ -128,6 +132,15 @@ impl Metrics {
             ex.ttfb_us(),
         );
     }
+}
+
+fn define_reason(reason: &str) -> Option<u32> {
+    ProxyMetrics
+        .define(
+            MetricType::Counter,
+            &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
+        )
+        .ok()
 }
 
 #[derive(Default)]
