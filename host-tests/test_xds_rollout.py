@@ -334,7 +334,9 @@ def clean_window(f, count=60):
     before = {n: sum(f.series(n).values()) for n in NODES}
     with Load(f) as load:
         load.more(count)
-    return {n: (load.sent[n], load.failed[n], sum(f.series(n).values()) - before[n]) for n in NODES}
+    got = {n: (load.sent[n], load.failed[n], sum(f.series(n).values()) - before[n]) for n in NODES}
+    print("XDS   then: sent / failed / counted", "; ".join(f"envoy-{n} {s} / {fl} / {c}" for n, (s, fl, c) in got.items()))
+    return got
 
 
 @pytest.fixture(scope="module")
