@@ -344,7 +344,7 @@ def fleet(hosts, tmp_path_factory):
     return Fleet(hosts, tmp_path_factory.mktemp("xds"))
 
 
-def check_accepted(f, rows, version, module, fails=0, measured_before=True):
+def check_accepted(f, rows, version, module, fails=(0,), measured_before=True):
     """An applied push: every Envoy ACKs it and reports it, one new VM each,
     and counting continues. red-filter's counters restart with the new VM
     (Envoy frees the stats of the old filter configuration before the new
@@ -352,7 +352,7 @@ def check_accepted(f, rows, version, module, fails=0, measured_before=True):
     for n, r in rows.items():
         assert r["serving"][1:] == (f"{module}.wasm", f.sha[module]) and r["serving"][0].split("-")[0] == version
         # config_reload counts every attempt, config_fail the refused ones.
-        assert (r["reload"], r["fail"], len(r["nacks"]), r["vms"]) == (1 + fails, fails, fails, 1), (n, r)
+        assert r["fail"] in fails and (r["reload"], len(r["nacks"]), r["vms"]) == (1 + r["fail"], r["fail"], 1), (n, r)
         assert r["counted"] <= r["sent"], (n, r)
         if measured_before:
             assert r["counted"] == r["sent"] or r["resets"], (n, r)
@@ -374,7 +374,9 @@ def test_b_module_upgrade(fleet):
     Envoy while the module is fetched in the background (cache miss),
     applied on the control plane's next attempt."""
     version, rows = scenario(fleet, "b-upgrade", CONFIG_B, "v2")
-    check_accepted(fleet, rows, version, "v2", fails=1)
+    # Refused until the background fetch has filled the cache: once, or
+    # twice on a machine slow enough that the fetch outlasts the retry's 1 s.
+    check_accepted(fleet, rows, version, "v2", fails=(1, 2))
     assert all("Unable to create Wasm plugin red" in r["nacks"][0] for r in rows.values())
 
 

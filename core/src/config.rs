@@ -119,7 +119,7 @@ pub mod keys {
             max_bytes: MAX_SERVICE_BYTES,
             slash: false,
         }),
-        "fixed `service` label (default: the upstream cluster name)",
+        "fixed `service` label (default: red-filter the upstream cluster name, uwsgi-tcp SERVER_NAME then HTTP_HOST)",
     )
     .beyond("at most 128 bytes (the schema counts characters)");
     const ROUTE_PATTERN: Ty = Ty::Str {
