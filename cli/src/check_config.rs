@@ -1,9 +1,10 @@
 //! `uwsgi-red check-config`: runs a plugin's own configuration parser on a
 //! file, offline, and words a refusal exactly as that plugin logs it.
 
-use uwsgi_red_core::config::RedConfig;
-use uwsgi_red_core::stats::config::PluginConfig;
-use uwsgi_red_core::uwsgi::config::UwsgiFilterConfig;
+use uwsgi_red_core::config::schema::{json_schema, json_schema_switch};
+use uwsgi_red_core::config::{RedConfig, RED_KEYS};
+use uwsgi_red_core::stats::config::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
+use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
 
 /// The plugins whose configuration can be checked, by their `dist/` name.
 pub const PLUGINS: [&str; 4] = ["red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor"];
@@ -16,6 +17,28 @@ pub fn envoy_log_line(plugin: &str, error: &str) -> String {
         "uwsgi-stats" => format!("{error}; not polling, passing traffic through"),
         _ => format!("{plugin}: {error}; passing traffic through unmeasured"),
     }
+}
+
+/// The JSON Schema (draft-04) of `plugin`'s configuration, rendered from
+/// the key tables its parser reads (`uwsgi_red_core::config::schema`).
+/// `None` for an unknown plugin name.
+pub fn schema(plugin: &str) -> Option<serde_json::Value> {
+    let title = format!("uwsgi-red {plugin} plugin configuration");
+    Some(match plugin {
+        "red-filter" => json_schema(&title, &RED_KEYS),
+        "uwsgi-tcp" => json_schema(&title, &UWSGI_TCP_KEYS),
+        // `mode` picks the reader, as in `PluginConfig::from_json`.
+        "uwsgi-stats" => json_schema_switch(&title, "mode", "admin", &POLLER_KEYS, &ADMIN_KEYS),
+        "otel-processor" => {
+            let mut s = json_schema(&title, &otel_processor::config::OTEL_KEYS);
+            // otelwasm hands the processor `null` when plugin_config is absent.
+            if let Some(t) = s.get_mut("type") {
+                *t = serde_json::json!(["object", "null"]);
+            }
+            s
+        }
+        _ => return None,
+    })
 }
 
 /// `Ok(summary)` when `plugin` would accept `bytes`; `Err(message)` with the

@@ -13,6 +13,12 @@ pub const CHECK_CONFIG_USAGE: &str =
   Valid: prints `<plugin>: configuration ok (...)`, exit 0.
   Refused: prints on stderr exactly what the plugin logs (naming the key), exit 1.";
 
+pub const SCHEMA_USAGE: &str =
+    "usage: uwsgi-red schema <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> [--kong-meta]
+  Prints the JSON Schema (draft-04) of the plugin's configuration, generated from the
+  key tables its parser reads (./build.sh build writes dist/<plugin>.schema.json).
+  --kong-meta: the same schema as Kong's <filter>.meta.json ({\"config_schema\": ...}).";
+
 pub const LOGS_USAGE: &str = "usage: uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn] \
 [--config <file>] [--duration-field M|D|L]
   One JSON object per non-empty line: the attributes the otel-processor attaches
@@ -109,6 +115,33 @@ pub fn check_config(args: &[String]) -> Result<String, Failure> {
             CHECK_CONFIG_USAGE,
         )),
     }
+}
+
+pub fn schema(args: &[String]) -> Result<String, Failure> {
+    if wants_help(args) {
+        return Ok(format!("{SCHEMA_USAGE}\n"));
+    }
+    let kong = args.iter().any(|a| a == "--kong-meta");
+    let rest: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--kong-meta")
+        .cloned()
+        .collect();
+    let (pos, _) = split(&rest, &[], SCHEMA_USAGE)?;
+    let [plugin] = pos[..] else {
+        return Err(usage("schema takes a plugin", SCHEMA_USAGE));
+    };
+    let Some(schema) = check_config::schema(plugin) else {
+        return Err(usage(format!("unknown plugin {plugin:?}"), SCHEMA_USAGE));
+    };
+    let doc = if kong {
+        serde_json::json!({ "config_schema": schema })
+    } else {
+        schema
+    };
+    serde_json::to_string_pretty(&doc)
+        .map(|s| s + "\n")
+        .map_err(|e| Failure::Input(e.to_string()))
 }
 
 pub fn logs(args: &[String]) -> Result<String, Failure> {

@@ -4,6 +4,7 @@
 //! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
 //! uwsgi-red decode <packet file>
 //! uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
+//! uwsgi-red schema <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> [--kong-meta]
 //! uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn]
 //! uwsgi-red statsd <file|-> [--config <otel-processor config file>]
 //! ```
@@ -28,7 +29,7 @@ use uwsgi_red_core::stats::families::{
     encode_text, host_families, map_document, scrape_families, MapOptions, ScrapeStatus,
 };
 
-const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|logs|statsd> ... \
+const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|schema|logs|statsd> ... \
 (uwsgi-red <command> --help for each)";
 
 const STATS_USAGE: &str =
@@ -112,6 +113,7 @@ fn run(args: &[String]) -> Result<String, Failure> {
         Some("stats") if wants_help(rest) => Ok(format!("{STATS_USAGE}\n")),
         Some("decode") if wants_help(rest) => Ok(format!("{DECODE_USAGE}\n")),
         Some("check-config") => commands::check_config(rest),
+        Some("schema") => commands::schema(rest),
         Some("logs") => commands::logs(rest),
         Some("statsd") => commands::statsd(rest),
         Some("stats") => stats(rest),

@@ -17,8 +17,10 @@ use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use crate::red::route::{PathTemplate, RouteNormalizer};
 
 pub(crate) mod node;
+pub mod schema;
 
 use node::{choice, Fields, FromNode, Node, Path};
+use schema::{Key, Ty};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -105,6 +107,102 @@ impl FromNode for Exposition {
     }
 }
 
+/// The keys red-filter and uwsgi-tcp share, as the schema states them.
+pub mod keys {
+    use super::schema::{Key, Ty};
+    use super::*;
+
+    pub const SERVICE: Key = Key::new(
+        "service",
+        Ty::OrNull(&Ty::Str {
+            min: 1,
+            max_bytes: MAX_SERVICE_BYTES,
+            slash: false,
+        }),
+        "fixed `service` label (default: red-filter the upstream cluster name, uwsgi-tcp SERVER_NAME then HTTP_HOST)",
+    )
+    .beyond("at most 128 bytes (the schema counts characters)");
+    const ROUTE_PATTERN: Ty = Ty::Str {
+        min: 0,
+        max_bytes: MAX_ROUTE_PATTERN_BYTES,
+        slash: true,
+    };
+    pub const ROUTE_PATTERNS: Key = Key::new(
+        "route_patterns",
+        Ty::List {
+            item: &ROUTE_PATTERN,
+            min: 0,
+            max: MAX_ROUTE_PATTERNS,
+        },
+        "path templates such as `/users/{id}` or `/static/{path*}`, first match wins",
+    )
+    .beyond("template syntax; at most 256 bytes each (the schema counts characters)");
+    pub const COLLAPSE_IDS: Key = Key::new(
+        "collapse_ids",
+        Ty::Bool,
+        "without a template, collapse numeric / UUID / hex segments to `:id`",
+    );
+    pub const MAX_SERIES: Key = Key::new(
+        "max_series",
+        Ty::UInt {
+            min: 1,
+            max: MAX_SERIES_LIMIT as u64,
+        },
+        "hard cap on label sets; the rest go to route=\"__overflow__\"",
+    );
+}
+
+/// red-filter's keys, in the order they are reported.
+pub const RED_KEYS: [Key; 10] = [
+    keys::SERVICE,
+    Key::new(
+        "use_route_name",
+        Ty::Bool,
+        "use Envoy's route name as the route label when the route has one",
+    ),
+    keys::ROUTE_PATTERNS,
+    keys::COLLAPSE_IDS,
+    keys::MAX_SERIES,
+    Key::new(
+        "buckets_seconds",
+        Ty::List {
+            item: &Ty::Number,
+            min: 0,
+            max: crate::red::histogram::MAX_BUCKETS,
+        },
+        "histogram upper bounds in seconds (default: OpenTelemetry's)",
+    )
+    .beyond("finite, positive, strictly increasing"),
+    Key::new(
+        "exposition",
+        Ty::Choice(&["host", "self", "both"]),
+        "host metrics, a self-served endpoint, or both",
+    ),
+    Key::new(
+        "metrics_path",
+        Ty::Str {
+            min: 1,
+            max_bytes: MAX_METRICS_PATH_BYTES,
+            slash: true,
+        },
+        "path the plugin answers in self/both mode",
+    )
+    .beyond("at most 256 bytes (the schema counts characters)"),
+    Key::new(
+        "flush_interval_ms",
+        Ty::UInt {
+            min: *FLUSH_INTERVAL_MS_RANGE.start(),
+            max: *FLUSH_INTERVAL_MS_RANGE.end(),
+        },
+        "self/both mode: how often each VM merges its counts into the shared state",
+    ),
+    Key::new(
+        "time_to_first_byte",
+        Ty::Bool,
+        "HTTP filter: record time to first byte",
+    ),
+];
+
 /// The JSON document of the HTTP filter. Every key is optional (absent
 /// means the default); unknown keys are refused by name.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,22 +250,8 @@ impl Default for RedConfig {
 
 impl FromNode for RedConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
-        let mut f = Fields::new(
-            node,
-            at,
-            &[
-                "service",
-                "use_route_name",
-                "route_patterns",
-                "collapse_ids",
-                "max_series",
-                "buckets_seconds",
-                "exposition",
-                "metrics_path",
-                "flush_interval_ms",
-                "time_to_first_byte",
-            ],
-        )?;
+        const NAMES: [&str; RED_KEYS.len()] = schema::names(&RED_KEYS);
+        let mut f = Fields::new(node, at, &NAMES)?;
         let d = Self::default();
         Ok(Self {
             service: f.take("service")?.unwrap_or(d.service),

@@ -9,8 +9,164 @@
 //! are errors naming the key; [`PluginConfig::from_json`] also validates.
 
 use super::families::MapOptions;
+use std::ops::RangeInclusive;
+
 use crate::config::node::{self, choice, Fields, FromNode, Node, Path};
+use crate::config::schema::{names, Key, Ty};
 use crate::config::ConfigError;
+
+/// Bounds the poller's validation enforces and its schema states.
+pub const INTERVAL_MS: RangeInclusive<u64> = 100..=3_600_000;
+pub const TIMEOUT_MS: RangeInclusive<u64> = 1..=60_000;
+pub const MAX_DOCUMENT_BYTES: RangeInclusive<u64> = 1024..=256 * 1024 * 1024;
+pub const MAX_SERIES: RangeInclusive<u64> = 1..=1_000_000;
+pub const MAX_PREFIX_BYTES: usize = 128;
+pub const MAX_TARGET_NAME_BYTES: usize = 64;
+
+const SHARED_DATA_PREFIX: Key = Key::new(
+    "shared_data_prefix",
+    Ty::Str {
+        min: 1,
+        max_bytes: MAX_PREFIX_BYTES,
+        slash: false,
+    },
+    "prefix of the shared-data keys the poller writes and the admin filter reads",
+)
+.beyond("at most 128 bytes (the schema counts characters)");
+
+/// One entry of the poller's `targets`.
+pub const TARGET_KEYS: [Key; 4] = [
+    Key::new(
+        "name",
+        Ty::Str {
+            min: 1,
+            max_bytes: MAX_TARGET_NAME_BYTES,
+            slash: false,
+        },
+        "value of the `target` label",
+    )
+    .required()
+    .beyond("only [A-Za-z0-9_-]; unique among the targets"),
+    Key::new(
+        "cluster",
+        Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: false,
+        },
+        "Envoy cluster whose endpoint is the uWSGI --stats socket (--stats-http)",
+    )
+    .required(),
+    Key::new(
+        "path",
+        Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: true,
+        },
+        "request path (uWSGI ignores it)",
+    ),
+    Key::new(
+        "authority",
+        Ty::OrNull(&Ty::Str {
+            min: 0,
+            max_bytes: 0,
+            slash: false,
+        }),
+        ":authority of the poll request (default: the cluster name)",
+    ),
+];
+
+/// The poller's document (`mode` absent or `poller`).
+pub const POLLER_KEYS: [Key; 9] = [
+    Key::new(
+        "mode",
+        Ty::Choice(&["poller", "admin"]),
+        "`poller` (bootstrap singleton, the default) or `admin` (HTTP filter)",
+    ),
+    Key::new(
+        "targets",
+        Ty::List {
+            item: &Ty::Object(&TARGET_KEYS),
+            min: 1,
+            max: 0,
+        },
+        "uWSGI stats servers to poll",
+    )
+    .required(),
+    Key::new(
+        "interval_ms",
+        Ty::UInt {
+            min: *INTERVAL_MS.start(),
+            max: *INTERVAL_MS.end(),
+        },
+        "poll interval",
+    ),
+    Key::new(
+        "timeout_ms",
+        Ty::UInt {
+            min: *TIMEOUT_MS.start(),
+            max: *TIMEOUT_MS.end(),
+        },
+        "timeout of one poll",
+    ),
+    Key::new(
+        "per_core",
+        Ty::Bool,
+        "export uwsgi_worker_core_* (one series per worker and core)",
+    ),
+    Key::new(
+        "uwsgi_metrics",
+        Ty::Bool,
+        "export --enable-metrics values as uwsgi_metric_value",
+    ),
+    Key::new(
+        "max_document_bytes",
+        Ty::UInt {
+            min: *MAX_DOCUMENT_BYTES.start(),
+            max: *MAX_DOCUMENT_BYTES.end(),
+        },
+        "largest stats document read",
+    ),
+    Key::new(
+        "max_series",
+        Ty::UInt {
+            min: *MAX_SERIES.start(),
+            max: *MAX_SERIES.end(),
+        },
+        "cap on distinct host series; beyond it new series are dropped and counted",
+    ),
+    SHARED_DATA_PREFIX,
+];
+
+/// The admin filter's document (`mode` is `admin`).
+pub const ADMIN_KEYS: [Key; 4] = [
+    Key::new(
+        "mode",
+        Ty::Choice(&["poller", "admin"]),
+        "`admin`: the HTTP filter serving the latest snapshot",
+    ),
+    Key::new(
+        "snapshot_path",
+        Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: true,
+        },
+        "path answered with the snapshot JSON",
+    ),
+    Key::new(
+        "metrics_path",
+        Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: true,
+        },
+        "path answered with the Prometheus text of the last polls",
+    )
+    .beyond("differs from snapshot_path"),
+    SHARED_DATA_PREFIX,
+];
 
 /// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
 /// filter reads: `<prefix>/snapshot.json` and `<prefix>/metrics.txt`.
@@ -57,7 +213,8 @@ pub struct TargetConfig {
 
 impl FromNode for TargetConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
-        let mut f = Fields::new(node, at, &["name", "cluster", "path", "authority"])?;
+        const NAMES: [&str; TARGET_KEYS.len()] = names(&TARGET_KEYS);
+        let mut f = Fields::new(node, at, &NAMES)?;
         let required = |key: &str| at.error(format!("missing key `{key}`"));
         Ok(Self {
             name: f.take("name")?.ok_or_else(|| required("name"))?,
@@ -104,21 +261,8 @@ impl Default for PollerConfig {
 
 impl FromNode for PollerConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
-        let mut f = Fields::new(
-            node,
-            at,
-            &[
-                "mode",
-                "targets",
-                "interval_ms",
-                "timeout_ms",
-                "per_core",
-                "uwsgi_metrics",
-                "max_document_bytes",
-                "max_series",
-                "shared_data_prefix",
-            ],
-        )?;
+        const NAMES: [&str; POLLER_KEYS.len()] = names(&POLLER_KEYS);
+        let mut f = Fields::new(node, at, &NAMES)?;
         let d = Self::default();
         Ok(Self {
             mode: f.take("mode")?.unwrap_or(d.mode),
@@ -155,7 +299,7 @@ impl PollerConfig {
         }
         for (i, t) in self.targets.iter().enumerate() {
             let ok = !t.name.is_empty()
-                && t.name.len() <= 64
+                && t.name.len() <= MAX_TARGET_NAME_BYTES
                 && t.name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -185,25 +329,25 @@ impl PollerConfig {
                 ));
             }
         }
-        if !(100..=3_600_000).contains(&self.interval_ms) {
+        if !INTERVAL_MS.contains(&self.interval_ms) {
             return Err(ConfigError::new(
                 "interval_ms",
                 "must be between 100 and 3600000",
             ));
         }
-        if !(1..=60_000).contains(&self.timeout_ms) {
+        if !TIMEOUT_MS.contains(&self.timeout_ms) {
             return Err(ConfigError::new(
                 "timeout_ms",
                 "must be between 1 and 60000",
             ));
         }
-        if self.max_document_bytes < 1024 || self.max_document_bytes > 256 * 1024 * 1024 {
+        if !MAX_DOCUMENT_BYTES.contains(&(self.max_document_bytes as u64)) {
             return Err(ConfigError::new(
                 "max_document_bytes",
                 "must be between 1024 and 268435456",
             ));
         }
-        if self.max_series == 0 || self.max_series > 1_000_000 {
+        if !MAX_SERIES.contains(&(self.max_series as u64)) {
             return Err(ConfigError::new(
                 "max_series",
                 "must be between 1 and 1000000",
@@ -239,16 +383,8 @@ impl Default for AdminConfig {
 
 impl FromNode for AdminConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
-        let mut f = Fields::new(
-            node,
-            at,
-            &[
-                "mode",
-                "snapshot_path",
-                "metrics_path",
-                "shared_data_prefix",
-            ],
-        )?;
+        const NAMES: [&str; ADMIN_KEYS.len()] = names(&ADMIN_KEYS);
+        let mut f = Fields::new(node, at, &NAMES)?;
         let d = Self::default();
         Ok(Self {
             mode: f.take("mode")?.unwrap_or(d.mode),
@@ -283,7 +419,7 @@ impl AdminConfig {
 }
 
 fn validate_prefix(p: &str) -> Result<(), ConfigError> {
-    if p.is_empty() || p.len() > 128 {
+    if p.is_empty() || p.len() > MAX_PREFIX_BYTES {
         return Err(ConfigError::new(
             "shared_data_prefix",
             "must be 1 to 128 bytes",

@@ -4,7 +4,8 @@
 use super::decoder::{DEFAULT_HEAD_LIMIT, MIN_HEAD_LIMIT};
 use super::response::DEFAULT_RESPONSE_HEAD_LIMIT;
 use crate::config::node::{self, Fields, FromNode, Node, Path};
-use crate::config::{ConfigError, RedConfig, RedSettings};
+use crate::config::schema::{names, Key, Ty};
+use crate::config::{keys, ConfigError, RedConfig, RedSettings};
 use crate::red::admission::DEFAULT_MAX_SERIES;
 
 /// Every key is optional (absent means the default); unknown keys are
@@ -40,20 +41,35 @@ impl Default for UwsgiFilterConfig {
     }
 }
 
+/// uwsgi-tcp's keys: the RED keys it shares with red-filter plus the
+/// protocol limits.
+pub const UWSGI_TCP_KEYS: [Key; 6] = [
+    keys::SERVICE,
+    keys::ROUTE_PATTERNS,
+    keys::COLLAPSE_IDS,
+    keys::MAX_SERIES,
+    Key::new(
+        "head_limit",
+        Ty::UInt {
+            min: MIN_HEAD_LIMIT as u64,
+            max: DEFAULT_HEAD_LIMIT as u64,
+        },
+        "largest request head (4-byte header + vars) decoded, in bytes",
+    ),
+    Key::new(
+        "response_head_limit",
+        Ty::UInt {
+            min: MIN_RESPONSE_HEAD_LIMIT as u64,
+            max: MAX_RESPONSE_HEAD_LIMIT as u64,
+        },
+        "response bytes scanned for a status",
+    ),
+];
+
 impl FromNode for UwsgiFilterConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
-        let mut f = Fields::new(
-            node,
-            at,
-            &[
-                "service",
-                "route_patterns",
-                "collapse_ids",
-                "max_series",
-                "head_limit",
-                "response_head_limit",
-            ],
-        )?;
+        const NAMES: [&str; UWSGI_TCP_KEYS.len()] = names(&UWSGI_TCP_KEYS);
+        let mut f = Fields::new(node, at, &NAMES)?;
         let d = Self::default();
         Ok(Self {
             service: f.take("service")?.unwrap_or(d.service),

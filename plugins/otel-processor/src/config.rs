@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 // The same limits as red-filter's `route_patterns` (core states why).
+use uwsgi_red_core::config::schema::{Key, Ty};
 use uwsgi_red_core::config::{parse_json, ConfigError};
 pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
@@ -13,6 +14,81 @@ use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 /// What the number after gunicorn's default access-log fields is: `"M"`,
 /// `"D"` (the default, as the recommended format ends in `%(D)s`) or `"L"`.
 pub use uwsgi_red_core::logs::gunicorn::DurationField as GunicornDurationField;
+
+const ROUTE_PATTERN: Ty = Ty::Str {
+    min: 0,
+    max_bytes: MAX_ROUTE_PATTERN_BYTES,
+    slash: true,
+};
+
+/// The processor's keys as `uwsgi-red schema otel-processor` states them.
+/// serde reads the struct below; the test `schema_keys_are_the_fields`
+/// holds the two to the same key set (serde names every field it expects).
+pub const OTEL_KEYS: [Key; 9] = [
+    Key::new(
+        "uwsgi_prefixes",
+        Ty::List {
+            item: &Ty::Str {
+                min: 1,
+                max_bytes: 0,
+                slash: false,
+            },
+            min: 0,
+            max: 0,
+        },
+        "StatsD prefixes of uWSGI --stats-push statsd:HOST:PORT,PREFIX",
+    ),
+    Key::new(
+        "services",
+        Ty::StrMap,
+        "StatsD prefix -> service.name (default: the prefix, or gunicorn)",
+    ),
+    Key::new(
+        "duration_buckets_seconds",
+        Ty::List {
+            item: &Ty::Number,
+            min: 0,
+            max: uwsgi_red_core::red::histogram::MAX_BUCKETS,
+        },
+        "upper bounds (seconds) of http.server.request.duration",
+    )
+    .beyond("finite, positive, strictly increasing"),
+    Key::new(
+        "keep_redundant",
+        Ty::Bool,
+        "keep series that duplicate rewritten ones under their original names",
+    ),
+    Key::new(
+        "rewrite_metrics",
+        Ty::Bool,
+        "rewrite StatsD metrics to OTel HTTP semantic conventions",
+    ),
+    Key::new(
+        "parse_logs",
+        Ty::Bool,
+        "turn request-log records into RED attributes",
+    ),
+    Key::new(
+        "route_patterns",
+        Ty::List {
+            item: &ROUTE_PATTERN,
+            min: 0,
+            max: MAX_ROUTE_PATTERNS,
+        },
+        "path templates for http.route on request-log records, first match wins",
+    )
+    .beyond("template syntax; at most 256 bytes each (the schema counts characters)"),
+    Key::new(
+        "collapse_ids",
+        Ty::Bool,
+        "without a template, collapse numeric / UUID / hex segments to `:id`",
+    ),
+    Key::new(
+        "gunicorn_duration_field",
+        Ty::Choice(&["M", "D"]),
+        "the trailing field of gunicorn's access_log_format: %(M)s ms or %(D)s µs",
+    ),
+];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -222,6 +298,15 @@ mod tests {
             let e = ProcessorConfig::from_json(json.as_bytes()).unwrap_err();
             assert!(e.to_string().contains("uwsgi_push_period_seconds"), "{e}");
         }
+    }
+
+    #[test]
+    fn schema_keys_are_the_fields() {
+        // serde's unknown-field error lists every field it reads.
+        let e = ProcessorConfig::from_json(br#"{"?":1}"#).unwrap_err();
+        let listed: Vec<&str> = e.message.split('`').skip(3).step_by(2).collect();
+        let table: Vec<&str> = OTEL_KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(listed, table, "{}", e.message);
     }
 
     #[test]
