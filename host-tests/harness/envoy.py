@@ -176,6 +176,22 @@ def stats_tags_yaml(tags=RED_TAGS, indent="  "):
                    for k in tags)
 
 
+def envoy_label_value(raw):
+    """A label value as Envoy host mode shows it (uwsgi_red_envoy_name's
+    escape, mirrored): `;`, `=`, `\\`, control characters and bytes that are
+    not valid UTF-8 become `\\xHH`, the rest is kept."""
+    out = []
+    for ch in bytes(raw).decode("utf-8", "surrogateescape"):
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:  # one byte that is not valid UTF-8
+            out.append("\\x%02X" % (o - 0xDC00))
+        elif ch in ";=\\" or o < 0x20 or 0x7F <= o <= 0x9F:
+            out.extend("\\x%02X" % b for b in ch.encode())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def yaml_double_quoted_body(s):
     """The inside of a YAML double-quoted scalar holding s."""
     return s.replace("\\", "\\\\").replace('"', '\\"')
