@@ -116,9 +116,22 @@ fn push_escaped_byte(b: u8, out: &mut String) {
     out.push(digit(b));
 }
 
+/// Printable ASCII that is kept: most values are nothing else.
+fn plain_ascii(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && !matches!(b, b';' | b'=' | b'\\')
+}
+
 /// Appends `value` in the stat-name encoding described in the module docs.
 pub fn escape_value(value: &[u8], out: &mut String) {
-    for chunk in value.utf8_chunks() {
+    // The plain ASCII prefix (usually the whole value) in one copy; UTF-8
+    // decoding only from the first byte that is not plain.
+    let plain = value
+        .iter()
+        .position(|&b| !plain_ascii(b))
+        .unwrap_or(value.len());
+    let (head, rest) = value.split_at_checked(plain).unwrap_or((value, &[]));
+    out.push_str(std::str::from_utf8(head).unwrap_or_default());
+    for chunk in rest.utf8_chunks() {
         let valid = chunk.valid();
         // Runs of kept characters are copied at once: most values need no
         // escape at all.
