@@ -223,10 +223,11 @@ def test_dead_upstream_is_counted_as_error_and_proxied(logdir):
                         what="errors")
         assert value(text, "uwsgi_red_requests_total", code="503", route="/users/{id}") == 3
         assert value(text, "uwsgi_red_requests_total") == sent
-        assert_only_red_metrics(text, "uwsgi_app")
+        parsed = plugin_samples(text)
+        assert_only_red_metrics(parsed, "uwsgi_app")
         for p in HOSTILE_PATHS:
             for name in ("uwsgi_red_requests_total", "uwsgi_red_errors_total"):
-                got = samples(text, name, route=hostile_route(p))
+                got = of(parsed, name, route=hostile_route(p))
                 assert [(l["method"], l["code"], l["code_class"], l["service"], l["protocol"], v)
                         for l, v in got] == [("GET", "503", "5xx", "uwsgi_app", "http", 1)], (name, p, got)
     finally:
@@ -427,11 +428,20 @@ def hostile_route(path):
     return envoy_label_value(path.encode()[:256])
 
 
-def assert_only_red_metrics(text, service):
+def plugin_samples(text):
+    """The plugin's samples, parsed once: [(name, labels, value)]."""
+    return [s for s in parse_prometheus(text) if not s[0].startswith("envoy_")]
+
+
+def of(parsed, name, **match):
+    return [(l, v) for n, l, v in parsed if n == name and all(l.get(k) == x for k, x in match.items())]
+
+
+def assert_only_red_metrics(parsed, service):
     """No forged metric name, no forged or missing label on any series."""
-    names = {n for n, _, _ in parse_prometheus(text) if not n.startswith("envoy_")}
+    names = {n for n, _, _ in parsed}
     assert names <= RED_FAMILIES, names - RED_FAMILIES
-    for labels, _ in samples(text, "uwsgi_red_requests_total") + samples(text, "uwsgi_red_errors_total"):
+    for labels, _ in of(parsed, "uwsgi_red_requests_total") + of(parsed, "uwsgi_red_errors_total"):
         assert set(labels) == RED_LABELS, labels
         assert labels["service"] in (service, "unknown") and labels["protocol"] == "http", labels
 
@@ -453,11 +463,13 @@ def test_hostile_paths_cannot_split_labels(stacks):
                     and value(t, "uwsgi_red_request_duration_microseconds_count") >= hist and t, 15, what="flush")
     assert value(text, "uwsgi_red_requests_total") == total
     assert value(text, "uwsgi_red_errors_total") == value(before, "uwsgi_red_errors_total")
-    assert_only_red_metrics(text, "uwsgi_app")
+    parsed = plugin_samples(text)
+    assert_only_red_metrics(parsed, "uwsgi_app")
     for p in HOSTILE_PATHS:
-        got = samples(text, "uwsgi_red_requests_total", route=hostile_route(p))
+        got = of(parsed, "uwsgi_red_requests_total", route=hostile_route(p))
         assert [(l["method"], l["code"], l["service"], l["protocol"], v) for l, v in got] == \
             [("GET", "200", "uwsgi_app", "http", 2)], (p, got)
-        assert value(text, "uwsgi_red_request_duration_microseconds_count", route=hostile_route(p)) == 2, p
+        assert [v for _, v in of(parsed, "uwsgi_red_request_duration_microseconds_count",
+                                 route=hostile_route(p))] == [2], p
     # `;` and `_` no longer share a series (nor an admission slot's name).
     assert hostile_route("/semi;x") == "/semi\\x3Bx" != hostile_route("/semi_x")
