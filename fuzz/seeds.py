@@ -241,4 +241,19 @@ for chunk in range(0, 24, 4):
     logs.append(d.SerializeToString())
 write_corpus("otlp_logs", logs)
 write_dict("otlp_logs", ["[pid: ", " => generated ", " - - [", "] \"", " HTTP/1.1\"", "+0000"])
+# envoy_name: first byte = metric and key rotation, then label values
+# separated by 0x1E (fuzz/src/envoy_name.rs). The attacks found on the
+# shipped examples, and their pieces as dictionary tokens.
+ENVOY_KEYS = ["method", "code", "code_class", "route", "service", "protocol", "reason", "target",
+              "worker_id", "app_id", "mountpoint", "chdir", "core_id", "name", "proto", "version",
+              "spooler", "cron_id", "command", "type"]
+ENVOY_ROUTES = [b"/aservice=.=billing-prod", b"/aprotocol=.=grpc", b"/areason=.=x", b"/u;service=.=x",
+                b"/v/%3Bservice=.=y", b"/semi;x", b"/semi_x", b"/x;.;uwsgi_red_requests_total",
+                b"/static/app.js", "/caf\u00e9".encode(), b"/caf\xff", b"/nl\nx\r", b"\\x3B", b""]
+write_corpus("envoy_name", [bytes([i * 37 % 256]) + b"\x1e".join([b"GET", b"503", b"5xx", r, b"uwsgi_app", b"http"])
+                            for i, r in enumerate(ENVOY_ROUTES)]
+             + [bytes([i]) + rnd.randbytes(48) for i in range(0, 256, 32)])
+write_dict("envoy_name", ["=.=", ";.;", ";", "=", ".", "\\", "\\x", "\x1e", "\n", "\r", "\x00", "\x7f",
+                          "\xc2\x85", "\xe2\x80\xa8", "\xff", "\xc3", "%3B", "wasmcustom."]
+           + ["%s=.=" % k for k in ENVOY_KEYS] + [";.;%s=.=" % k for k in ENVOY_KEYS])
 print("corpus and dictionaries written")

@@ -19,6 +19,8 @@ from conftest import (ROOT, Envoy, Proc, free_port, get_text, require_binary, sa
                       wasm)
 from envoy_red import render
 from harness import start_gunicorn, start_uwsgi
+from harness.envoy import envoy_label_value
+from harness.prom import parse_prometheus
 
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/prom/{id}"], "max_series": 1000}
 
@@ -211,10 +213,23 @@ def test_dead_upstream_is_counted_as_error_and_proxied(logdir):
         for _ in range(3):
             status, _, _ = c.request("GET", "/users/1")
             assert status == 503
+        # Upstream down: the hostile paths too stay in the error series.
+        for p in HOSTILE_PATHS:
+            status, _, _ = c.request("GET", p)
+            assert status == 503, p
         c.close()
-        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_errors_total") == 3 and t, 15,
+        sent = 3 + len(HOSTILE_PATHS)
+        text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_errors_total") == sent and t, 15,
                         what="errors")
         assert value(text, "uwsgi_red_requests_total", code="503", route="/users/{id}") == 3
+        assert value(text, "uwsgi_red_requests_total") == sent
+        parsed = plugin_samples(text)
+        assert_only_red_metrics(parsed, "uwsgi_app")
+        for p in HOSTILE_PATHS:
+            for name in ("uwsgi_red_requests_total", "uwsgi_red_errors_total"):
+                got = of(parsed, name, route=hostile_route(p))
+                assert [(l["method"], l["code"], l["code_class"], l["service"], l["protocol"], v)
+                        for l, v in got] == [("GET", "503", "5xx", "uwsgi_app", "http", 1)], (name, p, got)
     finally:
         env.stop()
 
@@ -392,3 +407,69 @@ def envoy_validate_from_root(cfg):
     r = subprocess.run([envoy_bin(), "--mode", "validate", "-c", str(cfg)], capture_output=True, text=True,
                        timeout=120, cwd=ROOT)
     return r.returncode == 0, r.stdout + r.stderr
+
+
+# Paths that split the old tag encoding: a label key with `=.=` or `;.;`
+# inside a value took the first match in the stat name (forged `service`,
+# requests moved out of uwsgi_red_requests_total), `;` and `_` collided.
+# Each must land in its own series with the labels the plugin set.
+HOSTILE_PATHS = ["/aservice=.=billing-prod", "/aprotocol=.=grpc", "/areason=.=forged", "/u;service=.=x",
+                 "/v/%3Bservice=.=y", "/semi;x", "/semi_x", "/m;.;method=.=POST;.;code=.=200;.;x",
+                 "/static/app.js", "/q\"uote", "/L" + ";=.\\" * 80]
+RED_FAMILIES = {"uwsgi_red_requests_total", "uwsgi_red_errors_total", "uwsgi_red_dropped_label_sets_total",
+                "uwsgi_red_internal_errors_total"} | {
+    f"{h}{s}" for h in ("uwsgi_red_request_duration_microseconds", "uwsgi_red_time_to_first_byte_microseconds")
+    for s in ("_bucket", "_sum", "_count")}
+RED_LABELS = {"method", "code", "code_class", "route", "service", "protocol"}
+
+
+def hostile_route(path):
+    """The route label: the path (no query), at most 256 bytes, escaped."""
+    return envoy_label_value(path.encode()[:256])
+
+
+def plugin_samples(text):
+    """The plugin's samples, parsed once: [(name, labels, value)]."""
+    return [s for s in parse_prometheus(text) if not s[0].startswith("envoy_")]
+
+
+def of(parsed, name, **match):
+    return [(l, v) for n, l, v in parsed if n == name and all(l.get(k) == x for k, x in match.items())]
+
+
+def assert_only_red_metrics(parsed, service):
+    """No forged metric name, no forged or missing label on any series."""
+    names = {n for n, _, _ in parsed}
+    assert names <= RED_FAMILIES, names - RED_FAMILIES
+    for labels, _ in of(parsed, "uwsgi_red_requests_total") + of(parsed, "uwsgi_red_errors_total"):
+        assert set(labels) == RED_LABELS, labels
+        assert labels["service"] in (service, "unknown") and labels["protocol"] == "http", labels
+
+
+def test_hostile_paths_cannot_split_labels(stacks):
+    """Upstream up: every hostile path is counted exactly, in its own series."""
+    env = stacks["uwsgi"]
+    before = env.prometheus()
+    c = Client(env.listen_port)
+    for p in HOSTILE_PATHS:
+        for _ in range(2):
+            status, _, data = c.request("GET", p)
+            assert status == 200, (p, status, data[:100])
+    c.close()
+    sent = 2 * len(HOSTILE_PATHS)
+    total = value(before, "uwsgi_red_requests_total") + sent
+    hist = value(before, "uwsgi_red_request_duration_microseconds_count") + sent
+    text = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_requests_total") >= total
+                    and value(t, "uwsgi_red_request_duration_microseconds_count") >= hist and t, 15, what="flush")
+    assert value(text, "uwsgi_red_requests_total") == total
+    assert value(text, "uwsgi_red_errors_total") == value(before, "uwsgi_red_errors_total")
+    parsed = plugin_samples(text)
+    assert_only_red_metrics(parsed, "uwsgi_app")
+    for p in HOSTILE_PATHS:
+        got = of(parsed, "uwsgi_red_requests_total", route=hostile_route(p))
+        assert [(l["method"], l["code"], l["service"], l["protocol"], v) for l, v in got] == \
+            [("GET", "200", "uwsgi_app", "http", 2)], (p, got)
+        assert [v for _, v in of(parsed, "uwsgi_red_request_duration_microseconds_count",
+                                 route=hostile_route(p))] == [2], p
+    # `;` and `_` no longer share a series (nor an admission slot's name).
+    assert hostile_route("/semi;x") == "/semi\\x3Bx" != hostile_route("/semi_x")

@@ -18,6 +18,8 @@ import pytest
 from conftest import ROOT, Envoy, Proc, free_port, http, require_binary, samples, value, wait_for, wait_port, wasm
 from envoy_uwsgi_tcp import envoy_yaml
 from harness import render, start_uwsgi_ini, uwsgi_tcp_example_config
+from harness.envoy import envoy_label_value
+from harness.prom import parse_prometheus
 
 EXAMPLE = ROOT / "examples" / "nginx-envoy-uwsgi"
 REQ = "uwsgi_red_requests_total"
@@ -191,23 +193,28 @@ def raw_envoy_yaml(admin, listeners, clusters):
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory, uwsgi_app):
-    """Envoy with: filtered -> uWSGI, filtered -> recorder, unfiltered -> recorder."""
+    """Envoy with: filtered -> uWSGI, filtered -> recorder, unfiltered -> recorder,
+    filtered -> an upstream that reads the request and closes without a word."""
     d = tmp_path_factory.mktemp("uwsgi_tcp_raw")
     uwsgi_port, _ = uwsgi_app
     rec = Recorder()
-    admin, to_uwsgi, filtered, plain = free_port(), free_port(), free_port(), free_port()
+    silent = Recorder()
+    silent.reply = lambda data: b""
+    admin, to_uwsgi, filtered, plain, to_silent = free_port(), free_port(), free_port(), free_port(), free_port()
     yaml = raw_envoy_yaml(admin, [("to_uwsgi", to_uwsgi, "uwsgi", True), ("filtered", filtered, "recorder", True),
-                                  ("plain", plain, "recorder", False)],
-                          [("uwsgi", uwsgi_port), ("recorder", rec.port)])
+                                  ("plain", plain, "recorder", False), ("to_silent", to_silent, "silent", True)],
+                          [("uwsgi", uwsgi_port), ("recorder", rec.port), ("silent", silent.port)])
     envoy = Envoy("envoy_raw", yaml, d, admin)
     try:
         envoy.wait_ready()
-        for p in (to_uwsgi, filtered, plain):
+        for p in (to_uwsgi, filtered, plain, to_silent):
             wait_port(p, 10, envoy)
-        yield {"envoy": envoy, "to_uwsgi": to_uwsgi, "filtered": filtered, "plain": plain, "recorder": rec}
+        yield {"envoy": envoy, "to_uwsgi": to_uwsgi, "filtered": filtered, "plain": plain, "recorder": rec,
+               "to_silent": to_silent}
     finally:
         envoy.stop()
         rec.close()
+        silent.close()
 
 
 # ---------------------------------------------------------------- tests
@@ -373,3 +380,78 @@ def test_refused_config_costs_no_traffic(tmp_path, uwsgi_app):
         assert envoy.poll() is None
     finally:
         envoy.stop()
+
+
+# PATH_INFO / REQUEST_URI and HTTP_HOST are the client's bytes, carried by
+# nginx as they came: the attacks on the old tag encoding, plus control and
+# invalid UTF-8 bytes (which nginx would pass in a uwsgi var).
+HOSTILE_UWSGI_PATHS = [b"/aservice=.=billing-prod", b"/aprotocol=.=http", b"/areason=.=forged", b"/u;service=.=x",
+                       b"/v/%3Bservice=.=y", b"/semi;x", b"/semi_x", b"/nl\n;.;service=.=y\r", b"/ctl\x01\x7f\\",
+                       "/caf\u00e9".encode(), b"/bad\xff\xfe;.;x", b"/L" + b";=.\\" * 80]
+HOSTILE_HOST = b"evil;.;protocol=.=http;.;route=.=/x"
+RED_TCP_FAMILIES = {REQ, ERR, DECODE, "uwsgi_red_dropped_label_sets_total", "uwsgi_red_internal_errors_total"} | {
+    f"{h}{s}" for h in (DUR, TTFB) for s in ("_bucket", "_sum", "_count")}
+
+
+def hostile_uwsgi_routes(raw):
+    """Route label values the plugin may show for `raw`: core decodes the
+    path to text (lossy today) before the tag encoding escapes it."""
+    cut = raw[:256]
+    return {envoy_label_value(cut.decode("utf-8", "replace").encode()[:256]), envoy_label_value(cut)}
+
+
+def hostile_request(path, host=None):
+    """A uwsgi head with the hostile bytes in PATH_INFO and REQUEST_URI;
+    with `host`, SERVER_NAME is empty so HTTP_HOST becomes the service."""
+    pairs = [("REQUEST_METHOD", b"GET"), ("REQUEST_URI", path), ("PATH_INFO", path), ("QUERY_STRING", b""),
+             ("SERVER_PROTOCOL", b"HTTP/1.1"), ("SERVER_NAME", b"" if host else b"localhost"),
+             ("HTTP_HOST", host or b"localhost")]
+    block = b"".join(len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little") + v for k, v in pairs)
+    return bytes([0]) + len(block).to_bytes(2, "little") + bytes([0]) + block
+
+
+def send_hostile(port, head, silent):
+    """The upstream's answer (b"" from the silent one, which answers once
+    the request is complete)."""
+    return exchange(port, [head], shut=silent)
+
+
+def test_hostile_uwsgi_vars_cannot_split_labels(raw):
+    """Upstream up (uWSGI answers 200) and failing (it closes without a
+    response: code 0, an error): each hostile path is counted exactly once per
+    request in its own series, with protocol="uwsgi" and the service the
+    plugin chose; no other metric name appears."""
+    envoy = raw["envoy"]
+    before = envoy.prometheus()
+    for listener in ("to_uwsgi", "to_silent"):
+        for p in HOSTILE_UWSGI_PATHS:
+            got = send_hostile(raw[listener], hostile_request(p), listener == "to_silent")
+            assert got.startswith(b"HTTP/1.1 200") if listener == "to_uwsgi" else got == b"", (listener, p, got[:80])
+        got = send_hostile(raw[listener], hostile_request(b"/host", HOSTILE_HOST), listener == "to_silent")
+        assert got.startswith(b"HTTP/1.1 200") if listener == "to_uwsgi" else got == b"", (listener, got[:80])
+    sent = 2 * (len(HOSTILE_UWSGI_PATHS) + 1)
+    total = value(before, REQ) + sent
+    text = scrape_when(envoy, lambda t: value(t, REQ) >= total and value(t, DUR + "_count") >= total,
+                       "hostile requests counted")
+    assert value(text, REQ) == total
+    assert value(text, ERR) == value(before, ERR) + len(HOSTILE_UWSGI_PATHS) + 1
+    parsed = [s for s in parse_prometheus(text) if not s[0].startswith("envoy_")]
+    names = {n for n, _, _ in parsed}
+    assert names <= RED_TCP_FAMILIES, names - RED_TCP_FAMILIES
+    req = [(l, v) for n, l, v in parsed if n == REQ]
+    err = [(l, v) for n, l, v in parsed if n == ERR]
+    for labels, _ in req + err:
+        assert set(labels) == {"method", "code", "code_class", "route", "service", "protocol"}, labels
+        assert labels["protocol"] == "uwsgi", labels
+    for p in HOSTILE_UWSGI_PATHS:
+        routes = hostile_uwsgi_routes(p)
+        got = sorted((l["code"], l["code_class"], l["service"], v) for l, v in req
+                     if l["route"] in routes and l["method"] == "GET")
+        assert got == [("0", "0xx", "localhost", 1), ("200", "2xx", "localhost", 1)], (p, routes, got)
+        errs = [(l["code"], v) for l, v in err if l["route"] in routes]
+        assert errs == [("0", 1)], (p, errs)
+    host = envoy_label_value(HOSTILE_HOST)
+    got = sorted((l["code"], l["route"], v) for l, v in req if l["service"] == host)
+    assert got == [("0", "/host", 1), ("200", "/host", 1)], got
+    # `;` and `_` are two series.
+    assert hostile_uwsgi_routes(b"/semi;x").isdisjoint(hostile_uwsgi_routes(b"/semi_x"))

@@ -16,7 +16,6 @@
 )]
 
 pub mod config;
-pub mod envoy_name;
 pub mod logs;
 pub mod prom;
 pub mod red;

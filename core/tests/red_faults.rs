@@ -13,7 +13,7 @@ use std::rc::Rc;
 use uwsgi_red_core::prom::text::MetricType;
 use uwsgi_red_core::red::admission::{namespace, Admission, Admitter, Decision};
 use uwsgi_red_core::red::histogram::Buckets;
-use uwsgi_red_core::red::host::{HostError, HostRecorder, MetricsHost};
+use uwsgi_red_core::red::host::{HostError, HostRecorder, MetricsHost, SeriesNames};
 use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore, LocalKv, Versioned};
 use uwsgi_red_core::red::labels::LabelSet;
 use uwsgi_red_core::red::shared::{self, Delta, Layout, SharedState};
@@ -82,6 +82,29 @@ impl KvStore for FaultKv {
 struct FakeMetrics {
     names: Vec<String>,
     values: Vec<u64>,
+}
+
+/// Names in Envoy's `key=.=value;.;metric` form (the real encoder, with its
+/// escaping, lives with the proxy-wasm adapters; these tests use plain
+/// label values).
+fn test_series_name(metric: &str, labels: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (k, v) in labels {
+        s.push_str(&format!("{k}=.={v};.;"));
+    }
+    s + metric
+}
+
+impl SeriesNames for FakeMetrics {
+    fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String {
+        test_series_name(metric, labels)
+    }
+}
+
+impl SeriesNames for SharedMetrics {
+    fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String {
+        test_series_name(metric, labels)
+    }
 }
 
 impl MetricsHost for FakeMetrics {

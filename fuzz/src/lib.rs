@@ -6,6 +6,7 @@
 //! through them without libFuzzer.
 
 pub mod config;
+pub mod envoy_name;
 pub mod gunicorn_log;
 pub mod otlp;
 pub mod rng;
@@ -37,6 +38,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("shared_state", shared_state::check),
     ("otlp_metrics", otlp::metrics),
     ("otlp_logs", otlp::logs),
+    ("envoy_name", envoy_name::check),
 ];
 
 /// Runs target `name` on one input (panics on a property violation, like

@@ -1,7 +1,9 @@
 //! Host-mode recording shared by red-filter and uwsgi-tcp: label sets to
-//! host metrics (Envoy stats with tag-encoded names), after the one
-//! admission decision of [`super::admission`]. Written against a small
-//! [`MetricsHost`] trait so every host failure is injected natively.
+//! host metrics, after the one admission decision of [`super::admission`].
+//! Written against small traits so every host failure is injected natively:
+//! [`MetricsHost`] for the metric calls and [`SeriesNames`] for how a host
+//! names one series. Core knows no host's naming scheme (Envoy's tag
+//! encoding lives with the proxy-wasm adapters).
 
 use std::hash::RandomState;
 
@@ -11,7 +13,6 @@ use super::admission::Decision;
 use super::labels::LabelSet;
 use super::maps::HashMap;
 use super::names;
-use crate::envoy_name;
 use crate::prom::text::MetricType;
 
 /// The host refused a metric call.
@@ -24,6 +25,13 @@ pub trait MetricsHost {
     fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError>;
     fn increment(&mut self, id: u32, by: u64) -> Result<(), HostError>;
     fn record(&mut self, id: u32, value: u64) -> Result<(), HostError>;
+}
+
+/// How a host names one series: a metric name plus its labels, in the
+/// order given. A host without a label API (Envoy) encodes the labels into
+/// the name; distinct label sets must get distinct names.
+pub trait SeriesNames {
+    fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String;
 }
 
 /// `reason` labels of `uwsgi_red_internal_errors_total` raised here.
@@ -59,7 +67,7 @@ impl HostRecorder {
     }
 
     /// Defines the counters that must exist (at zero) from the start.
-    pub fn start<H: MetricsHost>(&mut self, host: &mut H) {
+    pub fn start<H: MetricsHost + SeriesNames>(&mut self, host: &mut H) {
         match host.define(MetricType::Counter, names::DROPPED_LABEL_SETS_TOTAL) {
             Ok(id) => self.dropped = Some(id),
             Err(_) => self.internal_error(host, REASON_DEFINE),
@@ -74,7 +82,7 @@ impl HostRecorder {
     /// Counts one finished request under `decision`. Whatever the host
     /// refuses, the request ends in some series if the host can count at
     /// all, and every failure is counted by reason.
-    pub fn record<H: MetricsHost>(
+    pub fn record<H: MetricsHost + SeriesNames>(
         &mut self,
         host: &mut H,
         labels: LabelSet,
@@ -87,7 +95,7 @@ impl HostRecorder {
 
     /// [`record`](Self::record) for a borrowed label set: a known series
     /// costs one map lookup and no allocation.
-    pub fn record_ref<H: MetricsHost>(
+    pub fn record_ref<H: MetricsHost + SeriesNames>(
         &mut self,
         host: &mut H,
         labels: &LabelSet,
@@ -133,7 +141,7 @@ impl HostRecorder {
 
     /// The overflow series of `labels`' status class and protocol, kept
     /// apart so folding a request allocates nothing once it exists.
-    fn overflow_ids<H: MetricsHost>(
+    fn overflow_ids<H: MetricsHost + SeriesNames>(
         &mut self,
         host: &mut H,
         labels: &LabelSet,
@@ -147,7 +155,7 @@ impl HostRecorder {
         Ok(ids)
     }
 
-    fn increment_dropped<H: MetricsHost>(&mut self, host: &mut H) {
+    fn increment_dropped<H: MetricsHost + SeriesNames>(&mut self, host: &mut H) {
         if let Some(d) = self.dropped {
             if host.increment(d, 1).is_err() {
                 self.internal_error(host, REASON_RECORD);
@@ -155,7 +163,7 @@ impl HostRecorder {
         }
     }
 
-    fn ids<H: MetricsHost>(
+    fn ids<H: MetricsHost + SeriesNames>(
         &mut self,
         host: &mut H,
         key: &LabelSet,
@@ -170,11 +178,15 @@ impl HostRecorder {
 
     /// Counts an internal failure; a host that cannot even count that is
     /// past helping, and traffic is never affected either way.
-    pub fn internal_error<H: MetricsHost>(&mut self, host: &mut H, reason: &'static str) {
+    pub fn internal_error<H: MetricsHost + SeriesNames>(
+        &mut self,
+        host: &mut H,
+        reason: &'static str,
+    ) {
         let id = match self.internal.get(reason) {
             Some(id) => *id,
             None => {
-                let name = envoy_name::encode(names::INTERNAL_ERRORS_TOTAL, &[("reason", reason)]);
+                let name = host.series_name(names::INTERNAL_ERRORS_TOTAL, &[("reason", reason)]);
                 let Ok(id) = host.define(MetricType::Counter, &name) else {
                     return;
                 };
@@ -186,29 +198,25 @@ impl HostRecorder {
     }
 }
 
-fn define_series<H: MetricsHost>(host: &mut H, l: &LabelSet) -> Result<SeriesIds, HostError> {
+fn define_series<H: MetricsHost + SeriesNames>(
+    host: &mut H,
+    l: &LabelSet,
+) -> Result<SeriesIds, HostError> {
     let pairs = l.pairs();
+    let pairs = pairs.each_ref().map(|(k, v)| (*k, v.as_str()));
+    let mut define = |kind, metric| {
+        let name = host.series_name(metric, &pairs);
+        host.define(kind, &name)
+    };
     let errors = if l.is_error() {
-        Some(host.define(
-            MetricType::Counter,
-            &envoy_name::encode(names::ERRORS_TOTAL, &pairs),
-        )?)
+        Some(define(MetricType::Counter, names::ERRORS_TOTAL)?)
     } else {
         None
     };
     Ok(SeriesIds {
-        requests: host.define(
-            MetricType::Counter,
-            &envoy_name::encode(names::REQUESTS_TOTAL, &pairs),
-        )?,
+        requests: define(MetricType::Counter, names::REQUESTS_TOTAL)?,
         errors,
-        duration: host.define(
-            MetricType::Histogram,
-            &envoy_name::encode(names::DURATION_MICROSECONDS, &pairs),
-        )?,
-        ttfb: host.define(
-            MetricType::Histogram,
-            &envoy_name::encode(names::TTFB_MICROSECONDS, &pairs),
-        )?,
+        duration: define(MetricType::Histogram, names::DURATION_MICROSECONDS)?,
+        ttfb: define(MetricType::Histogram, names::TTFB_MICROSECONDS)?,
     })
 }

@@ -1,6 +1,8 @@
 //! The proxy-wasm side of the core's host traits, shared by red-filter,
 //! uwsgi-tcp and uwsgi-stats: host metric calls ([`ProxyMetrics`] for
-//! [`MetricsHost`]) and shared data ([`ProxyKv`] for [`KvStore`]).
+//! [`MetricsHost`]), series names ([`ProxyMetrics`] for [`SeriesNames`]:
+//! Envoy's tag-encoded stat names, see [`envoy_name`]) and shared data
+//! ([`ProxyKv`] for [`KvStore`]).
 //!
 //! Host values (headers, properties) are read as bytes through [`read`].
 //!
@@ -21,8 +23,12 @@ pub mod read;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType as HostKind, Status};
 use uwsgi_red_core::prom::text::MetricType;
-use uwsgi_red_core::red::host::{HostError, MetricsHost};
+use uwsgi_red_core::red::host::{HostError, MetricsHost, SeriesNames};
 use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore, Versioned};
+
+/// Envoy stat names carrying labels (`key=.=value;.;metric`), and the
+/// `stats_tags` rules that turn them back into labels.
+pub use uwsgi_red_envoy_name as envoy_name;
 
 /// proxy-wasm metric calls (`proxy_define_metric` & co.).
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +56,16 @@ impl MetricsHost for ProxyMetrics {
 
     fn record(&mut self, id: u32, value: u64) -> Result<(), HostError> {
         hostcalls::record_metric(id, value).map_err(|_| HostError)
+    }
+}
+
+/// proxy-wasm hosts have no label API: labels go into the stat name in
+/// [`envoy_name`]'s encoding, which the example bootstraps' `stats_tags`
+/// undo. (ngx_wasm_module takes the same names; the nginx examples serve
+/// metrics themselves instead.)
+impl SeriesNames for ProxyMetrics {
+    fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String {
+        envoy_name::encode(metric, labels)
     }
 }
 

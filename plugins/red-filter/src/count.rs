@@ -91,6 +91,15 @@ impl<T: uwsgi_red_core::red::host::MetricsHost> uwsgi_red_core::red::host::Metri
     }
 }
 
+/// Naming is guest work, not a host call: passed through uncounted.
+impl<T: uwsgi_red_core::red::host::SeriesNames> uwsgi_red_core::red::host::SeriesNames
+    for Counted<T>
+{
+    fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String {
+        self.0.series_name(metric, labels)
+    }
+}
+
 impl<T: uwsgi_red_core::red::kv::KvStore> uwsgi_red_core::red::kv::KvStore for Counted<T> {
     fn get(
         &mut self,

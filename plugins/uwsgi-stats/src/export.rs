@@ -2,7 +2,7 @@
 //! [`MetricsHost`]) so the bookkeeping is unit-tested natively.
 //!
 //! Envoy has no label API and its metrics are integers: labels go into the
-//! stat name (`core::envoy_name::encode`, pulled out again by `stats_tags`),
+//! stat name (`uwsgi_red_proxy_wasm::envoy_name::encode`, pulled out again by `stats_tags`),
 //! fractional families use their [`IntegerForm`] (µs instead of seconds).
 //!
 //! Counters: uWSGI reports absolute totals but an Envoy counter can only be
@@ -29,12 +29,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use uwsgi_red_core::envoy_name::encode;
 use uwsgi_red_core::prom::text::MetricType;
 use uwsgi_red_core::red::admission::{namespace, Admission, Admitter, Decision};
 use uwsgi_red_core::red::kv::LocalKv;
 use uwsgi_red_core::red::names::DROPPED_LABEL_SETS_TOTAL;
 use uwsgi_red_core::stats::families::Family;
+use uwsgi_red_proxy_wasm::envoy_name::encode;
 
 /// The host's metric calls: the core's trait, shared with the RED plugins.
 pub use uwsgi_red_core::red::host::MetricsHost;

@@ -30,10 +30,9 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, PeerType};
-use uwsgi_red_core::envoy_name;
 use uwsgi_red_core::prom::text::MetricType;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
-use uwsgi_red_core::red::host::{HostRecorder, MetricsHost, REASON_CONFIG};
+use uwsgi_red_core::red::host::{HostRecorder, MetricsHost, SeriesNames, REASON_CONFIG};
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UwsgiFilterSettings};
 use uwsgi_red_core::uwsgi::{
     ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL, DECODE_ERROR_REASONS,
@@ -138,7 +137,7 @@ fn define_reason(reason: &str) -> Option<u32> {
     ProxyMetrics
         .define(
             MetricType::Counter,
-            &envoy_name::encode(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
+            &ProxyMetrics.series_name(DECODE_ERRORS_TOTAL, &[("reason", reason)]),
         )
         .ok()
 }
