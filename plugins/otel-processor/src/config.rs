@@ -24,7 +24,7 @@ const ROUTE_PATTERN: Ty = Ty::Str {
 /// The processor's keys as `uwsgi-red schema otel-processor` states them.
 /// serde reads the struct below; the test `schema_keys_are_the_fields`
 /// holds the two to the same key set (serde names every field it expects).
-pub const OTEL_KEYS: [Key; 9] = [
+pub const OTEL_KEYS: [Key; 10] = [
     Key::new(
         "uwsgi_prefixes",
         Ty::List {
@@ -84,9 +84,15 @@ pub const OTEL_KEYS: [Key; 9] = [
         "without a template, collapse numeric / UUID / hex segments to `:id`",
     ),
     Key::new(
+        "uwsgi_push_period_seconds",
+        Ty::Number,
+        "uWSGI's --stats-pusher-default-freq: uWSGI counters aggregated over a receiver interval at least this long are refused",
+    )
+    .beyond("finite, in (0, 86400]"),
+    Key::new(
         "gunicorn_duration_field",
-        Ty::Choice(&["M", "D"]),
-        "the trailing field of gunicorn's access_log_format: %(M)s ms or %(D)s µs",
+        Ty::Choice(&["M", "D", "L"]),
+        "the trailing field of gunicorn's access_log_format: %(D)s µs (default), %(M)s ms or %(L)s decimal seconds",
     ),
 ];
 
