@@ -20,6 +20,7 @@ pub mod envoy_name;
 pub mod logs;
 pub mod prom;
 pub mod red;
+pub mod scrape_access;
 pub mod stats;
 pub mod statsd;
 pub mod uwsgi;
