@@ -1,7 +1,7 @@
 //! `uwsgi-red`: the project's native command line.
 //!
 //! ```text
-//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
+//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--timeout-ms N]
 //! uwsgi-red decode <packet file>
 //! uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
 //! uwsgi-red logs <file|-> [--format auto|uwsgi|gunicorn]
@@ -29,7 +29,7 @@ const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|logs|statsd> ..
 
 const STATS_USAGE: &str =
     "usage: uwsgi-red stats <file|tcp://host:port|http://host:port|unix:///path> \
-[--target NAME] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]";
+[--target NAME] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--timeout-ms N]";
 const DECODE_USAGE: &str = "usage: uwsgi-red decode <packet file>";
 
 pub(crate) enum Failure {
@@ -114,6 +114,7 @@ fn stats(args: &[String]) -> Result<String, Failure> {
             }
             "--per-core" => opts.per_core = true,
             "--no-uwsgi-metrics" => opts.uwsgi_metrics = false,
+            "--cron-commands" => opts.cron_commands = true,
             "--timeout-ms" => {
                 let v = it
                     .next()

@@ -9,8 +9,10 @@
 //! are errors naming the key; [`PluginConfig::from_json`] also validates.
 
 use super::families::MapOptions;
+use super::model::Keep;
 use crate::config::node::{self, choice, Fields, FromNode, Node, Path};
 use crate::config::ConfigError;
+use crate::scrape_access::{validate_page_path, ScrapeAccess};
 
 /// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
 /// filter reads: `<prefix>/snapshot.json` and `<prefix>/metrics.txt`.
@@ -84,6 +86,11 @@ pub struct PollerConfig {
     /// Cap on distinct host series; beyond it new series are dropped and counted.
     pub max_series: usize,
     pub shared_data_prefix: String,
+    /// The cron command line as a `command` label and in the snapshot.
+    /// Off: a command line can carry credentials.
+    pub cron_commands: bool,
+    /// `uid`, `gid`, `cwd` and `daemons[].cmd` in the snapshot. Off.
+    pub snapshot_process_details: bool,
 }
 
 impl Default for PollerConfig {
@@ -98,6 +105,8 @@ impl Default for PollerConfig {
             max_document_bytes: super::DEFAULT_MAX_DOCUMENT_BYTES,
             max_series: 20_000,
             shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
+            cron_commands: false,
+            snapshot_process_details: false,
         }
     }
 }
@@ -117,6 +126,8 @@ impl FromNode for PollerConfig {
                 "max_document_bytes",
                 "max_series",
                 "shared_data_prefix",
+                "cron_commands",
+                "snapshot_process_details",
             ],
         )?;
         let d = Self::default();
@@ -134,6 +145,10 @@ impl FromNode for PollerConfig {
             shared_data_prefix: f
                 .take("shared_data_prefix")?
                 .unwrap_or(d.shared_data_prefix),
+            cron_commands: f.take("cron_commands")?.unwrap_or(d.cron_commands),
+            snapshot_process_details: f
+                .take("snapshot_process_details")?
+                .unwrap_or(d.snapshot_process_details),
         })
     }
 }
@@ -143,6 +158,15 @@ impl PollerConfig {
         MapOptions {
             per_core: self.per_core,
             uwsgi_metrics: self.uwsgi_metrics,
+            cron_commands: self.cron_commands,
+        }
+    }
+
+    /// What the snapshot keeps of each document.
+    pub fn snapshot_keep(&self) -> Keep {
+        Keep {
+            cron_commands: self.cron_commands,
+            process_details: self.snapshot_process_details,
         }
     }
 
@@ -224,6 +248,9 @@ pub struct AdminConfig {
     /// Answers with the full-precision Prometheus text of the last polls.
     pub metrics_path: String,
     pub shared_data_prefix: String,
+    /// Who is answered (`scrape_allow_cidrs`, default loopback only;
+    /// `scrape_bearer_token`); everyone else passes through untouched.
+    pub access: ScrapeAccess,
 }
 
 impl Default for AdminConfig {
@@ -233,6 +260,7 @@ impl Default for AdminConfig {
             snapshot_path: "/uwsgi/snapshot.json".to_string(),
             metrics_path: "/uwsgi/metrics".to_string(),
             shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
+            access: ScrapeAccess::default(),
         }
     }
 }
@@ -247,16 +275,32 @@ impl FromNode for AdminConfig {
                 "snapshot_path",
                 "metrics_path",
                 "shared_data_prefix",
+                "scrape_allow_cidrs",
+                "scrape_bearer_token",
             ],
         )?;
         let d = Self::default();
+        let mode = f.take("mode")?.unwrap_or(d.mode);
+        let snapshot_path = f.take("snapshot_path")?.unwrap_or(d.snapshot_path);
+        let metrics_path = f.take("metrics_path")?.unwrap_or(d.metrics_path);
+        let shared_data_prefix = f
+            .take("shared_data_prefix")?
+            .unwrap_or(d.shared_data_prefix);
+        let cidrs: Option<Vec<String>> = f.take("scrape_allow_cidrs")?;
+        let token: Option<String> = f.take("scrape_bearer_token")?;
+        // Built here so the token lives only in the redacting ScrapeAccess.
+        let access = ScrapeAccess::from_config(
+            cidrs.as_deref(),
+            token.as_deref(),
+            "scrape_allow_cidrs",
+            "scrape_bearer_token",
+        )?;
         Ok(Self {
-            mode: f.take("mode")?.unwrap_or(d.mode),
-            snapshot_path: f.take("snapshot_path")?.unwrap_or(d.snapshot_path),
-            metrics_path: f.take("metrics_path")?.unwrap_or(d.metrics_path),
-            shared_data_prefix: f
-                .take("shared_data_prefix")?
-                .unwrap_or(d.shared_data_prefix),
+            mode,
+            snapshot_path,
+            metrics_path,
+            shared_data_prefix,
+            access,
         })
     }
 }
@@ -267,9 +311,7 @@ impl AdminConfig {
             ("snapshot_path", &self.snapshot_path),
             ("metrics_path", &self.metrics_path),
         ] {
-            if !p.starts_with('/') {
-                return Err(ConfigError::new(key, "must start with '/'"));
-            }
+            validate_page_path(p, key)?;
         }
         if self.snapshot_path == self.metrics_path {
             return Err(ConfigError::new(
@@ -402,5 +444,43 @@ mod tests {
         assert!(e.to_string().contains("targets"), "{e}");
         let e = PluginConfig::from_json(br#"{"mode":"admin","snapshot_path":"x"}"#).unwrap_err();
         assert_eq!(e.path, "snapshot_path");
+    }
+
+    #[test]
+    fn admin_access_is_loopback_unless_configured() {
+        let admin = |json: &str| match PluginConfig::from_json(json.as_bytes()) {
+            Ok(PluginConfig::Admin(a)) => Ok(a),
+            Ok(other) => panic!("admin expected, got {other:?}"),
+            Err(e) => Err(e),
+        };
+        let a = admin(r#"{"mode":"admin"}"#).unwrap();
+        assert!(a.access.source_allowed(Some(b"127.0.0.1:9")));
+        assert!(!a.access.source_allowed(Some(b"10.0.0.1:9")) && !a.access.needs_token());
+        let t = admin(
+            r#"{"mode":"admin","scrape_allow_cidrs":["10.0.0.0/8"],"scrape_bearer_token":"abcdefghijklmnop"}"#,
+        )
+        .unwrap();
+        assert!(t.access.source_allowed(Some(b"10.0.0.1:9")) && t.access.needs_token());
+        assert!(!format!("{t:?}").contains("abcdefghijklmnop"));
+        for (json, key) in [
+            (
+                r#"{"mode":"admin","scrape_allow_cidrs":["x"]}"#,
+                "scrape_allow_cidrs[0]",
+            ),
+            (
+                r#"{"mode":"admin","scrape_bearer_token":"x"}"#,
+                "scrape_bearer_token",
+            ),
+            (
+                r#"{"mode":"admin","metrics_path":"/uwsgi/%6Detrics"}"#,
+                "metrics_path",
+            ),
+            (
+                r#"{"mode":"admin","snapshot_path":"/uwsgi//s.json"}"#,
+                "snapshot_path",
+            ),
+        ] {
+            assert_eq!(admin(json).unwrap_err().path, key, "{json}");
+        }
     }
 }
