@@ -466,6 +466,7 @@ const CACHE_FAMS: [(Meta, CacheGet); 5] = [
     ),
 ];
 
+type CronGet = fn(&CronView<'_>) -> f64;
 type SpoolerGet = fn(&SpoolerView) -> f64;
 const SPOOLER_FAMS: [(Meta, SpoolerGet); 3] = [
     (
@@ -688,7 +689,7 @@ pub fn map_view<S: Sink, const P: bool>(
 
     // Crons: identified by position (fixed by the uWSGI config), so no two
     // entries share an identity; the command only on request.
-    let cron_fams: [(Meta, fn(&CronView<'_>) -> f64); 2] = [
+    let cron_fams: [(Meta, CronGet); 2] = [
         (
             meta("uwsgi_cron_running", Gauge, "Is the cron command running?"),
             |c| flag(c.pid > 0),
