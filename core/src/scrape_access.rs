@@ -43,11 +43,14 @@ pub struct Cidr {
 impl Cidr {
     /// `a.b.c.d/n`, `x::y/n`, or an address alone (a single host).
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        let (addr, bits) = match s.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
+        // Byte-wise throughout: str patterns and integer parsing would
+        // each add their machinery to every module.
+        let s = s.as_bytes();
+        let (addr, bits) = match s.iter().position(|c| *c == b'/') {
+            Some(i) => (s.get(..i).unwrap_or_default(), s.get(i.saturating_add(1)..)),
             None => (s, None),
         };
-        let ip = parse_ip(addr.as_bytes()).ok_or("not an IP address or CIDR")?;
+        let ip = parse_ip(addr).ok_or("not an IP address or CIDR")?;
         let (v6, width, value) = match ip {
             IpAddr::V4(a) => (false, 32u32, u128::from(u32::from(a))),
             IpAddr::V6(a) => (true, 128u32, u128::from(a)),
@@ -55,11 +58,16 @@ impl Cidr {
         let prefix = match bits {
             None => width,
             Some(b) => {
-                let n: u32 = if !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) {
-                    b.parse().map_err(|_| "prefix length out of range")?
-                } else {
+                if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
                     return Err("prefix length is not a number");
-                };
+                }
+                if b.len() > 3 {
+                    return Err("prefix length out of range");
+                }
+                let n = b.iter().fold(0u32, |a, d| {
+                    a.wrapping_mul(10)
+                        .wrapping_add(u32::from(d.wrapping_sub(b'0')))
+                });
                 if n > width {
                     return Err("prefix length out of range");
                 }
@@ -379,14 +387,16 @@ pub fn maybe_page(decoded: &[u8], path: &str) -> bool {
 /// (RFC 3986) and `/`, with no empty, `.` or `..` segment: no host decodes
 /// or normalises such a path, so its raw and decoded forms are equal.
 pub fn validate_page_path(p: &str, key: &str) -> Result<(), ConfigError> {
-    if !p.starts_with('/') {
+    let p = p.as_bytes();
+    if p.first() != Some(&b'/') {
         return Err(ConfigError::new(key, "must start with '/'"));
     }
     let chars_ok = p
-        .bytes()
+        .iter()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/'));
-    let segments_ok = p.split('/').all(|s| s != "." && s != "..");
-    if !chars_ok || !segments_ok || p.contains("//") {
+    let segments_ok = p.split(|c| *c == b'/').all(|s| s != b"." && s != b"..");
+    let no_empty = !p.windows(2).any(|w| w == b"//");
+    if !chars_ok || !segments_ok || !no_empty {
         return Err(ConfigError::new(
             key,
             "only [A-Za-z0-9-._~] segments separated by single '/', no '.' or '..' segment",
