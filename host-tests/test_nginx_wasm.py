@@ -122,9 +122,13 @@ def access_lines(ng):
 
 def traffic_lines(ng):
     """Access-log lines of requests the filter counts: everything except a
-    GET/HEAD of the metrics path (the scrape is not traffic)."""
+    scrape it answered (the scrape is not traffic): GET/HEAD of the raw
+    metrics path, optionally with a query, from an allowed address (the
+    example allows 127.0.0.1 only)."""
     path = EXAMPLE["metrics_path"]
-    return [l for l in access_lines(ng) if not (l[1] in ("GET", "HEAD") and l[2].split("?")[0] == path)]
+    allowed = [c.removesuffix("/32") for c in EXAMPLE["scrape_allow_cidrs"]]
+    return [l for l in access_lines(ng)
+            if not (l[0] in allowed and l[1] in ("GET", "HEAD") and l[2].split("?")[0] == path)]
 
 
 def settled_total(port, want, what="settled"):
@@ -304,17 +308,19 @@ def test_metrics_denied_to_a_disallowed_address(stack):
     assert ok == 200 and "uwsgi_red_requests_total" in t
     wait_for(lambda: ("127.0.0.2", "GET", "/metrics?scrape=denied", 403) in [l[:4] for l in access_lines(ng)],
              10, what="the denied scrape in the access log")
-    # The filter did see the denied request (its callback ran in the rewrite
-    # phase, before access) and took it for a scrape: it is not counted.
-    t = settled_total(ng.port, total, "denied scrape not counted")
-    assert not samples(t, "uwsgi_red_requests_total", route="/metrics")
+    # The filter saw the denied request (its callback ran in the rewrite
+    # phase, before access) and refused it (not an allowed address): it is
+    # a request like any other, counted with nginx's 403.
+    t = settled_total(ng.port, total + 1, "denied scrape counted")
+    assert value(t, "uwsgi_red_requests_total", method="GET", code="403", route="/metrics") == 1
     # Other methods never reach the filter's answer nor hang: 403 from
     # limit_except, counted as traffic like any request.
     (_, _, st, _, _), = send(ng.port, [("POST", "/metrics")])
     assert st == 403
-    t = settled_total(ng.port, total + 1, "POST /metrics counted")
+    t = settled_total(ng.port, total + 2, "POST /metrics counted")
     assert value(t, "uwsgi_red_requests_total", method="POST", code="403", route="/metrics") == 1
-    print("\nnginx /metrics: from 127.0.0.2 403 (not counted), POST 403 (counted 1)")
+    assert len(traffic_lines(ng)) == total + 2
+    print("\nnginx /metrics: from 127.0.0.2 403 (counted 1), POST 403 (counted 1)")
 
 
 def test_client_abort_is_recorded_as_499_not_an_error(stack):

@@ -1,7 +1,7 @@
 //! `uwsgi-red`: the project's native command line.
 //!
 //! ```text
-//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
+//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--timeout-ms N]
 //! uwsgi-red decode <packet file>
 //! uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
 //! uwsgi-red schema <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> [--kong-meta]
@@ -34,7 +34,7 @@ const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|schema|logs|sta
 
 const STATS_USAGE: &str =
     "usage: uwsgi-red stats <file|tcp://host:port|http://host:port|unix:///path> \
-[--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--timeout-ms N]
+[--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--timeout-ms N]
   Prints the uwsgi_* families Envoy's /stats/prometheus shows once the uwsgi-stats plugin
   polled this document: the same names (running and average response time in integer
   microseconds), integer values, and the poller's own uwsgi_stats_repairs_total,
@@ -151,6 +151,7 @@ fn stats(args: &[String]) -> Result<String, Failure> {
             "--per-core" => opts.per_core = true,
             "--exact" => exact = true,
             "--no-uwsgi-metrics" => opts.uwsgi_metrics = false,
+            "--cron-commands" => opts.cron_commands = true,
             "--timeout-ms" => {
                 let v = it
                     .next()

@@ -157,6 +157,47 @@ got 0; passing traffic through unmeasured\n"
     );
 }
 
+/// The scrape access keys go through the plugins' own parsers: accepted,
+/// refused naming the entry, and a refused token never echoed.
+#[test]
+fn check_config_knows_the_scrape_access_keys() {
+    let ok = br#"{"exposition": "self", "scrape_allow_cidrs": ["10.0.0.0/8", "::1"], "scrape_bearer_token": "0123456789abcdef0123"}"#;
+    assert_eq!(
+        run(&["check-config", "red-filter", "-"], ok),
+        (
+            0,
+            "red-filter: configuration ok (max_series 1000, exposition SelfServed)\n".into(),
+            String::new()
+        )
+    );
+    let bad = br#"{"exposition": "self", "scrape_allow_cidrs": ["10.0.0.0/8", "10.0.0.1/8"]}"#;
+    assert_eq!(
+        run(&["check-config", "red-filter", "-"], bad),
+        (
+            1,
+            String::new(),
+            "red-filter: invalid plugin configuration at `scrape_allow_cidrs[1]`: host bits set \
+(write the network address); passing traffic through unmeasured\n"
+                .into()
+        )
+    );
+    let short = br#"{"mode": "admin", "scrape_bearer_token": "hunter2"}"#;
+    let (code, _, err) = run(&["check-config", "uwsgi-stats", "-"], short);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`scrape_bearer_token`") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let admin = br#"{"mode": "admin", "scrape_allow_cidrs": []}"#;
+    assert_eq!(run(&["check-config", "uwsgi-stats", "-"], admin).0, 0);
+    let cron = br#"{"targets": [{"name": "a", "cluster": "c"}], "cron_commands": true, "snapshot_process_details": true}"#;
+    assert_eq!(run(&["check-config", "uwsgi-stats", "-"], cron).0, 0);
+    let typo = br#"{"targets": [{"name": "a", "cluster": "c"}], "cron_command": true}"#;
+    assert!(run(&["check-config", "uwsgi-stats", "-"], typo)
+        .2
+        .contains("`cron_command`"));
+}
+
 /// The Envoy plugins' refusal lines, as `check-config` words them, are the
 /// ones in the plugins' sources (those crates only build for Wasm hosts, so
 /// their `on_configure` cannot run here).

@@ -57,6 +57,7 @@ fn benches(c: &mut Criterion) {
         &MapOptions {
             per_core: true,
             uwsgi_metrics: true,
+            cron_commands: false,
         },
     );
     g.bench_function("encode_text_per_core", |b| {

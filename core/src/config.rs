@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::red::admission::DEFAULT_MAX_SERIES;
 use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use crate::red::route::{PathTemplate, RouteNormalizer};
+use crate::scrape_access::{validate_page_path, ScrapeAccess};
 
 pub(crate) mod node;
 pub mod schema;
@@ -153,7 +154,7 @@ pub mod keys {
 }
 
 /// red-filter's keys, in the order they are reported.
-pub const RED_KEYS: [Key; 10] = [
+pub const RED_KEYS: [Key; 12] = [
     keys::SERVICE,
     Key::new(
         "use_route_name",
@@ -187,7 +188,7 @@ pub const RED_KEYS: [Key; 10] = [
         },
         "path the plugin answers in self/both mode",
     )
-    .beyond("at most 256 bytes (the schema counts characters)"),
+    .beyond("at most 256 bytes (the schema counts characters); [A-Za-z0-9-._~] segments, no . or .. or //"),
     Key::new(
         "flush_interval_ms",
         Ty::UInt {
@@ -201,6 +202,30 @@ pub const RED_KEYS: [Key; 10] = [
         Ty::Bool,
         "HTTP filter: record time to first byte",
     ),
+    Key::new(
+        "scrape_allow_cidrs",
+        Ty::List {
+            item: &Ty::Str {
+                min: 1,
+                max_bytes: 0,
+                slash: false,
+            },
+            min: 0,
+            max: crate::scrape_access::MAX_ALLOW_CIDRS,
+        },
+        "self/both mode: client ranges whose scrape is answered (default loopback; [] = nobody)",
+    )
+    .beyond("each an IPv4 or IPv6 CIDR"),
+    Key::new(
+        "scrape_bearer_token",
+        Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: false,
+        },
+        "self/both mode: a scrape must also carry Authorization: Bearer <token>",
+    )
+    .beyond("16 to 256 bytes"),
 ];
 
 /// The JSON document of the HTTP filter. Every key is optional (absent
@@ -229,6 +254,12 @@ pub struct RedConfig {
     /// request). Off, the filter reads the clock only where the host gives
     /// no duration of its own.
     pub time_to_first_byte: bool,
+    /// `self`/`both` mode: client ranges allowed to scrape (absent: loopback
+    /// only; empty: nobody, the filter measures and never answers).
+    pub scrape_allow_cidrs: Option<Vec<String>>,
+    /// `self`/`both` mode: when set, a scrape must also carry
+    /// `Authorization: Bearer <token>`.
+    pub scrape_bearer_token: Option<String>,
 }
 
 impl Default for RedConfig {
@@ -244,6 +275,8 @@ impl Default for RedConfig {
             metrics_path: "/metrics".to_string(),
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             time_to_first_byte: true,
+            scrape_allow_cidrs: None,
+            scrape_bearer_token: None,
         }
     }
 }
@@ -266,6 +299,8 @@ impl FromNode for RedConfig {
             time_to_first_byte: f
                 .take("time_to_first_byte")?
                 .unwrap_or(d.time_to_first_byte),
+            scrape_allow_cidrs: f.take("scrape_allow_cidrs")?,
+            scrape_bearer_token: f.take("scrape_bearer_token")?,
         })
     }
 }
@@ -320,6 +355,8 @@ pub struct RedSettings {
     pub metrics_path: String,
     pub flush_interval_ms: u64,
     pub time_to_first_byte: bool,
+    /// Who the self-served page is answered to.
+    pub scrape_access: ScrapeAccess,
 }
 
 impl RedConfig {
@@ -368,9 +405,7 @@ impl RedConfig {
         }
         let buckets = Buckets::new(self.buckets_seconds)
             .map_err(|e| ConfigError::new("buckets_seconds", e.to_string()))?;
-        if !self.metrics_path.starts_with('/') {
-            return Err(ConfigError::new("metrics_path", "must start with '/'"));
-        }
+        validate_page_path(&self.metrics_path, "metrics_path")?;
         if self.metrics_path.len() > MAX_METRICS_PATH_BYTES {
             return Err(ConfigError::new(
                 "metrics_path",
@@ -396,6 +431,12 @@ impl RedConfig {
                 ));
             }
         }
+        let scrape_access = ScrapeAccess::from_config(
+            self.scrape_allow_cidrs.as_deref(),
+            self.scrape_bearer_token.as_deref(),
+            "scrape_allow_cidrs",
+            "scrape_bearer_token",
+        )?;
         Ok(RedSettings {
             service: self.service,
             use_route_name: self.use_route_name,
@@ -406,6 +447,7 @@ impl RedConfig {
             metrics_path: self.metrics_path,
             flush_interval_ms: self.flush_interval_ms,
             time_to_first_byte: self.time_to_first_byte,
+            scrape_access,
         })
     }
 }
@@ -579,6 +621,46 @@ mod tests {
                 .path,
             "metrics_path"
         );
+    }
+
+    /// The scrape access keys: loopback by default, ranges and a token by
+    /// name, every refusal naming the key (and never echoing a token).
+    #[test]
+    fn scrape_access_keys() {
+        let d = RedConfig::from_json(b"{}").unwrap().scrape_access;
+        assert!(d.source_allowed(Some(b"127.0.0.1:1")) && d.source_allowed(Some(b"[::1]:1")));
+        assert!(!d.source_allowed(Some(b"10.1.2.3:1")) && !d.needs_token());
+        let s = RedConfig::from_json(
+            br#"{"exposition":"both","scrape_allow_cidrs":["10.0.0.0/8"],
+                "scrape_bearer_token":"0123456789abcdef"}"#,
+        )
+        .unwrap()
+        .scrape_access;
+        assert!(s.source_allowed(Some(b"10.1.2.3:1")) && !s.source_allowed(Some(b"127.0.0.1:1")));
+        assert!(s.token_allowed(Some(b"Bearer 0123456789abcdef")) && !s.token_allowed(None));
+        assert!(RedConfig::from_json(br#"{"scrape_allow_cidrs":[]}"#)
+            .unwrap()
+            .scrape_access
+            .serves_nobody());
+        for (doc, key) in [
+            (
+                &br#"{"scrape_allow_cidrs":"127.0.0.1"}"#[..],
+                "scrape_allow_cidrs",
+            ),
+            (
+                br#"{"scrape_allow_cidrs":["127.0.0.1/40"]}"#,
+                "scrape_allow_cidrs[0]",
+            ),
+            (br#"{"scrape_bearer_token":"short"}"#, "scrape_bearer_token"),
+            (br#"{"scrape_bearer_token":7}"#, "scrape_bearer_token"),
+            (br#"{"scrape_alow_cidrs":[]}"#, "scrape_alow_cidrs"),
+            (br#"{"metrics_path":"/metrics/../x"}"#, "metrics_path"),
+            (br#"{"metrics_path":"/metrics%3F"}"#, "metrics_path"),
+            (br#"{"metrics_path":"//metrics"}"#, "metrics_path"),
+        ] {
+            let e = RedConfig::from_json(doc).unwrap_err();
+            assert_eq!(e.path, key, "{}", String::from_utf8_lossy(doc));
+        }
     }
 }
 

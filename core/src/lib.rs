@@ -19,6 +19,7 @@ pub mod config;
 pub mod logs;
 pub mod prom;
 pub mod red;
+pub mod scrape_access;
 pub mod stats;
 pub mod statsd;
 pub mod uwsgi;

@@ -156,6 +156,7 @@ fn five_megabyte_document_decodes_and_respects_the_limit() {
         &MapOptions {
             per_core: true,
             uwsgi_metrics: true,
+            cron_commands: true,
         },
     );
     let busy = per_core

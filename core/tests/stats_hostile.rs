@@ -16,6 +16,7 @@ use uwsgi_red_core::stats::{
 const ALL: MapOptions = MapOptions {
     per_core: true,
     uwsgi_metrics: true,
+    cron_commands: true,
 };
 
 fn family<'f>(fams: &'f [Family], name: &str) -> &'f Family {

@@ -51,6 +51,7 @@ fn every_kind_of_name_gives_the_owned_paths_page_or_error() {
             MapOptions {
                 per_core: true,
                 uwsgi_metrics: true,
+                cron_commands: true,
             },
         ] {
             let want = owned_text(&d, &opts);

@@ -44,6 +44,7 @@ fn fams(d: &Decoded, per_core: bool) -> Vec<Family> {
         &MapOptions {
             per_core,
             uwsgi_metrics: true,
+            cron_commands: false,
         },
     )
 }
@@ -289,6 +290,7 @@ fn d_enable_metrics() {
         &MapOptions {
             per_core: false,
             uwsgi_metrics: false,
+            cron_commands: false,
         },
     );
     assert_eq!(metric_samples(&off), 0);
@@ -311,9 +313,23 @@ fn e_cache_spooler_cron() {
         ),
         3.0
     );
+    // Crons by position only: the command line is not a label by default.
+    assert_eq!(value(&f, "uwsgi_cron_running", &[("cron_id", "1")]), 0.0);
+    assert!(f
+        .iter()
+        .flat_map(|x| &x.samples)
+        .all(|s| s.labels.iter().all(|(k, _)| *k != "command")));
+    let with = map_document(
+        &d.document,
+        "t",
+        &MapOptions {
+            cron_commands: true,
+            ..MapOptions::default()
+        },
+    );
     assert_eq!(
         value(
-            &f,
+            &with,
             "uwsgi_cron_running",
             &[("cron_id", "1"), ("command", "/bin/echo weekly")]
         ),

@@ -43,6 +43,7 @@ pub fn check(data: &[u8]) {
     let map_opts = MapOptions {
         per_core: opts & 1 != 0,
         uwsgi_metrics: opts & 2 != 0,
+        cron_commands: opts & 4 != 0,
     };
     let text = encode_text(&map_document(&decoded.document, "fuzz", &map_opts));
     assert!(

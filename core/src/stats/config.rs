@@ -11,9 +11,11 @@
 use super::families::MapOptions;
 use std::ops::RangeInclusive;
 
+use super::model::Keep;
 use crate::config::node::{self, choice, Fields, FromNode, Node, Path};
 use crate::config::schema::{names, Key, Ty};
 use crate::config::ConfigError;
+use crate::scrape_access::{validate_page_path, ScrapeAccess};
 
 /// Bounds the poller's validation enforces and its schema states.
 pub const INTERVAL_MS: RangeInclusive<u64> = 100..=3_600_000;
@@ -78,7 +80,7 @@ pub const TARGET_KEYS: [Key; 4] = [
 ];
 
 /// The poller's document (`mode` absent or `poller`).
-pub const POLLER_KEYS: [Key; 9] = [
+pub const POLLER_KEYS: [Key; 11] = [
     Key::new(
         "mode",
         Ty::Choice(&["poller", "admin"]),
@@ -137,10 +139,20 @@ pub const POLLER_KEYS: [Key; 9] = [
         "cap on distinct host series; beyond it new series are dropped and counted",
     ),
     SHARED_DATA_PREFIX,
+    Key::new(
+        "cron_commands",
+        Ty::Bool,
+        "export each cron's command line as a `command` label (off: crons by position only; a command line may hold secrets)",
+    ),
+    Key::new(
+        "snapshot_process_details",
+        Ty::Bool,
+        "put uid, gid, cwd and daemons[].cmd into snapshot.json (off by default: they describe the host, and commands may hold secrets)",
+    ),
 ];
 
 /// The admin filter's document (`mode` is `admin`).
-pub const ADMIN_KEYS: [Key; 4] = [
+pub const ADMIN_KEYS: [Key; 6] = [
     Key::new(
         "mode",
         Ty::Choice(&["poller", "admin"]),
@@ -166,6 +178,30 @@ pub const ADMIN_KEYS: [Key; 4] = [
     )
     .beyond("differs from snapshot_path"),
     SHARED_DATA_PREFIX,
+    Key::new(
+        "scrape_allow_cidrs",
+        Ty::List {
+            item: &Ty::Str {
+                min: 1,
+                max_bytes: 0,
+                slash: false,
+            },
+            min: 0,
+            max: crate::scrape_access::MAX_ALLOW_CIDRS,
+        },
+        "client ranges whose request for a page is answered (default loopback; [] = nobody)",
+    )
+    .beyond("each an IPv4 or IPv6 CIDR"),
+    Key::new(
+        "scrape_bearer_token",
+        Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: false,
+        },
+        "a page request must also carry Authorization: Bearer <token>",
+    )
+    .beyond("16 to 256 bytes"),
 ];
 
 /// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
@@ -241,6 +277,11 @@ pub struct PollerConfig {
     /// Cap on distinct host series; beyond it new series are dropped and counted.
     pub max_series: usize,
     pub shared_data_prefix: String,
+    /// The cron command line as a `command` label and in the snapshot.
+    /// Off: a command line can carry credentials.
+    pub cron_commands: bool,
+    /// `uid`, `gid`, `cwd` and `daemons[].cmd` in the snapshot. Off.
+    pub snapshot_process_details: bool,
 }
 
 impl Default for PollerConfig {
@@ -255,6 +296,8 @@ impl Default for PollerConfig {
             max_document_bytes: super::DEFAULT_MAX_DOCUMENT_BYTES,
             max_series: 20_000,
             shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
+            cron_commands: false,
+            snapshot_process_details: false,
         }
     }
 }
@@ -278,6 +321,10 @@ impl FromNode for PollerConfig {
             shared_data_prefix: f
                 .take("shared_data_prefix")?
                 .unwrap_or(d.shared_data_prefix),
+            cron_commands: f.take("cron_commands")?.unwrap_or(d.cron_commands),
+            snapshot_process_details: f
+                .take("snapshot_process_details")?
+                .unwrap_or(d.snapshot_process_details),
         })
     }
 }
@@ -287,6 +334,15 @@ impl PollerConfig {
         MapOptions {
             per_core: self.per_core,
             uwsgi_metrics: self.uwsgi_metrics,
+            cron_commands: self.cron_commands,
+        }
+    }
+
+    /// What the snapshot keeps of each document.
+    pub fn snapshot_keep(&self) -> Keep {
+        Keep {
+            cron_commands: self.cron_commands,
+            process_details: self.snapshot_process_details,
         }
     }
 
@@ -368,6 +424,9 @@ pub struct AdminConfig {
     /// Answers with the full-precision Prometheus text of the last polls.
     pub metrics_path: String,
     pub shared_data_prefix: String,
+    /// Who is answered (`scrape_allow_cidrs`, default loopback only;
+    /// `scrape_bearer_token`); everyone else passes through untouched.
+    pub access: ScrapeAccess,
 }
 
 impl Default for AdminConfig {
@@ -377,6 +436,7 @@ impl Default for AdminConfig {
             snapshot_path: "/uwsgi/snapshot.json".to_string(),
             metrics_path: "/uwsgi/metrics".to_string(),
             shared_data_prefix: DEFAULT_SHARED_DATA_PREFIX.to_string(),
+            access: ScrapeAccess::default(),
         }
     }
 }
@@ -386,13 +446,27 @@ impl FromNode for AdminConfig {
         const NAMES: [&str; ADMIN_KEYS.len()] = names(&ADMIN_KEYS);
         let mut f = Fields::new(node, at, &NAMES)?;
         let d = Self::default();
+        let mode = f.take("mode")?.unwrap_or(d.mode);
+        let snapshot_path = f.take("snapshot_path")?.unwrap_or(d.snapshot_path);
+        let metrics_path = f.take("metrics_path")?.unwrap_or(d.metrics_path);
+        let shared_data_prefix = f
+            .take("shared_data_prefix")?
+            .unwrap_or(d.shared_data_prefix);
+        let cidrs: Option<Vec<String>> = f.take("scrape_allow_cidrs")?;
+        let token: Option<String> = f.take("scrape_bearer_token")?;
+        // Built here so the token lives only in the redacting ScrapeAccess.
+        let access = ScrapeAccess::from_config(
+            cidrs.as_deref(),
+            token.as_deref(),
+            "scrape_allow_cidrs",
+            "scrape_bearer_token",
+        )?;
         Ok(Self {
-            mode: f.take("mode")?.unwrap_or(d.mode),
-            snapshot_path: f.take("snapshot_path")?.unwrap_or(d.snapshot_path),
-            metrics_path: f.take("metrics_path")?.unwrap_or(d.metrics_path),
-            shared_data_prefix: f
-                .take("shared_data_prefix")?
-                .unwrap_or(d.shared_data_prefix),
+            mode,
+            snapshot_path,
+            metrics_path,
+            shared_data_prefix,
+            access,
         })
     }
 }
@@ -403,9 +477,7 @@ impl AdminConfig {
             ("snapshot_path", &self.snapshot_path),
             ("metrics_path", &self.metrics_path),
         ] {
-            if !p.starts_with('/') {
-                return Err(ConfigError::new(key, "must start with '/'"));
-            }
+            validate_page_path(p, key)?;
         }
         if self.snapshot_path == self.metrics_path {
             return Err(ConfigError::new(
@@ -538,5 +610,43 @@ mod tests {
         assert!(e.to_string().contains("targets"), "{e}");
         let e = PluginConfig::from_json(br#"{"mode":"admin","snapshot_path":"x"}"#).unwrap_err();
         assert_eq!(e.path, "snapshot_path");
+    }
+
+    #[test]
+    fn admin_access_is_loopback_unless_configured() {
+        let admin = |json: &str| match PluginConfig::from_json(json.as_bytes()) {
+            Ok(PluginConfig::Admin(a)) => Ok(a),
+            Ok(other) => panic!("admin expected, got {other:?}"),
+            Err(e) => Err(e),
+        };
+        let a = admin(r#"{"mode":"admin"}"#).unwrap();
+        assert!(a.access.source_allowed(Some(b"127.0.0.1:9")));
+        assert!(!a.access.source_allowed(Some(b"10.0.0.1:9")) && !a.access.needs_token());
+        let t = admin(
+            r#"{"mode":"admin","scrape_allow_cidrs":["10.0.0.0/8"],"scrape_bearer_token":"abcdefghijklmnop"}"#,
+        )
+        .unwrap();
+        assert!(t.access.source_allowed(Some(b"10.0.0.1:9")) && t.access.needs_token());
+        assert!(!format!("{t:?}").contains("abcdefghijklmnop"));
+        for (json, key) in [
+            (
+                r#"{"mode":"admin","scrape_allow_cidrs":["x"]}"#,
+                "scrape_allow_cidrs[0]",
+            ),
+            (
+                r#"{"mode":"admin","scrape_bearer_token":"x"}"#,
+                "scrape_bearer_token",
+            ),
+            (
+                r#"{"mode":"admin","metrics_path":"/uwsgi/%6Detrics"}"#,
+                "metrics_path",
+            ),
+            (
+                r#"{"mode":"admin","snapshot_path":"/uwsgi//s.json"}"#,
+                "snapshot_path",
+            ),
+        ] {
+            assert_eq!(admin(json).unwrap_err().path, key, "{json}");
+        }
     }
 }

@@ -32,8 +32,8 @@ use serde::{Serialize, Serializer};
 use super::model::StatsDocument;
 use super::sink::{Collect, Sink};
 use super::view::{
-    is_per_core_metric, view_of, AppView, CacheView, CoreEntries, CoreView, MetricView, SocketView,
-    SpoolerView, Status, ViewOf, WorkerView,
+    is_per_core_metric, view_of, AppView, CacheView, CoreEntries, CoreView, CronView, MetricView,
+    SocketView, SpoolerView, Status, ViewOf, WorkerView,
 };
 use crate::prom::text::MetricType;
 
@@ -106,6 +106,12 @@ pub struct MapOptions {
     pub per_core: bool,
     /// `--enable-metrics` values as `uwsgi_metric_value`.
     pub uwsgi_metrics: bool,
+    /// The cron command line as the `command` label of the cron families.
+    /// Off by default: a command line can carry credentials (a curl with an
+    /// `Authorization` header), and a label is copied to every scraper,
+    /// dashboard and long-term store. Crons are identified by position
+    /// (`cron_id`) without it.
+    pub cron_commands: bool,
 }
 
 impl Default for MapOptions {
@@ -113,6 +119,7 @@ impl Default for MapOptions {
         Self {
             per_core: false,
             uwsgi_metrics: true,
+            cron_commands: false,
         }
     }
 }
@@ -459,6 +466,7 @@ const CACHE_FAMS: [(Meta, CacheGet); 5] = [
     ),
 ];
 
+type CronGet = fn(&CronView<'_>) -> f64;
 type SpoolerGet = fn(&SpoolerView) -> f64;
 const SPOOLER_FAMS: [(Meta, SpoolerGet); 3] = [
     (
@@ -679,41 +687,35 @@ pub fn map_view<S: Sink, const P: bool>(
         }
     }
 
-    // Crons: identified by position and command (both fixed by the uWSGI
-    // config), so no two entries share an identity.
-    sink.family(&meta(
-        "uwsgi_cron_running",
-        Gauge,
-        "Is the cron command running?",
-    ));
-    for (i, c) in v.crons.iter().enumerate() {
-        id.clear();
-        let _ = write!(id, "{i}");
-        sink.sample(
-            &[
+    // Crons: identified by position (fixed by the uWSGI config), so no two
+    // entries share an identity; the command only on request.
+    let cron_fams: [(Meta, CronGet); 2] = [
+        (
+            meta("uwsgi_cron_running", Gauge, "Is the cron command running?"),
+            |c| flag(c.pid > 0),
+        ),
+        (
+            meta(
+                "uwsgi_cron_last_start_time_seconds",
+                Gauge,
+                "Last start of the cron command in seconds since epoch (0: never).",
+            ),
+            |c| c.started_at as f64,
+        ),
+    ];
+    for (m, get) in cron_fams {
+        sink.family(&m);
+        for (i, c) in v.crons.iter().enumerate() {
+            id.clear();
+            let _ = write!(id, "{i}");
+            let labels = [
                 ("target", target),
-                ("cron_id", &id),
+                ("cron_id", id.as_str()),
                 ("command", &c.command),
-            ],
-            flag(c.pid > 0),
-        );
-    }
-    sink.family(&meta(
-        "uwsgi_cron_last_start_time_seconds",
-        Gauge,
-        "Last start of the cron command in seconds since epoch (0: never).",
-    ));
-    for (i, c) in v.crons.iter().enumerate() {
-        id.clear();
-        let _ = write!(id, "{i}");
-        sink.sample(
-            &[
-                ("target", target),
-                ("cron_id", &id),
-                ("command", &c.command),
-            ],
-            c.started_at as f64,
-        );
+            ];
+            let n = if opts.cron_commands { 3 } else { 2 };
+            sink.sample(labels.get(..n).unwrap_or(&labels), get(c));
+        }
     }
 
     // --enable-metrics: one family, the uWSGI name and type as labels.

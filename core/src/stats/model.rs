@@ -35,11 +35,14 @@ pub struct StatsDocument {
     pub load: u64,
     #[serde(default)]
     pub pid: i64,
-    #[serde(default)]
-    pub uid: i64,
-    #[serde(default)]
-    pub gid: i64,
-    #[serde(default)]
+    /// `None` when absent, or removed by [`StatsDocument::redact`]
+    /// (process details: not written to a snapshot by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<i64>,
+    /// Empty when absent or redacted (then not serialised).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cwd: String,
     #[serde(default, deserialize_with = "limits::list")]
     pub locks: Vec<Lock>,
@@ -323,7 +326,12 @@ pub struct Cron {
     pub day: i64,
     pub month: i64,
     pub week: i64,
-    #[serde(deserialize_with = "limits::label_owned")]
+    /// A command line (may hold credentials): empty when redacted, and then
+    /// not serialised.
+    #[serde(
+        deserialize_with = "limits::label_owned",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub command: String,
     pub unique: u64,
     /// -1 when the command is not running.
@@ -335,13 +343,46 @@ pub struct Cron {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Daemon {
+    /// A command line: empty when redacted, and then not serialised.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub cmd: String,
     pub pid: i64,
     /// Always 0 in uWSGI 2.0.x (an upstream bug); kept for completeness.
     pub respawns: u64,
 }
 
+/// Which sensitive fields a copy of a document keeps (see
+/// [`StatsDocument::redact`]); both off by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Keep {
+    /// `crons[].command`.
+    pub cron_commands: bool,
+    /// `uid`, `gid`, `cwd`, `daemons[].cmd`.
+    pub process_details: bool,
+}
+
 impl StatsDocument {
+    /// Removes what can hold secrets or describes the host rather than the
+    /// app's load: command lines (a cron's `curl -H 'Authorization: …'`,
+    /// a daemon's arguments), the working directory and the process's
+    /// uid/gid. What is removed is not serialised at all (absent keys read
+    /// back as the defaults).
+    pub fn redact(&mut self, keep: Keep) {
+        if !keep.cron_commands {
+            for c in self.crons.iter_mut().flatten() {
+                c.command = String::new();
+            }
+        }
+        if !keep.process_details {
+            self.uid = None;
+            self.gid = None;
+            self.cwd = String::new();
+            for d in self.daemons.iter_mut().flatten() {
+                d.cmd = String::new();
+            }
+        }
+    }
+
     /// Workers that are real processes (id != 0), as uwsgi_exporter counts them.
     pub fn live_workers(&self) -> impl Iterator<Item = &Worker> {
         self.workers.iter().filter(|w| w.id != 0)

@@ -356,8 +356,8 @@ fn document(d: &model::StatsDocument) -> wstats::StatsDocument {
         signal_queue: d.signal_queue,
         load: d.load,
         pid: d.pid,
-        uid: d.uid,
-        gid: d.gid,
+        uid: d.uid.unwrap_or_default(),
+        gid: d.gid.unwrap_or_default(),
         cwd: d.cwd.clone(),
         locks: d
             .locks
@@ -450,6 +450,9 @@ fn map_options(o: wstats::MapOptions) -> core_families::MapOptions {
     core_families::MapOptions {
         per_core: o.per_core,
         uwsgi_metrics: o.uwsgi_metrics,
+        // The WIT options have no switch for it: a component never puts a
+        // cron command line into a label.
+        cron_commands: false,
     }
 }
 

@@ -15,7 +15,9 @@
 //! metrics (Envoy `/stats/prometheus`); `self` keeps the counts in the
 //! plugin, merged across worker VMs through shared data, and answers GET
 //! `metrics_path` itself; `both` does both. The only request the filter
-//! ever answers is that scrape, which is then counted nowhere.
+//! ever answers is that scrape, which is then counted nowhere, and only
+//! for an allowed client (`scrape_allow_cidrs`, `scrape_bearer_token`);
+//! every other request to that path passes on to the upstream.
 
 #![deny(
     clippy::indexing_slicing,
@@ -150,6 +152,7 @@ impl RedRoot {
                 &ns,
                 settings.max_series,
                 settings.metrics_path.clone(),
+                settings.scrape_access.clone(),
             )
         });
         if let Some(l) = &mut local {

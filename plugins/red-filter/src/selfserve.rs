@@ -11,6 +11,7 @@ use uwsgi_red_core::red::admission::Decision;
 use uwsgi_red_core::red::histogram::Buckets;
 use uwsgi_red_core::red::labels::LabelSet;
 use uwsgi_red_core::red::shared::{self, Delta, Layout};
+use uwsgi_red_core::scrape_access::{is_page, maybe_page, ScrapeAccess};
 
 use uwsgi_red_proxy_wasm::read;
 
@@ -31,11 +32,14 @@ pub struct Checked {
     pub invalid_utf8: bool,
 }
 
-/// Answers the request with the merged metrics if it is a scrape (GET or
-/// HEAD of exactly `metrics_path`, query ignored). Other methods on that
-/// path pass through to the upstream and are counted like any request.
-/// `:path` first: almost every request is not a scrape, and then the
-/// method is never read here.
+/// Answers the request with the merged metrics if it is an allowed
+/// scrape: GET or HEAD of exactly `metrics_path` (optionally with a query
+/// string) as the client sent it, from an allowed address, with the token
+/// when one is configured. Anything else passes on untouched and is
+/// counted like any request, so an app's own page at that path keeps
+/// working for everyone the filter does not answer.
+/// `:path` first: almost every request is not a scrape, and then nothing
+/// else is read here.
 pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: impl FnOnce() -> u64) -> Checked {
     let Some(local) = local else {
         return Checked::default();
@@ -44,18 +48,40 @@ pub fn answer_scrape(local: &mut Option<SelfServed>, now_s: impl FnOnce() -> u64
     let mut invalid_utf8 = false;
     let answered = path
         .as_deref()
-        .and_then(|p| p.split(|b| matches!(b, b'?' | b'#')).next())
-        .is_some_and(|p| p == local.metrics_path.as_bytes())
-        && matches!(
-            props::request_header_bytes(":method").as_deref(),
-            Some(b"GET" | b"HEAD")
-        )
+        .is_some_and(|p| maybe_page(p, &local.metrics_path))
+        && is_scrape(local)
         && serve(local, now_s(), &mut invalid_utf8);
     Checked {
         answered,
         path,
         invalid_utf8,
     }
+}
+
+/// The checks after the cheap `:path` look, in cost order. `request.path`
+/// is the raw request target in both hosts (Envoy: the `:path` header;
+/// ngx_wasm_module: `$request_uri`, where `:path` is nginx's decoded,
+/// normalised URI, so `/metrics%3F` arrives there as `/metrics?`).
+fn is_scrape(local: &SelfServed) -> bool {
+    let access = &local.access;
+    if access.serves_nobody() {
+        return false;
+    }
+    let raw = props::bytes(&["request", "path"]);
+    if !raw.is_some_and(|r| is_page(&r, &local.metrics_path)) {
+        return false;
+    }
+    if !matches!(
+        props::request_header_bytes(":method").as_deref(),
+        Some(b"GET" | b"HEAD")
+    ) {
+        return false;
+    }
+    if !access.source_allowed(props::bytes(&["source", "address"]).as_deref()) {
+        return false;
+    }
+    !access.needs_token()
+        || access.token_allowed(props::request_header_bytes("authorization").as_deref())
 }
 
 fn serve(local: &mut SelfServed, now_s: u64, invalid_utf8: &mut bool) -> bool {
@@ -78,13 +104,21 @@ fn serve(local: &mut SelfServed, now_s: u64, invalid_utf8: &mut bool) -> bool {
 pub struct SelfServed {
     delta: Delta,
     pub metrics_path: String,
+    access: ScrapeAccess,
 }
 
 impl SelfServed {
-    pub fn new(buckets: Buckets, namespace: &str, cap: usize, metrics_path: String) -> Self {
+    pub fn new(
+        buckets: Buckets,
+        namespace: &str,
+        cap: usize,
+        metrics_path: String,
+        access: ScrapeAccess,
+    ) -> Self {
         Self {
             delta: Delta::new(buckets, Layout::new(namespace, cap)),
             metrics_path,
+            access,
         }
     }
 

@@ -33,8 +33,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
+use uwsgi_red_core::scrape_access::is_page;
 use uwsgi_red_core::stats::config::{metrics_key, snapshot_key, AdminConfig, PluginConfig};
 
 use poller::Poller;
@@ -235,31 +236,51 @@ impl RootContext for Root {
     }
 }
 
-/// Answers the admin paths from shared data; every other request continues
-/// untouched.
+/// Answers the admin paths from shared data to allowed clients; every
+/// other request continues untouched.
 struct AdminFilter {
     config: Option<AdminConfig>,
 }
 
 impl Context for AdminFilter {}
 
+fn property(path: &[&str]) -> Option<Vec<u8>> {
+    read::property(path)
+}
+
+/// The raw request target as the client sent it (`request.path`: Envoy's
+/// `:path`, ngx_wasm_module's `$request_uri`), compared byte for byte, so a
+/// decoded or normalised variant of a page path is never one.
+fn requested_page(c: &AdminConfig) -> Option<(String, &'static str)> {
+    let raw = property(&["request", "path"])?;
+    if is_page(&raw, &c.snapshot_path) {
+        Some((snapshot_key(&c.shared_data_prefix), "application/json"))
+    } else if is_page(&raw, &c.metrics_path) {
+        Some((
+            metrics_key(&c.shared_data_prefix),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Source in the allowed ranges and, when configured, the bearer token.
+fn allowed(c: &AdminConfig) -> bool {
+    let access = &c.access;
+    access.source_allowed(property(&["source", "address"]).as_deref())
+        && (!access.needs_token()
+            || access.token_allowed(read::request_header("authorization").as_deref()))
+}
+
 impl HttpContext for AdminFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(c) = &self.config else {
             return Action::Continue;
         };
-        // Compared as bytes: a client's path need not be UTF-8 (the SDK's
-        // string getter would trap on it), and such a path is never ours.
-        let path = read::request_header(":path").unwrap_or_default();
-        let path = path.split(|b| *b == b'?').next().unwrap_or_default();
-        let (key, content_type) = if path == c.snapshot_path.as_bytes() {
-            (snapshot_key(&c.shared_data_prefix), "application/json")
-        } else if path == c.metrics_path.as_bytes() {
-            (
-                metrics_key(&c.shared_data_prefix),
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-        } else {
+        // A refused client is not answered at all (not even 403): the
+        // request goes on as if the filter were not there.
+        let Some((key, content_type)) = requested_page(c).filter(|_| allowed(c)) else {
             return Action::Continue;
         };
         let method = read::request_header(":method").unwrap_or_default();

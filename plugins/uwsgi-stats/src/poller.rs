@@ -142,6 +142,8 @@ impl Poller {
         let Some(t) = self.targets.get_mut(i) else {
             return;
         };
+        let mut document = d.document;
+        document.redact(self.config.snapshot_keep());
         t.families = fams;
         t.snapshot = TargetSnapshot {
             target: name,
@@ -150,7 +152,7 @@ impl Poller {
             last_success_ms: Some(now_ms),
             last_error: None,
             repairs: d.repairs as u64,
-            document: Some(d.document),
+            document: Some(document),
         };
     }
 
@@ -276,10 +278,8 @@ mod tests {
             "{text}"
         );
         let snap: Snapshot = serde_json_from(&out.snapshot_json);
-        assert_eq!(
-            snap.target("a").unwrap().document.as_ref().unwrap().cwd,
-            "/x\\y"
-        );
+        // cwd is a process detail, not in the snapshot by default.
+        assert_eq!(snap.target("a").unwrap().document.as_ref().unwrap().cwd, "");
 
         let body = b"upstream connect error or disconnect/reset before headers. reset reason: protocol error";
         p.on_reply(
@@ -350,6 +350,70 @@ mod tests {
         let text = p.publish(10_000).metrics_text;
         assert!(text.contains("uwsgi_up{target=\"b\"} 0"), "{text}");
         assert_eq!(text.matches("# TYPE uwsgi_up gauge").count(), 1, "{text}");
+    }
+
+    /// A cron whose command line holds a credential: by default it is in
+    /// no host metric name, no text and no snapshot; `cron_commands` brings
+    /// it back as the `command` label (and `snapshot_process_details` the
+    /// daemon's command line and the cwd/uid/gid).
+    #[test]
+    fn secret_command_lines_stay_out_unless_opted_in() {
+        const SECRET: &str = "s3cr3t-T0KEN";
+        let doc = br#"{"version":"2.0.30","uid":1000,"gid":1000,"cwd":"/srv/s3cr3t-T0KEN","workers":[{"id":1}],
+            "crons":[{"minute":-1,"command":"curl -s -H 'Authorization: Bearer s3cr3t-T0KEN' https://internal/api/cleanup","pid":-1}],
+            "daemons":[{"cmd":"/bin/d --key=s3cr3t-T0KEN","pid":9}]}"#;
+        let run = |extra: &str| {
+            let json = format!(r#"{{"targets":[{{"name":"a","cluster":"ca"}}]{extra}}}"#);
+            let PluginConfig::Poller(c) = PluginConfig::from_json(json.as_bytes()).unwrap() else {
+                panic!()
+            };
+            let mut p = Poller::new(c);
+            let mut h = Host::default();
+            p.on_reply(
+                &mut h,
+                0,
+                Some(200),
+                doc.len(),
+                &mut |_| doc.to_vec(),
+                5_000,
+            );
+            let out = p.publish(6_000);
+            let names: Vec<String> = h.0.iter().map(|(n, _)| n.clone()).collect();
+            (
+                names,
+                out.metrics_text,
+                String::from_utf8(out.snapshot_json).unwrap(),
+            )
+        };
+        let (names, text, snap) = run("");
+        assert!(names
+            .iter()
+            .any(|n| n == "target=.=a;.;cron_id=.=0;.;uwsgi_cron_running"));
+        assert!(names.iter().all(|n| !n.contains(SECRET)), "{names:?}");
+        assert!(
+            !text.contains(SECRET) && !snap.contains(SECRET),
+            "{text}\n{snap}"
+        );
+        assert!(
+            !snap.contains("\"uid\"") && snap.contains("\"pid\":9"),
+            "{snap}"
+        );
+        let (names, text, snap) = run(r#","cron_commands":true"#);
+        assert!(names
+            .iter()
+            .any(|n| n.contains("command=.=curl -s -H 'Authorization: Bearer s3cr3t-T0KEN'")));
+        assert!(
+            text.contains("command=\"curl -s -H 'Authorization: Bearer s3cr3t-T0KEN'"),
+            "{text}"
+        );
+        assert!(
+            snap.contains("Bearer s3cr3t-T0KEN") && !snap.contains("--key="),
+            "{snap}"
+        );
+        let (names, _, snap) = run(r#","snapshot_process_details":true"#);
+        assert!(names.iter().all(|n| !n.contains(SECRET)));
+        assert!(snap.contains("--key=s3cr3t-T0KEN") && snap.contains("\"uid\":1000"));
+        assert!(!snap.contains("Bearer"), "{snap}");
     }
 
     fn serde_json_from(b: &[u8]) -> Snapshot {
