@@ -58,7 +58,7 @@ fn every_subcommand_exits_zero_quietly_on_a_closed_stdout() {
     let cases: Vec<Vec<&str>> = vec![
         vec!["stats", &stats, "--target", "app1"],
         vec!["decode", &packet],
-        vec!["logs", &gunicorn],
+        vec!["logs", &gunicorn, "--duration-field", "M"],
         vec!["statsd", &statsd],
         vec!["--help"],
         vec!["stats", "--help"],
@@ -93,7 +93,7 @@ fn head_of_a_long_output_in_a_real_pipe() {
     let big = dir.join("access.log");
     std::fs::write(&big, format!("{line}\n").repeat(5000)).expect("log written");
     let script = format!(
-        "set -o pipefail; '{}' logs '{}' | head -1 >/dev/null",
+        "set -o pipefail; '{}' logs '{}' --duration-field M | head -1 >/dev/null",
         env!("CARGO_BIN_EXE_uwsgi-red"),
         big.display()
     );
