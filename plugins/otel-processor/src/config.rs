@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 // The same limits as red-filter's `route_patterns` (core states why).
-use uwsgi_red_core::config::{parse_json, ConfigError};
+use uwsgi_red_core::config::{parse_json, ConfigError, MAX_SERIES_LIMIT};
 pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
+use uwsgi_red_core::red::admission::DEFAULT_MAX_SERIES;
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 
@@ -43,6 +44,10 @@ pub struct ProcessorConfig {
     pub collapse_ids: bool,
     /// The trailing field of the gunicorn `access_log_format` in use.
     pub gunicorn_duration_field: GunicornDurationField,
+    /// Distinct request-log label sets (service, method, route, status)
+    /// that get their own series; later ones are folded into one overflow
+    /// series per status class (red-filter's `max_series`).
+    pub max_series: usize,
     #[serde(skip)]
     pub buckets: Option<Buckets>,
     #[serde(skip)]
@@ -61,6 +66,7 @@ impl Default for ProcessorConfig {
             route_patterns: Vec::new(),
             collapse_ids: true,
             gunicorn_duration_field: GunicornDurationField::M,
+            max_series: DEFAULT_MAX_SERIES,
             buckets: None,
             templates: Vec::new(),
         }
@@ -80,6 +86,12 @@ impl ProcessorConfig {
             return Err(ConfigError::new(
                 ".uwsgi_prefixes",
                 "prefixes must not be empty",
+            ));
+        }
+        if cfg.max_series == 0 || cfg.max_series > MAX_SERIES_LIMIT {
+            return Err(ConfigError::new(
+                ".max_series",
+                format!("must be 1..={MAX_SERIES_LIMIT}"),
             ));
         }
         let buckets = Buckets::new(cfg.duration_buckets_seconds.clone())
@@ -174,6 +186,18 @@ mod tests {
         let c = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"D"}"#).unwrap();
         assert_eq!(c.gunicorn_duration_field, GunicornDurationField::D);
         assert!(ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).is_err());
+    }
+
+    #[test]
+    fn max_series_is_bounded() {
+        let c = ProcessorConfig::from_json(b"{}").unwrap();
+        assert_eq!(c.max_series, DEFAULT_MAX_SERIES);
+        let c = ProcessorConfig::from_json(br#"{"max_series":5}"#).unwrap();
+        assert_eq!(c.max_series, 5);
+        for bad in [&br#"{"max_series":0}"#[..], br#"{"max_series":100001}"#] {
+            let e = ProcessorConfig::from_json(bad).unwrap_err();
+            assert_eq!(e.path, ".max_series");
+        }
     }
 
     #[test]
