@@ -605,6 +605,8 @@ def flood_collector(tmp_path_factory):
         yield {"proc": proc, "tmp": tmp, **ports}
     finally:
         proc.stop()
+        # The file exporter's copy of the flood (~100 MB): nothing reads it.
+        (tmp / "otel-logs.json").unlink(missing_ok=True)
 
 
 def test_request_log_flood_is_bounded_and_counted_exactly(flood_collector):
