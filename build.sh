@@ -229,6 +229,11 @@ cmd_test() {
   done
   cmd_fuzz smoke
   cmd_build
+  # The same proxy-wasm modules built again in a copy of this tree at another
+  # path, with its own target dir, must be the same bytes (about 1 min of
+  # CPU); scripts/repro-check.sh without --quick is the full two-clone check.
+  log "reproducible builds (scripts/repro-check.sh --quick)"
+  bash "$ROOT/scripts/repro-check.sh" --quick
   log "host tests (real Envoy, uWSGI, gunicorn, nginx, Prometheus)"
   "$VENV/bin/python" -m pytest -v -p no:cacheprovider "$ROOT/host-tests" "$@"
 }
