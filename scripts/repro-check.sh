@@ -13,7 +13,7 @@
 # Prints one sha256 per artifact and `BENCH repro_check_seconds N s`; exits 1
 # naming every artifact that differs. Uses the shared caches (cargo registry,
 # the pinned nightly, wasm-opt) but no build output of the clones' origin.
-# The full check costs two cold builds (23 min wall, 4 min CPU on the shared
+# The full check costs two cold builds (10-23 min wall, 4 min CPU on the shared
 # 2-core machine): run it before a release and after bumping
 # rust-toolchain-nightly or Cargo.lock.
 set -euo pipefail
