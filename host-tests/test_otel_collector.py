@@ -567,3 +567,80 @@ service:
                  15, what="batch passed through")
     finally:
         proc.stop()
+
+
+# --- a hostile request log cannot flood the Collector with series ---------------
+
+FLOOD_LINES, FLOOD_METHODS, FLOOD_BATCH = 100_000, 1_000, 5_000
+# The example's plugin_config max_series; the flood is the only sender, so
+# exactly that many label sets are admitted.
+EXAMPLE_MAX_SERIES = 1000
+FLOOD_STATUSES = (200, 404, 503)
+
+
+def flood_logs(first):
+    """OTLP/JSON logs: one gunicorn access line per record, each with its own
+    path and one of FLOOD_METHODS methods (none of them an HTTP method)."""
+    recs = []
+    for n in range(first, first + FLOOD_BATCH):
+        line = (f'127.0.0.1 - - [30/Nov/2026:17:00:00 +0000] "M{n % FLOOD_METHODS} /flood/p{n}x HTTP/1.1" '
+                f'{FLOOD_STATUSES[n % 3]} 2 "-" "t" 900')
+        recs.append({"body": {"stringValue": line}})
+    return json.dumps({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "flood"}}]},
+        "scopeLogs": [{"logRecords": recs}]}]}).encode()
+
+
+@pytest.fixture(scope="module")
+def flood_collector(tmp_path_factory):
+    """Its own Collector on the shipped config: the flood fills the series
+    cap, which would fold the other tests' routes into overflow."""
+    tmp = tmp_path_factory.mktemp("otelcol-flood")
+    ports = {k: free_port() for k in ("statsd", "otlp_grpc", "otlp_http", "prom", "prom_red")}
+    proc = Proc("otelcol-flood", [otelcol_bin(), "--config", str(EXAMPLE)], tmp, env=example_env(tmp, ports),
+                cwd=ROOT)
+    try:
+        wait_port(ports["otlp_http"], 30, proc)
+        wait_for(lambda: "Everything is ready" in proc.log(), 30, what="collector ready")
+        yield {"proc": proc, "tmp": tmp, **ports}
+    finally:
+        proc.stop()
+        # The file exporter's copy of the flood (~100 MB): nothing reads it.
+        (tmp / "otel-logs.json").unlink(missing_ok=True)
+
+
+def test_request_log_flood_is_bounded_and_counted_exactly(flood_collector):
+    """100 000 lines with 100 000 distinct paths and 1 000 distinct methods
+    through the shipped pipeline: the RED endpoint shows max_series series
+    plus one overflow series per status class, and their counts add up to
+    exactly the lines sent."""
+    c = flood_collector
+    url = f"http://127.0.0.1:{c['otlp_http']}/v1/logs"
+    for first in range(0, FLOOD_LINES, FLOOD_BATCH):
+        code, _, body = http("POST", url, flood_logs(first), {"Content-Type": "application/json"})
+        assert code == 200, body
+
+    def counts():
+        text = get(f"http://127.0.0.1:{c['prom_red']}/metrics")
+        return ({(l["http_request_method"], l["http_route"], l["http_response_status_code"]): v
+                 for l, v in samples(text, "http_server_request_count_total", job="flood")},
+                {(l["http_request_method"], l["http_route"], l["http_response_status_code"]): v
+                 for l, v in samples(text, "http_server_request_duration_seconds_count", job="flood")},
+                text)
+    count, hist, text = wait_for(lambda: (r := counts()) and sum(r[0].values()) == FLOOD_LINES and r, 60,
+                                 what=f"{FLOOD_LINES} requests at the RED endpoint")
+    overflow = {k: v for k, v in count.items() if k[1] == "__overflow__"}
+    # 1 000 admitted label sets + the 2xx, 4xx and 5xx overflow series; no
+    # other series at the endpoint at all.
+    assert len(count) == EXAMPLE_MAX_SERIES + len(FLOOD_STATUSES), len(count)
+    assert set(overflow) == {("_OTHER", "__overflow__", cls) for cls in ("2xx", "4xx", "5xx")}
+    assert {l.get("job") for l, _ in samples(text, "http_server_request_count_total")} == {"flood"}
+    assert {k[0] for k in count} == {"_OTHER"}, "a method outside the OTel list became a label"
+    # Exactly the first 1 000 (one line each) were admitted; each overflow
+    # class holds the rest of its lines.
+    assert all(v == 1 for k, v in count.items() if k not in overflow)
+    per_class = Counter(FLOOD_STATUSES[n % 3] // 100 for n in range(EXAMPLE_MAX_SERIES, FLOOD_LINES))
+    assert {k[2]: v for k, v in overflow.items()} == {f"{s}xx": n for s, n in per_class.items()}
+    assert sum(count.values()) == FLOOD_LINES and hist == count
+    log = c["proc"].log()
+    assert c["proc"].poll() is None and "panic" not in log

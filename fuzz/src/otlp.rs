@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, MetricsData};
 use otel_processor::logs::ATTR_PARSED;
 use otel_processor::{
-    load_config, process_logs, process_metrics, LoadedConfig, NameBudget, Refusal,
+    load_config, process_logs, process_metrics, LoadedConfig, LogSeries, NameBudget, Refusal,
 };
 use prost::Message;
 use uwsgi_red_core::statsd::{classify, map, Outcome};
@@ -106,7 +106,7 @@ pub fn metrics(data: &[u8]) {
 }
 
 pub fn logs(data: &[u8]) {
-    let out = process_logs(config(), data);
+    let out = process_logs(config(), &mut LogSeries::default(), data);
     let Ok(input) = LogsData::decode(data) else {
         assert_eq!(out.payload, data, "undecodable input passes through");
         assert!(out.status_reason.is_some());

@@ -67,6 +67,20 @@ def yaml_single_quoted(s):
     return "'" + s.replace("'", "''") + "'"
 
 
+_CAP_BLOCK = re.compile(r"^(?P<indent> *)capability_restriction_config:\n(?:(?P=indent)  .*\n)+", re.M)
+
+
+def capability_block(example, indent):
+    """The `capability_restriction_config` block of an example config,
+    re-indented: test-only topologies run a module with exactly the
+    Proxy-Wasm capabilities its example allows."""
+    m = _CAP_BLOCK.search(Path(example).read_text())
+    if m is None:
+        raise RenderError(f"{example}: no capability_restriction_config block")
+    old = len(m.group("indent"))
+    return "".join(indent + line[old:] + "\n" for line in m.group(0).splitlines())
+
+
 def plugin_config_sub(prefix, config):
     """Sub replacing the one `value: '{<prefix>...}'` plugin configuration line."""
     text = config if isinstance(config, str) else json.dumps(config)
@@ -224,7 +238,7 @@ def tcp_proxy_config(admin, listeners, clusters, wasm_path, plugin_config, bucke
             configuration:
               "@type": type.googleapis.com/google.protobuf.StringValue
               value: {yaml_single_quoted(plugin_config)}
-            vm_config:
+{capability_block(TCP_EXAMPLE, " " * 12)}            vm_config:
               vm_id: uwsgi_tcp
               runtime: envoy.wasm.runtime.v8
               code: {{local: {{filename: {wasm_path}}}}}""" if with_filter else ""

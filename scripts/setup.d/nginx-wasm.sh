@@ -7,6 +7,8 @@
 #      $UWSGI_RED_SHARED/hosts/nginx-wasm/bin (default ../shared next to the
 #      repository), copied into $UWSGI_RED_CACHE/nginx-wasm/bin because the
 #      shared folder is read-only and may not exist on the next machine.
+# The shared binaries are checked against scripts/shared.sha256 before they
+# are copied, and the cached copy before every use.
 # Idempotent: an up-to-date copy is not copied again.
 #   nginx-wasm.sh          provide the binary, print its path
 #   nginx-wasm.sh --path   print the path it would use (nothing is copied)
@@ -64,11 +66,16 @@ if [ "$fresh" = 0 ]; then
   # Copy beside, then swap: a half-copied binary is never left at $bin.
   tmp="$(mktemp -d "$CACHE/bin.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
-  for f in "${FILES[@]}"; do cp "$SHARED/bin/$f" "$tmp/$f"; done
+  # Checked in the copy, so what is checked is what gets used.
+  for f in "${FILES[@]}"; do
+    cp "$SHARED/bin/$f" "$tmp/$f"
+    bash "$ROOT/scripts/verify-shared.sh" "$tmp/$f" "nginx-wasm/bin/$f"
+  done
   chmod 0755 "$tmp" "$tmp"/*
   rm -rf "$CACHE/bin"
   mv "$tmp" "$CACHE/bin"
   trap - EXIT
 fi
+for f in "${FILES[@]}"; do bash "$ROOT/scripts/verify-shared.sh" "$CACHE/bin/$f" "nginx-wasm/bin/$f"; done
 check "$bin"
 echo "$bin"

@@ -20,6 +20,11 @@ SRC="$ROOT/examples/otel-collector"
 OTELWASM_TGZ="${UWSGI_RED_OTELWASM_TGZ:-$ROOT/../shared/hosts/otelwasm/otelwasm-4161e88.tar.gz}"
 
 [ -r "$OTELWASM_TGZ" ] || { echo "otelwasm source archive not found: $OTELWASM_TGZ (set UWSGI_RED_OTELWASM_TGZ)" >&2; exit 1; }
+# The shared archive must be the one whose digest is committed; an archive
+# of your own (UWSGI_RED_OTELWASM_TGZ) is yours to vouch for.
+if [ -z "${UWSGI_RED_OTELWASM_TGZ:-}" ]; then
+  bash "$ROOT/scripts/verify-shared.sh" "$OTELWASM_TGZ" otelwasm/otelwasm-4161e88.tar.gz
+fi
 hash="$( { cat "$SRC/builder-config.yaml" "$SRC/otelcol.go.sum" "$OTELWASM_TGZ"; echo "$OCB_VERSION $CORE_STABLE build-v3"; } \
   | sha256sum | cut -c1-16)"
 out="$CACHE/$hash"

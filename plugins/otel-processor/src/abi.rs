@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 
 use crate::status::{log_line, Counters};
 use crate::{
-    load_config, process_logs, process_metrics, LoadedConfig, NameBudget, Outcome, Refusal,
+    load_config, process_logs, process_metrics, LoadedConfig, LogSeries, NameBudget, Outcome,
+    Refusal,
 };
 
 #[link(wasm_import_module = "opentelemetry.io/wasm")]
@@ -58,6 +59,8 @@ thread_local! {
     static REFUSALS: Cell<Counters> = Cell::new(Counters::default());
     // The StatsD names this processor rewrites, for its lifetime.
     static NAMES: Cell<NameBudget> = Cell::new(NameBudget::default());
+    // Which request-log label sets have a series, for its lifetime.
+    static SERIES: Cell<LogSeries> = Cell::new(LogSeries::default());
 }
 
 static CONFIG: OnceLock<LoadedConfig> = OnceLock::new();
@@ -191,5 +194,12 @@ pub extern "C" fn processMetrics() -> u32 {
 
 #[no_mangle]
 pub extern "C" fn processLogs() -> u32 {
-    process("logs", current_logs, set_result_logs, process_logs)
+    SERIES.with(|cell| {
+        let mut series = cell.take();
+        let status = process("logs", current_logs, set_result_logs, |cfg, input| {
+            process_logs(cfg, &mut series, input)
+        });
+        cell.set(series);
+        status
+    })
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 // The same limits as red-filter's `route_patterns` (core states why).
 use uwsgi_red_core::config::schema::{Key, Ty};
-use uwsgi_red_core::config::{parse_json, ConfigError};
+use uwsgi_red_core::config::{parse_json, ConfigError, MAX_SERIES_LIMIT};
 pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
+use uwsgi_red_core::red::admission::DEFAULT_MAX_SERIES;
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 
@@ -24,7 +25,7 @@ const ROUTE_PATTERN: Ty = Ty::Str {
 /// The processor's keys as `uwsgi-red schema otel-processor` states them.
 /// serde reads the struct below; the test `schema_keys_are_the_fields`
 /// holds the two to the same key set (serde names every field it expects).
-pub const OTEL_KEYS: [Key; 10] = [
+pub const OTEL_KEYS: [Key; 11] = [
     Key::new(
         "uwsgi_prefixes",
         Ty::List {
@@ -94,6 +95,14 @@ pub const OTEL_KEYS: [Key; 10] = [
         Ty::Choice(&["M", "D", "L"]),
         "the trailing field of gunicorn's access_log_format: %(D)s µs (default), %(M)s ms or %(L)s decimal seconds",
     ),
+    Key::new(
+        "max_series",
+        Ty::UInt {
+            min: 1,
+            max: MAX_SERIES_LIMIT as u64,
+        },
+        "request-log label sets (service.name, method, route, status) with a series of their own; later ones fold into one overflow series per status class",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -127,6 +136,10 @@ pub struct ProcessorConfig {
     /// so the default is the recommended format's `%(D)s` (microseconds,
     /// the precise one); a value of another shape is flagged, not read.
     pub gunicorn_duration_field: GunicornDurationField,
+    /// Distinct request-log label sets (service, method, route, status)
+    /// that get their own series; later ones are folded into one overflow
+    /// series per status class (red-filter's `max_series`).
+    pub max_series: usize,
     #[serde(skip)]
     pub buckets: Option<Buckets>,
     #[serde(skip)]
@@ -146,6 +159,7 @@ impl Default for ProcessorConfig {
             collapse_ids: true,
             uwsgi_push_period_seconds: 3.0,
             gunicorn_duration_field: GunicornDurationField::D,
+            max_series: DEFAULT_MAX_SERIES,
             buckets: None,
             templates: Vec::new(),
         }
@@ -172,6 +186,12 @@ impl ProcessorConfig {
             return Err(ConfigError::new(
                 ".uwsgi_push_period_seconds",
                 "must be a number of seconds in (0, 86400]",
+            ));
+        }
+        if cfg.max_series == 0 || cfg.max_series > MAX_SERIES_LIMIT {
+            return Err(ConfigError::new(
+                ".max_series",
+                format!("must be 1..={MAX_SERIES_LIMIT}"),
             ));
         }
         let buckets = Buckets::new(cfg.duration_buckets_seconds.clone())
@@ -313,6 +333,18 @@ mod tests {
         let listed: Vec<&str> = e.message.split('`').skip(3).step_by(2).collect();
         let table: Vec<&str> = OTEL_KEYS.iter().map(|k| k.name).collect();
         assert_eq!(listed, table, "{}", e.message);
+    }
+
+    #[test]
+    fn max_series_is_bounded() {
+        let c = ProcessorConfig::from_json(b"{}").unwrap();
+        assert_eq!(c.max_series, DEFAULT_MAX_SERIES);
+        let c = ProcessorConfig::from_json(br#"{"max_series":5}"#).unwrap();
+        assert_eq!(c.max_series, 5);
+        for bad in [&br#"{"max_series":0}"#[..], br#"{"max_series":100001}"#] {
+            let e = ProcessorConfig::from_json(bad).unwrap_err();
+            assert_eq!(e.path, ".max_series");
+        }
     }
 
     #[test]

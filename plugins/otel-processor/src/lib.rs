@@ -25,6 +25,7 @@ pub mod otlp;
 pub mod status;
 
 pub use config::ProcessorConfig;
+pub use logs::LogSeries;
 pub use status::Refusal;
 pub use uwsgi_red_core::statsd::NameBudget;
 
@@ -165,8 +166,10 @@ totals together; set the receiver's aggregation_interval below the push period",
     }
 }
 
-/// OTLP `LogsData` bytes in, annotated bytes out (fail-open).
-pub fn process_logs(config: &LoadedConfig, input: &[u8]) -> Outcome {
+/// OTLP `LogsData` bytes in, annotated bytes out (fail-open). `series` is
+/// the processor's admission state for request-log label sets, kept across
+/// batches.
+pub fn process_logs(config: &LoadedConfig, series: &mut LogSeries, input: &[u8]) -> Outcome {
     let cfg = match config {
         Ok(c) if c.parse_logs => c,
         Ok(_) => return Outcome::unchanged(input),
@@ -177,7 +180,7 @@ pub fn process_logs(config: &LoadedConfig, input: &[u8]) -> Outcome {
     }
     match otlp::decode_logs(input) {
         Ok(mut data) => {
-            logs::annotate(cfg, &mut data);
+            logs::annotate(cfg, series, &mut data);
             Outcome::rewritten(otlp::encode(&data))
         }
         Err(e) => pass_through(

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     MetricsData, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use otel_processor::{load_config, process_logs, process_metrics, NameBudget};
+use otel_processor::{load_config, process_logs, process_metrics, LogSeries, NameBudget};
 use prost::Message;
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
@@ -291,7 +291,7 @@ fn undecodable_input_passes_through_with_reason() {
     let out = process_metrics(&load_config(b"{}"), &mut NameBudget::default(), &garbage);
     assert_eq!(out.payload, garbage);
     assert!(out.status_reason.unwrap().contains("passed through"));
-    let out = process_logs(&load_config(b"{}"), &garbage);
+    let out = process_logs(&load_config(b"{}"), &mut LogSeries::default(), &garbage);
     assert_eq!(out.payload, garbage);
     assert!(out.status_reason.is_some());
 }
@@ -346,7 +346,11 @@ fn log_lines_become_attributes() {
         std::fs::read_to_string(format!("{vectors}gunicorn_access_default.log")).unwrap();
     let lines: Vec<&str> = uwsgi.lines().chain(gunicorn.lines()).collect();
     let input = log_batch(&lines);
-    let out = process_logs(&load_config(b"{}"), &input.encode_to_vec());
+    let out = process_logs(
+        &load_config(b"{}"),
+        &mut LogSeries::default(),
+        &input.encode_to_vec(),
+    );
     assert_eq!(out.status_reason, None);
     let out = LogsData::decode(&out.payload[..]).unwrap();
     let recs = &out.resource_logs[0].scope_logs[0].log_records;
@@ -406,7 +410,7 @@ fn batch_over_rewrite_limit_passes_through_unchanged() {
     assert_eq!(out.refusal, Some(Refusal::TooBig));
     let reason = out.status_reason.unwrap_or_default();
     assert!(reason.contains("64 MiB rewrite limit"), "{reason}");
-    let logs = process_logs(&cfg, &input);
+    let logs = process_logs(&cfg, &mut LogSeries::default(), &input);
     assert!(logs.payload == input && logs.refusal == Some(Refusal::TooBig));
     // At the limit it is still rewritten.
     let small = gunicorn_batch_bytes();
@@ -439,7 +443,11 @@ fn refusals_name_their_kind() {
         .status_reason
         .unwrap_or_default()
         .contains("uwsgi_prefix"));
-    let out = process_logs(&load_config(b"{}"), b"\x0a\xff\xff\xff\xff\x0f");
+    let out = process_logs(
+        &load_config(b"{}"),
+        &mut LogSeries::default(),
+        b"\x0a\xff\xff\xff\xff\x0f",
+    );
     assert_eq!(out.refusal, Some(Refusal::Undecodable));
     let out = process_metrics(
         &load_config(b"{}"),
@@ -456,7 +464,11 @@ fn gunicorn_micros_and_routes() {
         r#"127.0.0.1 - - [22/Nov/2026:04:12:31 +0000] "POST /orders/5f1c0a9e77 HTTP/1.1" 503 2 "-" "curl" 250000"#,
     ];
     let cfg = load_config(br#"{"route_patterns":["/users/{id}"],"gunicorn_duration_field":"D"}"#);
-    let out = process_logs(&cfg, &log_batch(&lines).encode_to_vec());
+    let out = process_logs(
+        &cfg,
+        &mut LogSeries::default(),
+        &log_batch(&lines).encode_to_vec(),
+    );
     assert_eq!(out.status_reason, None);
     let out = LogsData::decode(&out.payload[..]).unwrap();
     let got: Vec<_> = out.resource_logs[0].scope_logs[0]
@@ -496,7 +508,11 @@ fn gunicorn_micros_and_routes() {
     // Default: the recommended format's %(D)s, microseconds, as declared
     // above; %(M)s must be declared.
     let duration = |cfg: &[u8], line: &str| {
-        let out = process_logs(&load_config(cfg), &log_batch(&[line]).encode_to_vec());
+        let out = process_logs(
+            &load_config(cfg),
+            &mut LogSeries::default(),
+            &log_batch(&[line]).encode_to_vec(),
+        );
         let out = LogsData::decode(&out.payload[..]).unwrap();
         let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
         let a = |k| attr(&rec.attributes, k).cloned();
@@ -622,4 +638,156 @@ totals together; set the receiver's aggregation_interval below the push period"
         &input.encode_to_vec(),
     );
     assert_eq!((out.refusal, out.status_reason), (None, None));
+}
+
+fn gunicorn_line(method: &str, path: &str, status: u16) -> String {
+    format!(
+        r#"127.0.0.1 - - [22/Nov/2026:04:12:31 +0000] "{method} {path} HTTP/1.1" {status} 2 "-" "curl" 15"#
+    )
+}
+
+/// (method, route, status code, error.type, overflow flag) of every record.
+type Labels = (
+    Option<any_value::Value>,
+    Option<any_value::Value>,
+    Option<any_value::Value>,
+    Option<any_value::Value>,
+    Option<any_value::Value>,
+);
+
+fn labels(out: &[u8]) -> Vec<Labels> {
+    let out = LogsData::decode(out).unwrap();
+    out.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .map(|r| {
+            let a = |k| attr(&r.attributes, k).cloned();
+            (
+                a("http.request.method"),
+                a("http.route"),
+                a("http.response.status_code"),
+                a("error.type"),
+                a("uwsgi_red.series.overflow"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn unknown_methods_become_other_and_keep_the_original() {
+    let lines = [
+        gunicorn_line("BREW", "/pot", 418),
+        gunicorn_line("get", "/pot", 200),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = process_logs(
+        &load_config(b"{}"),
+        &mut LogSeries::default(),
+        &log_batch(&lines).encode_to_vec(),
+    );
+    let out = LogsData::decode(&out.payload[..]).unwrap();
+    let recs = &out.resource_logs[0].scope_logs[0].log_records;
+    use any_value::Value::StringValue as S;
+    for (rec, original) in recs.iter().zip(["BREW", "get"]) {
+        assert_eq!(
+            attr(&rec.attributes, "http.request.method"),
+            Some(&S("_OTHER".into()))
+        );
+        assert_eq!(
+            attr(&rec.attributes, "http.request.method_original"),
+            Some(&S(original.into()))
+        );
+    }
+    // A known method has no `_original`.
+    let line = gunicorn_line("GET", "/pot", 200);
+    let out = process_logs(
+        &load_config(b"{}"),
+        &mut LogSeries::default(),
+        &log_batch(&[&line]).encode_to_vec(),
+    );
+    let out = LogsData::decode(&out.payload[..]).unwrap();
+    let rec = &out.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(attr(&rec.attributes, "http.request.method_original"), None);
+}
+
+#[test]
+fn label_sets_beyond_max_series_fold_into_one_overflow_series_per_class() {
+    use any_value::Value::{BoolValue as B, IntValue as I, StringValue as S};
+    let cfg = load_config(br#"{"max_series":3,"collapse_ids":false}"#);
+    let mut series = LogSeries::default();
+    // 3 sets fill the cap in the first batch; the second batch repeats
+    // one of them (still admitted) and brings new ones (folded).
+    let first: Vec<String> = ["/a", "/b", "/c"]
+        .iter()
+        .map(|p| gunicorn_line("GET", p, 200))
+        .collect();
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let out = process_logs(&cfg, &mut series, &log_batch(&first).encode_to_vec());
+    assert!(labels(&out.payload).iter().all(|l| l.4.is_none()));
+    let second = [
+        gunicorn_line("GET", "/b", 200),
+        gunicorn_line("GET", "/d", 200),
+        gunicorn_line("BREW", "/e", 503),
+        gunicorn_line("POST", "/a", 200),
+    ];
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let out = process_logs(&cfg, &mut series, &log_batch(&second).encode_to_vec());
+    let overflow = |class: &str, err: Option<&str>| {
+        (
+            Some(S("_OTHER".into())),
+            Some(S("__overflow__".into())),
+            Some(S(class.into())),
+            err.map(|e| S(e.into())),
+            Some(B(true)),
+        )
+    };
+    assert_eq!(
+        labels(&out.payload),
+        [
+            (
+                Some(S("GET".into())),
+                Some(S("/b".into())),
+                Some(I(200)),
+                None,
+                None
+            ),
+            overflow("2xx", None),
+            overflow("5xx", Some("_OTHER")),
+            // Another method on an admitted route is another label set.
+            overflow("2xx", None),
+        ]
+    );
+    assert_eq!(series.folded(), 3);
+}
+
+#[test]
+fn thousands_of_paths_and_methods_stay_within_cap_plus_overflow() {
+    use std::collections::HashMap;
+    let cfg = load_config(br#"{"max_series":50}"#);
+    let mut series = LogSeries::default();
+    let mut per_series: HashMap<String, u64> = HashMap::new();
+    let mut sent = 0u64;
+    for batch in 0..20 {
+        let lines: Vec<String> = (0..500)
+            .map(|i| {
+                let n = batch * 500 + i;
+                let status = [200, 404, 503][n % 3];
+                gunicorn_line(&format!("M{}", n % 1000), &format!("/p{n}x"), status)
+            })
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = process_logs(&cfg, &mut series, &log_batch(&lines).encode_to_vec());
+        for l in labels(&out.payload) {
+            *per_series
+                .entry(format!("{:?}", (l.0, l.1, l.2)))
+                .or_default() += 1;
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 10_000);
+    // 50 admitted sets + the 2xx, 4xx and 5xx overflow series.
+    assert_eq!(per_series.len(), 53, "{:?}", per_series.keys().take(5));
+    assert_eq!(per_series.values().sum::<u64>(), 10_000);
+    assert_eq!(series.folded(), 10_000 - 50);
 }
