@@ -160,7 +160,7 @@ def committed_configs():
     out = []
     for path in sorted(EXAMPLES.rglob("envoy.yaml")):
         text = path.read_text()
-        for m in re.finditer(r"value: '(\{.*?\})'\n(?P<rest>(?:.*\n){0,12})", text):
+        for m in re.finditer(r"value: '(\{.*?\})'\n(?P<rest>(?:.*\n){0,60})", text):
             mod = re.search(r"(?:filename|uri): [^\n]*?([a-z-]+\.wasm)", m.group("rest"))
             assert mod, f"{path}: no module after the configuration at {m.start()}"
             out.append((MODULES[mod.group(1)], m.group(1).replace("''", "'"), f"{path.relative_to(ROOT)}"))
