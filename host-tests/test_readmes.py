@@ -30,9 +30,9 @@ The convention the READMEs follow (examples/README.md says it for writers):
 The commands run in a shadow of the checkout: a temporary directory whose
 entries link to the checkout's, except `examples/<this example>` and every
 other example whose files a run command names (`examples/demo/envoy.yaml`),
-which are copies with the ports substituted. So relative paths (`dist/x.wasm`, `%d` in
-uWSGI ini files, Prometheus rule files) resolve as in the checkout, and
-nothing a command writes lands in it.
+which are copies with the ports substituted. So relative paths
+(`dist/x.wasm`, `%d` in uWSGI ini files, Prometheus rule files) resolve as
+in the checkout, and nothing a command writes lands in it.
 """
 import os
 import re
@@ -125,7 +125,7 @@ def expected_regex(line):
 
 
 class Shadow:
-    """The checkout seen through links, with one example rendered."""
+    """The checkout seen through links, with the examples a README uses rendered."""
 
     def __init__(self, example, ports, tmp_dirs, others=()):
         # World-traversable: nginx started as root serves from worker
