@@ -224,6 +224,9 @@ write_env() {
   [ -n "$path" ] && [ -x "$path" ] && ln -s "$path" "$bin/nginx-wasm"
   path="$(bash "$ROOT/scripts/setup.d/otelcol.sh" --path 2>/dev/null || true)"
   [ -n "$path" ] && [ -x "$path" ] && ln -s "$path" "$bin/otelcol-uwsgi-red"
+  # Telegraf with the plugins examples/influxdb uses (scripts/setup.d/telegraf.sh).
+  path="$(bash "$ROOT/scripts/setup.d/telegraf.sh" --path 2>/dev/null || true)"
+  [ -n "$path" ] && [ -x "$path" ] && ln -s "$path" "$bin/telegraf"
   # /usr/sbin: Debian's nginx for users whose PATH lacks it.
   printf 'export PATH="%s:$PATH:/usr/sbin"\n' "$bin" >"$DIST/env.sh"
   log "dist/bin: $(cd "$bin" && ls | tr '\n' ' ')— put it on PATH with: . dist/env.sh"

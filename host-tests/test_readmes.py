@@ -28,10 +28,11 @@ The convention the READMEs follow (examples/README.md says it for writers):
   `<!-- readme-test: none REASON -->`.
 
 The commands run in a shadow of the checkout: a temporary directory whose
-entries link to the checkout's, except `examples/<this example>`, which is a
-copy with the ports substituted. So relative paths (`dist/x.wasm`, `%d` in
-uWSGI ini files, Prometheus rule files) resolve as in the checkout, and
-nothing a command writes lands in it.
+entries link to the checkout's, except `examples/<this example>` and every
+other example whose files a run command names (`examples/demo/envoy.yaml`),
+which are copies with the ports substituted. So relative paths
+(`dist/x.wasm`, `%d` in uWSGI ini files, Prometheus rule files) resolve as
+in the checkout, and nothing a command writes lands in it.
 """
 import os
 import re
@@ -124,9 +125,9 @@ def expected_regex(line):
 
 
 class Shadow:
-    """The checkout seen through links, with one example rendered."""
+    """The checkout seen through links, with the examples a README uses rendered."""
 
-    def __init__(self, example, ports, tmp_dirs):
+    def __init__(self, example, ports, tmp_dirs, others=()):
         # World-traversable: nginx started as root serves from worker
         # processes running as nobody.
         self.root = Path(tempfile.mkdtemp(prefix=f"readme-{example}-"))
@@ -135,20 +136,22 @@ class Shadow:
             if entry.name not in ("examples", ".git"):
                 (self.root / entry.name).symlink_to(entry)
         (self.root / "examples").mkdir()
+        rendered = {example, *others}
         for entry in (ROOT / "examples").iterdir():
-            if entry.name != example:
+            if entry.name not in rendered:
                 (self.root / "examples" / entry.name).symlink_to(entry)
         self.found = {p: 0 for p in ports}
         self.ports = ports
         self.tmp_dirs = {old: self.root / ("tmp" + re.sub(r"[^A-Za-z0-9]+", "-", old)) for old in tmp_dirs}
-        shutil.copytree(ROOT / "examples" / example, self.root / "examples" / example)
-        for f in (self.root / "examples" / example).rglob("*"):
-            if f.is_file() and f.suffix != ".md":
-                try:
-                    text = f.read_text()
-                except UnicodeDecodeError:
-                    continue
-                f.write_text(self.sub_config(text))
+        for name in sorted(rendered):
+            shutil.copytree(ROOT / "examples" / name, self.root / "examples" / name)
+            for f in (self.root / "examples" / name).rglob("*"):
+                if f.is_file() and f.suffix != ".md":
+                    try:
+                        text = f.read_text()
+                    except UnicodeDecodeError:
+                        continue
+                    f.write_text(self.sub_config(text))
 
     def sub_config(self, text):
         for old, new in self.tmp_dirs.items():
@@ -290,7 +293,11 @@ def test_readme_runs_as_written(example, tmp_path):
             else:
                 ports[int(words[i])] = free_port()
                 i += 1
-    shadow = Shadow(example, ports, tmp_dirs)
+    # Another example's files a command uses (one Envoy config shared by
+    # several READMEs) get the same free ports as this README's.
+    others = {m for b in runnable for line in commands(b.lines)
+              for m in re.findall(r"examples/([\w-]+)/", line) if m != example and (ROOT / "examples" / m).is_dir()}
+    shadow = Shadow(example, ports, tmp_dirs, others)
     runner = Runner(example, shadow, tmp_path)
     try:
         for block in runnable:
