@@ -17,9 +17,11 @@
 
 pub mod config;
 pub mod envoy_name;
+pub mod lease;
 pub mod logs;
 pub mod prom;
 pub mod red;
+pub mod scrape_access;
 pub mod stats;
 pub mod statsd;
 pub mod uwsgi;
