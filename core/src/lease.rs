@@ -249,12 +249,7 @@ mod tests {
             .all(|(_, h)| *h == first));
         let next = holder_at.iter().find(|(t, _)| *t >= kill_at).unwrap();
         assert_ne!(next.1, first);
-        let last_renewal = holder_at
-            .iter()
-            .filter(|(t, _)| *t < kill_at)
-            .last()
-            .unwrap()
-            .0;
+        let last_renewal = holder_at.iter().rfind(|(t, _)| *t < kill_at).unwrap().0;
         assert!(
             next.0 - last_renewal <= TTL + TICK,
             "{next:?} {last_renewal}"

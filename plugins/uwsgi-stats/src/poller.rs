@@ -114,6 +114,18 @@ impl Poller {
         }
     }
 
+    /// The call failed with no reply, for a reason the host named
+    /// (ngx_wasm_module's `:dispatch_status`).
+    pub fn on_failure(
+        &mut self,
+        host: &mut dyn MetricsHost,
+        i: usize,
+        reason: &'static str,
+        message: &str,
+    ) {
+        self.failure(host, i, reason, message);
+    }
+
     /// `dispatch_http_call` itself failed (unknown cluster, bad headers).
     pub fn on_dispatch_error(&mut self, host: &mut dyn MetricsHost, i: usize, message: &str) {
         self.failure(host, i, "dispatch", message);
