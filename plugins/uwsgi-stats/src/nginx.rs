@@ -46,6 +46,21 @@ pub fn dispatch_reason(dispatch_status: Option<&[u8]>) -> &'static str {
     }
 }
 
+/// Set by the example's stats relay (`$upstream_connect_time`): `-` when
+/// the stats server could not be connected to.
+pub const RELAY_CONNECT_HEADER: &str = "x-uwsgi-stats-connect";
+
+/// A relay's 502/504 names what failed behind it, as Envoy's local replies
+/// do; `None` for any other reply (decoded as usual).
+pub fn relay_reason(status: Option<u16>, connect: Option<&[u8]>) -> Option<&'static str> {
+    match (status, connect) {
+        (Some(504), _) => Some("timeout"),
+        (Some(502), Some(c)) if c.first() == Some(&b'-') || c.is_empty() => Some("connect"),
+        (Some(502), Some(_)) => Some("protocol"),
+        _ => None,
+    }
+}
+
 /// What a tick decided (for tests and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TickPlan {
@@ -253,6 +268,15 @@ impl NginxRoot {
         } else {
             let status = read::http_call_response_header(":status")
                 .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+            if let Some(reason) = relay_reason(
+                status,
+                read::http_call_response_header(RELAY_CONNECT_HEADER).as_deref(),
+            ) {
+                let detail = format!("HTTP {} from the stats relay", status.unwrap_or(0));
+                p.on_failure(&mut self.host, i, reason, &detail);
+                self.publish(now);
+                return;
+            }
             let mut body = |n: usize| {
                 hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, n)
                     .ok()
@@ -435,5 +459,10 @@ mod tests {
         assert_eq!(dispatch_reason(Some(b"broken connection")), "connect");
         assert_eq!(dispatch_reason(Some(b"reader failure")), "protocol");
         assert_eq!(dispatch_reason(None), "unreachable");
+        assert_eq!(relay_reason(Some(504), None), Some("timeout"));
+        assert_eq!(relay_reason(Some(502), Some(b"-")), Some("connect"));
+        assert_eq!(relay_reason(Some(502), Some(b"0.000")), Some("protocol"));
+        assert_eq!(relay_reason(Some(502), None), None);
+        assert_eq!(relay_reason(Some(200), Some(b"0.000")), None);
     }
 }
