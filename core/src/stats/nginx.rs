@@ -27,16 +27,19 @@ pub struct NginxConfig {
 }
 
 impl NginxConfig {
-    /// The lease outlives two ticks: see [`NginxConfig::tick_ms`].
+    /// Three fifths of an interval: the holder renews every tick (a fifth),
+    /// so it keeps the lease through a stall of two ticks (a worker starved
+    /// while its siblings compile the module at a reload).
     pub fn lease_ttl_ms(&self) -> u64 {
-        self.poller.interval_ms / 2
+        self.poller.interval_ms.saturating_mul(3) / 5
     }
 
-    /// Every worker ticks four times per interval so that a dead holder's
-    /// lease (half an interval) is taken over, and the next poll made,
-    /// within one interval.
+    /// Every worker ticks five times per interval: a dead holder's lease
+    /// expires three fifths of an interval after its last renewal, is taken
+    /// at the next tick of another worker and polled at the tick after
+    /// (once the take is confirmed) - within one interval.
     pub fn tick_ms(&self) -> u64 {
-        self.poller.interval_ms / 4
+        self.poller.interval_ms / 5
     }
 }
 
@@ -76,12 +79,12 @@ fn split(entries: Vec<(String, Node)>) -> Result<NginxConfig, ConfigError> {
     }
     let poller = PollerConfig::from_node(Node::Object(poller), Path::Root)?.validate()?;
     let pages = AdminConfig::from_node(Node::Object(pages), Path::Root)?.validate()?;
-    if poller.interval_ms < 400 {
-        // Four ticks per interval: the host timer's resolution is 1 ms,
-        // but ticks shorter than 100 ms would cost every worker for nothing.
+    if poller.interval_ms < 500 {
+        // Five ticks per interval: ticks shorter than 100 ms would cost
+        // every worker for nothing.
         return Err(ConfigError::new(
             "interval_ms",
-            "must be at least 400 in nginx mode",
+            "must be at least 500 in nginx mode",
         ));
     }
     let access = ScrapeAccess::from_config(
@@ -119,7 +122,7 @@ mod tests {
         assert_eq!(c.pages.snapshot_path, "/uwsgi/snapshot.json");
         assert!(c.access.source_allowed(Some(b"10.1.1.1")));
         assert!(!c.access.source_allowed(Some(b"127.0.0.1")));
-        assert_eq!((c.tick_ms(), c.lease_ttl_ms()), (500, 1000));
+        assert_eq!((c.tick_ms(), c.lease_ttl_ms()), (400, 1200));
         let d = from_json(br#"{"mode":"nginx","targets":[{"name":"a","cluster":"h:1"}]}"#)
             .unwrap()
             .unwrap();
@@ -131,7 +134,7 @@ mod tests {
             ),
             (br#"{"mode":"nginx"}"#, "targets"),
             (
-                br#"{"mode":"nginx","targets":[{"name":"a","cluster":"h:1"}],"interval_ms":300}"#,
+                br#"{"mode":"nginx","targets":[{"name":"a","cluster":"h:1"}],"interval_ms":400}"#,
                 "interval_ms",
             ),
             (

@@ -2,7 +2,7 @@
 //!
 //! Every nginx worker process has its own root context, and each ticks.
 //! A lease in shared data (`uwsgi_red_core::lease`) lets exactly one of
-//! them poll: all tick four times per interval, the holder renews and
+//! them poll: all tick five times per interval, the holder renews and
 //! polls once per interval, the others take over within one interval when
 //! the holder exits or is killed. The holder renders the page exactly as
 //! Envoy's `/stats/prometheus` would show the same poll results
@@ -75,6 +75,8 @@ pub struct Schedule {
     tick_ms: u64,
     next_due_ms: u64,
     pub held: bool,
+    /// Taken at the last tick, not yet confirmed by a renewal.
+    confirming: bool,
 }
 
 impl Schedule {
@@ -84,23 +86,35 @@ impl Schedule {
             tick_ms,
             next_due_ms: 0,
             held: false,
+            confirming: false,
         }
     }
 
     /// After a lease tick at `now_ms`: poll when the lease is held and a
-    /// poll is due (a takeover polls at once). Ticks are not exact, so a
-    /// poll due within half a tick is made now, and the next is due one
-    /// interval after this one was due (no drift).
+    /// poll is due. A newly taken lease polls only at the next tick, if it
+    /// is still held then: a worker's clock is the host's cached time,
+    /// stale after a long stall (compiling the module at a reload), and a
+    /// lease written with a stale clock is taken over at once by a worker
+    /// with a fresh one; the stale worker learns it at its next tick, before
+    /// it has polled. Ticks are not exact, so a poll due within half a tick
+    /// is made now, and the next is due one interval after this one was due
+    /// (no drift).
     pub fn on_lease(&mut self, outcome: Result<Outcome, KvError>, now_ms: u64) -> TickPlan {
         let acquired = match outcome {
             Ok(Outcome::Held { acquired, .. }) => acquired || !self.held,
             _ => {
                 self.held = false;
+                self.confirming = false;
                 return TickPlan::Idle;
             }
         };
         self.held = true;
         if acquired {
+            self.confirming = true;
+            return TickPlan::Idle;
+        }
+        if self.confirming {
+            self.confirming = false;
             self.next_due_ms = now_ms;
         }
         if now_ms.saturating_add(self.tick_ms / 2) < self.next_due_ms {
@@ -422,20 +436,22 @@ mod tests {
         })
     }
 
-    /// Four ticks per interval: one poll per interval, none without the
+    /// Five ticks per interval: one poll per interval, none without the
     /// lease, and at once after a takeover.
     #[test]
     fn polls_once_per_interval_while_held() {
-        let mut s = Schedule::new(1000, 250);
+        let mut s = Schedule::new(1000, 200);
         let mut polls = Vec::new();
-        for k in 0..20u64 {
+        for k in 0..25u64 {
             // Ticks jitter by a few ms.
-            let now = 10_000 + k * 250 + (k % 3);
+            let now = 10_000 + k * 200 + (k % 3);
             let outcome = if k == 0 { held(true) } else { held(false) };
             if s.on_lease(outcome, now) == TickPlan::Poll {
                 polls.push(now);
             }
         }
+        // The first poll is at the tick after the lease was taken.
+        assert_eq!(polls[0], 10_201);
         assert_eq!(polls.len(), 5, "{polls:?}");
         assert!(polls
             .windows(2)
@@ -450,7 +466,12 @@ mod tests {
             s.on_lease(Err(KvError::Unavailable), 21_000),
             TickPlan::Idle
         );
-        assert_eq!(s.on_lease(held(true), 21_100), TickPlan::Poll);
+        assert_eq!(s.on_lease(held(true), 21_100), TickPlan::Idle);
+        assert_eq!(s.on_lease(held(false), 21_300), TickPlan::Poll);
+        // Taken, then lost before the confirming tick: no poll at all.
+        assert_eq!(s.on_lease(other, 21_500), TickPlan::Idle);
+        assert_eq!(s.on_lease(held(true), 21_700), TickPlan::Idle);
+        assert_eq!(s.on_lease(other, 21_900), TickPlan::Idle);
     }
 
     #[test]
