@@ -17,13 +17,11 @@ import json
 import os
 import re
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
-from harness import (Sub, free_port, get_text, parse_prometheus, render, start_uwsgi, uwsgi_stats_config, value,
+from harness import (Sub, free_port, parse_prometheus, render, start_uwsgi, uwsgi_stats_config, value,
                      wait_for, wasm)
 from harness.envoy import Envoy
 from nginx_wasm import NginxWasm
