@@ -187,6 +187,8 @@ def test_one_poll_per_interval_across_four_workers(env):
 def test_sigkill_of_the_holder_is_taken_over_within_one_interval(env):
     holder = int(HOLDS.findall(env.nginx.error_log())[-1][0])
     assert holder in env.nginx.workers()
+    errors_before = value(page(env), "uwsgi_scrape_errors_total", target="closed", reason="connect")
+    assert errors_before >= 1
     before = len(env.beat.times)
     wait_for(lambda: len(env.beat.times) > before, 5, 0.01, what="a poll")
     time.sleep(0.3 * INTERVAL_S)
@@ -202,6 +204,9 @@ def test_sigkill_of_the_holder_is_taken_over_within_one_interval(env):
     assert first - last >= 0.4 * INTERVAL_S, "two pollers"
     new = int(HOLDS.findall(env.nginx.error_log())[-1][0])
     assert new != holder
+    # The plugin's own counters continue on the new holder (never back).
+    wait_for(lambda: value(page(env), "uwsgi_scrape_errors_total", target="closed", reason="connect")
+             > errors_before, 5, what="the new holder counting on")
     # nginx respawns the killed worker; polling goes on once per interval.
     wait_for(lambda: len(env.nginx.workers()) == 4, 30, what="respawned worker")
     start = len(env.beat.times)

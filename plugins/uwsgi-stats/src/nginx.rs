@@ -46,6 +46,10 @@ pub fn dispatch_reason(dispatch_status: Option<&[u8]>) -> &'static str {
     }
 }
 
+fn counters_key(prefix: &str) -> String {
+    format!("{prefix}/counters")
+}
+
 /// Set by the example's stats relay (`$upstream_connect_time`): `-` when
 /// the stats server could not be connected to.
 pub const RELAY_CONNECT_HEADER: &str = "x-uwsgi-stats-connect";
@@ -201,6 +205,13 @@ impl NginxRoot {
             self.count(e.reason());
         }
         let plan = self.schedule.on_lease(outcome, now);
+        if self.schedule.held && !was_held {
+            // Continue the last holder's own counters (errors, repairs):
+            // they must not restart when the poller moves to this worker.
+            if let Ok((Some(state), _)) = ProxyKv.get(&counters_key(self.prefix())) {
+                self.host.seed(&state);
+            }
+        }
         if self.schedule.held != was_held {
             let what = if self.schedule.held {
                 "holds the poller lease"
@@ -315,10 +326,12 @@ impl NginxRoot {
     fn publish(&mut self, now: u64) {
         let snapshot = self.poller.publish(now).snapshot_json;
         let page = self.host.render();
+        let counters = self.host.counters_state();
         let prefix = self.prefix().to_string();
         for (key, value) in [
             (snapshot_key(&prefix), snapshot.as_slice()),
             (metrics_key(&prefix), page.as_bytes()),
+            (counters_key(&prefix), counters.as_slice()),
         ] {
             if let Err(e) = kv_write(&key, value) {
                 log(LogLevel::Warn, &format!("set_shared_data {key}: {e:?}"));

@@ -97,6 +97,57 @@ impl TextHost {
     }
 }
 
+/// Counters the plugin keeps itself (not taken from a uWSGI document, so
+/// not restored by the next poll): a new holder continues them from the
+/// last holder's values ([`TextHost::counters_state`], [`TextHost::seed`]).
+pub const PLUGIN_COUNTERS: [&str; 4] = [
+    "uwsgi_scrape_errors_total",
+    "uwsgi_stats_repairs_total",
+    "uwsgi_red_dropped_label_sets_total",
+    "uwsgi_red_internal_errors_total",
+];
+
+impl TextHost {
+    /// `encoded name \t value` lines of the plugin's own counters. Encoded
+    /// names hold no control characters (`envoy_name::encode`).
+    pub fn counters_state(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (kind, encoded, value) in &self.series {
+            if *kind == MetricType::Counter && PLUGIN_COUNTERS.contains(&split_name(encoded).1) {
+                out.push_str(&format!("{encoded}\t{value}\n"));
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// Continues the counters of [`TextHost::counters_state`]: each goes to
+    /// the larger of its value here and there, so none goes back.
+    pub fn seed(&mut self, state: &[u8]) {
+        for line in state.split(|b| *b == b'\n') {
+            let Some((name, value)) = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.split_once('\t'))
+            else {
+                continue;
+            };
+            let Ok(value) = value.parse::<u64>() else {
+                continue;
+            };
+            if !PLUGIN_COUNTERS.contains(&split_name(name).1) {
+                continue;
+            }
+            if let Ok(id) = self.define(MetricType::Counter, name) {
+                if let Some(s) = usize::try_from(id)
+                    .ok()
+                    .and_then(|i| self.series.get_mut(i))
+                {
+                    s.2 = s.2.max(value);
+                }
+            }
+        }
+    }
+}
+
 impl MetricsHost for TextHost {
     fn define(&mut self, kind: MetricType, name: &str) -> Result<u32, HostError> {
         if let Some(id) = self.index.get(name) {
@@ -161,5 +212,39 @@ mod tests {
              uwsgi_worker_requests_total{target=\"a\",worker_id=\"1\"} 7\n"
         );
         assert!(h.record(99, 1).is_err());
+
+        // A new holder continues the plugin's own counters, never the
+        // document-derived ones (the next poll restores those).
+        let e = h
+            .define(
+                MetricType::Counter,
+                "target=.=a;.;reason=.=connect;.;uwsgi_scrape_errors_total",
+            )
+            .unwrap();
+        h.increment(e, 5).unwrap();
+        let state = h.counters_state();
+        assert_eq!(
+            String::from_utf8(state.clone()).unwrap(),
+            "uwsgi_red_dropped_label_sets_total\t0\n\
+             target=.=a;.;reason=.=connect;.;uwsgi_scrape_errors_total\t5\n"
+        );
+        let mut next = TextHost::new();
+        next.seed(&state);
+        next.seed(b"garbage\nuwsgi_up\t3\nx\tnan\n");
+        assert_eq!(
+            next.render(),
+            "# TYPE uwsgi_red_dropped_label_sets_total counter\n\
+             uwsgi_red_dropped_label_sets_total 0\n\
+             # TYPE uwsgi_scrape_errors_total counter\n\
+             uwsgi_scrape_errors_total{target=\"a\",reason=\"connect\"} 5\n"
+        );
+        let again = next
+            .define(
+                MetricType::Counter,
+                "target=.=a;.;reason=.=connect;.;uwsgi_scrape_errors_total",
+            )
+            .unwrap();
+        next.increment(again, 1).unwrap();
+        assert!(next.render().contains("reason=\"connect\"} 6"));
     }
 }
