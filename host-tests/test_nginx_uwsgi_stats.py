@@ -338,3 +338,41 @@ def test_page_only_for_allowed_clients(env):
     body = r.read()
     c.close()
     assert r.status == 403 and b"uwsgi_up" not in body
+
+
+# ---------------------------------------------------------------- dashboards
+
+def test_uwsgi_dashboard_queries_on_prometheus_scraping_nginx(env, logdir):
+    """Every panel of examples/grafana/uwsgi-workers.json, as Grafana would
+    send it, answered by a real Prometheus scraping nginx's page."""
+    from harness import start_prometheus
+    from promql import finite, query
+    from test_dashboards import board, substitute, targets
+
+    cfg = ("global: {scrape_interval: 1s}\n"
+           "scrape_configs:\n"
+           "  - job_name: uwsgi-stats-nginx\n"
+           "    metrics_path: /uwsgi/metrics\n"
+           f"    static_configs: [{{targets: ['127.0.0.1:{env.port}']}}]\n")
+    prom = start_prometheus(logdir, "prometheus-nginx-uwsgi-stats", cfg)
+    try:
+        wait_for(lambda: query(prom.port, 'count_over_time(uwsgi_up{target="app1"}[1m])') and
+                 query(prom.port, 'count_over_time(uwsgi_up{target="app1"}[1m])')[0][1] >= 4, 30,
+                 what="four scrapes of nginx")
+        d = board("uwsgi-workers.json")
+        seen = []
+        for panel, t in targets(d):
+            expr = substitute(t["expr"], {"target": ".*"})
+            got = query(prom.port, expr)
+            assert got, f"{panel['title']}: no data for {expr}"
+            assert all(finite(v) for _, v in got), (panel["title"], got)
+            seen.append(panel["title"])
+            if panel["title"] == "Stats target up":
+                up = {l["target"]: v for l, v in got}
+                assert up["app1"] == up["app2"] == 1.0 and up["closed"] == 0.0, up
+            if panel["title"] == "Workers":
+                assert {l["target"]: v for l, v in got}["app1"] == 2.0
+        print(f"dashboard panels answered from nginx: {len(seen)}")
+        assert len(set(seen)) == len(d["panels"])
+    finally:
+        prom.stop()

@@ -12,6 +12,8 @@
 //!   that part. Put it only on an admin listener bound to 127.0.0.1, never on
 //!   the public one. Shared data is scoped by `vm_id`, so both roles must use
 //!   the same `vm_config.vm_id`.
+//! - `nginx`: both roles in every ngx_wasm_module worker, one poller among
+//!   them by a lease in shared data (see [`nginx`]).
 //!
 //! All protocol logic is in `uwsgi-red-core`; this crate is the host adapter.
 //!
