@@ -56,14 +56,16 @@ def nginx_ms(logdir, doc):
     conf = render(ROOT / "examples" / "nginx-wasm" / "nginx-uwsgi-stats.conf", [
         ("listen 127.0.0.1:8080 reuseport;", f"listen 127.0.0.1:{port} reuseport;"),
         ("listen 127.0.0.1:9190;", f"listen 127.0.0.1:{relay};"),
-        ("pid /tmp/nginx-uwsgi-stats.pid;", f"pid {logdir}/nginx-{port}.pid;"),
-        ("error_log /tmp/nginx-uwsgi-stats-error.log info;", f"error_log {logdir}/nginx-{port}.log info;"),
+        ("pid /tmp/nginx-uwsgi-stats.pid;", f"pid {logdir}/nginx-bench-{port}-prefix/nginx.pid;"),
+        # Where NginxWasm looks for the "module loaded" lines.
+        ("error_log /tmp/nginx-uwsgi-stats-error.log info;",
+         f"error_log {logdir}/nginx-bench-{port}-prefix/error.log info;"),
         Sub(PLUGIN_LINE, f"proxy_wasm uwsgi_stats '{json.dumps(plugin)}';"),
         Sub(RELAY_LOCATIONS, relay_locations({"t": fake.port})),
     ])
     n = NginxWasm(logdir, f"nginx-bench-{port}", port, conf_text=conf)
     try:
-        n.wait_loaded(at_least=4, timeout=180)
+        n.wait_loaded(at_least=4, timeout=120)
         return window(fake, n.workers)
     finally:
         n.stop()
