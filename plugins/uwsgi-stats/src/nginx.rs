@@ -324,7 +324,7 @@ impl NginxRoot {
     }
 
     fn publish(&mut self, now: u64) {
-        let snapshot = self.poller.publish(now).snapshot_json;
+        let snapshot = self.poller.snapshot_json(now);
         let page = self.host.render();
         let counters = self.host.counters_state();
         let prefix = self.prefix().to_string();

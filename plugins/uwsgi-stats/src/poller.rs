@@ -193,6 +193,16 @@ impl Poller {
         t.snapshot.last_error = Some(format!("{reason}: {message}"));
     }
 
+    /// The snapshot JSON alone (nginx serves its own page, not the
+    /// full-precision text).
+    pub fn snapshot_json(&self, now_ms: u64) -> Vec<u8> {
+        Snapshot {
+            generated_at_ms: now_ms,
+            targets: self.targets.iter().map(|t| t.snapshot.clone()).collect(),
+        }
+        .to_json()
+    }
+
     pub fn publish(&self, now_ms: u64) -> Published {
         let snapshot = Snapshot {
             generated_at_ms: now_ms,
