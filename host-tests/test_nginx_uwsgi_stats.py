@@ -80,10 +80,13 @@ def env(logdir):
         "truncated": FakeStats(HTTP_HEAD + truncated[: len(truncated) // 2]),
         "huge": FakeStats(HTTP_HEAD + huge_document()),
     }
+    # Good at first, garbage later (a stats server that breaks): stale.
+    s.flip = FakeStats((VECTORS / "stats_b_4x4_load_http.bin").read_bytes())
     s.beat = Beat((VECTORS / "stats_a_2proc_idle_http.bin").read_bytes())
     ports = {"app1": s.app1.stats_port, "app2": s.app2.stats_port, "beat": s.beat.port}
     ports.update({k: f.port for k, f in s.vectors.items()})
     ports.update({k: (f.port if f else free_port()) for k, f in s.faults.items()})
+    ports["flip"] = s.flip.port
     s.ports = ports
     common = {"interval_ms": int(INTERVAL_S * 1000), "timeout_ms": 800, "max_document_bytes": MAX_DOC}
 
@@ -133,7 +136,7 @@ def env(logdir):
     s.envoy.stop()
     for p in (s.app1, s.app2):
         p.stop(signal.SIGINT)
-    for f in [*s.vectors.values(), *s.faults.values(), s.beat]:
+    for f in [*s.vectors.values(), *s.faults.values(), s.beat, s.flip]:
         if f:
             f.close()
 
@@ -312,6 +315,27 @@ def test_faults_counted_like_envoy_while_nginx_serves_traffic(env):
     by = {x["target"]: x for x in snap["targets"]}
     assert by["closed"]["up"] is False and by["closed"]["stale"] is False
     assert by["app1"]["up"] is True
+
+
+def test_a_target_that_breaks_is_stale_and_equal_to_envoy(env):
+    """Up, then garbage: uwsgi_up 0, gauges zeroed, counters kept, the
+    snapshot keeps the last document marked stale - as in Envoy."""
+    wait_for(lambda: value(page(env), "uwsgi_up", target="flip") == 1, 10, what="flip up in nginx")
+    wait_for(lambda: value(env.envoy.prometheus(), "uwsgi_up", target="flip") == 1, 10, what="flip up in envoy")
+    env.flip.reply = HTTP_HEAD + b"<html>maintenance</html>"
+    wait_for(lambda: value(page(env), "uwsgi_up", target="flip") == 0, 10, what="flip down in nginx")
+    wait_for(lambda: value(env.envoy.prometheus(), "uwsgi_up", target="flip") == 0, 10,
+             what="flip down in envoy")
+    ngx = series(page(env), {"flip"})
+    envoy = series(env.envoy.prometheus(), {"flip"})
+    # Error counts depend on how many polls each host made since the break.
+    ignore = TIME_OR_COUNT | {"uwsgi_scrape_errors_total"}
+    assert {k: v for k, v in ngx.items() if k[0] not in ignore} == \
+        {k: v for k, v in envoy.items() if k[0] not in ignore}
+    assert value(ngx_text := page(env), "uwsgi_worker_busy", target="flip", worker_id="1") == 0
+    assert value(ngx_text, "uwsgi_worker_requests_total", target="flip", worker_id="1") > 0
+    by = {x["target"]: x for x in json.loads(page(env, "/uwsgi/snapshot.json"))["targets"]}
+    assert by["flip"]["up"] is False and by["flip"]["stale"] is True and by["flip"]["document"]
 
 
 def test_refused_configuration_never_stops_a_worker(env):
