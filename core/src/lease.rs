@@ -3,8 +3,8 @@
 //! under nginx, where every worker process has its own root context and
 //! ticks on its own).
 //!
-//! The stored value is the holder's id and the lease's expiry (16 bytes,
-//! little-endian). Every VM calls [`Lease::tick`] on each of its ticks: the
+//! The stored value is the holder's id and the lease's expiry (two
+//! little-endian `u64`). Every VM calls [`Lease::tick`] on each of its ticks: the
 //! holder renews, the others take the lease only once it has expired, and
 //! every write is a compare-and-swap, so two VMs racing for a free or
 //! expired lease cannot both win. A holder that exits or is killed stops
