@@ -103,6 +103,8 @@ def env(logdir):
     # nginx: the example, every target through its stats relay.
     s.port, relay = free_port(), free_port()
     nginx_targets = [{"name": k, "cluster": f"127.0.0.1:{relay}", "path": f"/{k}"} for k in ports]
+    # A stats server polled directly, without the relay (a likely mistake).
+    nginx_targets.append({"name": "direct", "cluster": f"127.0.0.1:{s.app1.stats_port}"})
     plugin = {"mode": "nginx", "targets": nginx_targets, **common,
               "metrics_path": "/uwsgi/metrics", "snapshot_path": "/uwsgi/snapshot.json"}
     prefix = logdir / "nginx-uwsgi-stats-prefix"
@@ -339,6 +341,13 @@ def test_a_target_that_breaks_is_stale_and_equal_to_envoy(env):
     assert value(ngx_text, "uwsgi_worker_requests_total", target="flip", worker_id="1") > 0
     by = {x["target"]: x for x in json.loads(page(env, "/uwsgi/snapshot.json"))["targets"]}
     assert by["flip"]["up"] is False and by["flip"]["stale"] is True and by["flip"]["document"]
+
+
+def test_a_direct_poll_is_counted_empty_and_explained(env):
+    wait_for(lambda: value(page(env), "uwsgi_scrape_errors_total", target="direct", reason="empty") >= 1, 10,
+             what="direct poll counted")
+    assert value(page(env), "uwsgi_up", target="direct") == 0
+    assert "poll it through an nginx relay location" in env.nginx.error_log()
 
 
 def test_refused_configuration_never_stops_a_worker(env):

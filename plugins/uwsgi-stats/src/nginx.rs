@@ -141,6 +141,8 @@ pub struct NginxRoot {
     host: TextHost,
     lease: Option<Lease>,
     schedule: Schedule,
+    /// The direct-poll hint was logged.
+    hinted: bool,
 }
 
 fn kv_write(key: &str, value: &[u8]) -> Result<(), KvError> {
@@ -165,6 +167,7 @@ impl NginxRoot {
             host: TextHost::new(),
             lease: None,
             schedule,
+            hinted: false,
         }
     }
 
@@ -319,6 +322,22 @@ impl NginxRoot {
                 };
                 log(LogLevel::Info, &format!("target {} is {state}", t.name));
             }
+        }
+        let empty = self.poller.targets.get(i).is_some_and(|t| {
+            t.snapshot
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("empty"))
+        });
+        if empty && body_size == 0 && !self.hinted {
+            // The usual cause, and not visible from the reply; once per worker.
+            self.hinted = true;
+            log(
+                LogLevel::Warn,
+                "an empty reply is what ngx_wasm_module reads from a stats server \
+                 polled directly (uWSGI sends no Content-Length): poll it through \
+                 an nginx relay location (examples/nginx-wasm/nginx-uwsgi-stats.conf)",
+            );
         }
         self.publish(now);
     }
