@@ -43,11 +43,14 @@ pub struct Cidr {
 impl Cidr {
     /// `a.b.c.d/n`, `x::y/n`, or an address alone (a single host).
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        let (addr, bits) = match s.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
+        // Byte-wise throughout: str patterns and integer parsing would
+        // each add their machinery to every module.
+        let s = s.as_bytes();
+        let (addr, bits) = match s.iter().position(|c| *c == b'/') {
+            Some(i) => (s.get(..i).unwrap_or_default(), s.get(i.saturating_add(1)..)),
             None => (s, None),
         };
-        let ip: IpAddr = addr.parse().map_err(|_| "not an IP address or CIDR")?;
+        let ip = parse_ip(addr).ok_or("not an IP address or CIDR")?;
         let (v6, width, value) = match ip {
             IpAddr::V4(a) => (false, 32u32, u128::from(u32::from(a))),
             IpAddr::V6(a) => (true, 128u32, u128::from(a)),
@@ -55,11 +58,16 @@ impl Cidr {
         let prefix = match bits {
             None => width,
             Some(b) => {
-                let n: u32 = if !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) {
-                    b.parse().map_err(|_| "prefix length out of range")?
-                } else {
+                if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
                     return Err("prefix length is not a number");
-                };
+                }
+                if b.len() > 3 {
+                    return Err("prefix length out of range");
+                }
+                let n = b.iter().fold(0u32, |a, d| {
+                    a.wrapping_mul(10)
+                        .wrapping_add(u32::from(d.wrapping_sub(b'0')))
+                });
                 if n > width {
                     return Err("prefix length out of range");
                 }
@@ -102,19 +110,125 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// address alone. Anything else (a Unix socket path, an internal listener's
 /// name) is no address, and so never allowed.
 pub fn parse_source(b: &[u8]) -> Option<IpAddr> {
-    let s = std::str::from_utf8(b).ok()?;
-    if let Some(rest) = s.strip_prefix('[') {
-        let (addr, _port) = rest.split_once(']')?;
-        return addr.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    let is_port = |p: &[u8]| !p.is_empty() && p.iter().all(u8::is_ascii_digit);
+    if let Some(rest) = b.strip_prefix(b"[") {
+        let end = rest.iter().position(|c| *c == b']')?;
+        let (addr, after) = (rest.get(..end)?, rest.get(end.checked_add(1)?..)?);
+        if !(after.is_empty() || after.strip_prefix(b":").is_some_and(is_port)) {
+            return None;
+        }
+        return parse_v6(addr).map(|a| IpAddr::V6(Ipv6Addr::from(a)));
     }
-    if let Ok(ip) = s.parse::<IpAddr>() {
+    if let Some(ip) = parse_ip(b) {
         return Some(ip);
     }
-    let (addr, port) = s.rsplit_once(':')?;
-    if port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+    let colon = b.iter().rposition(|c| *c == b':')?;
+    let (addr, port) = (b.get(..colon)?, b.get(colon.checked_add(1)?..)?);
+    if !is_port(port) {
         return None;
     }
-    addr.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    parse_v4(addr).map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+}
+
+/// An IPv4 or IPv6 address in its textual form (as `std`'s `IpAddr`
+/// parser reads it; a property test checks the two agree). Written here
+/// because `std`'s parser is several KB of every proxy-wasm module.
+pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
+    parse_v4(b)
+        .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+        .or_else(|| parse_v6(b).map(|a| IpAddr::V6(Ipv6Addr::from(a))))
+}
+
+/// Dotted quad: four decimal parts 0-255, no leading zeros.
+fn parse_v4(b: &[u8]) -> Option<u32> {
+    let mut n = 0u32;
+    let mut parts = 0u8;
+    for p in b.split(|c| *c == b'.') {
+        let ok = !p.is_empty()
+            && p.len() <= 3
+            && p.iter().all(u8::is_ascii_digit)
+            && !(p.len() > 1 && p.first() == Some(&b'0'));
+        if !ok {
+            return None;
+        }
+        let v = p.iter().fold(0u32, |a, d| {
+            a.wrapping_mul(10)
+                .wrapping_add(u32::from(d.wrapping_sub(b'0')))
+        });
+        if v > 255 {
+            return None;
+        }
+        n = n.wrapping_shl(8) | v;
+        parts = parts.checked_add(1)?;
+    }
+    (parts == 4).then_some(n)
+}
+
+/// The groups of one side of an IPv6 address (`a:b:c`, empty: none); the
+/// last may be a dotted quad (two groups) when `v4_last`.
+fn v6_groups(b: &[u8], v4_last: bool, out: &mut Vec<u16>) -> Option<()> {
+    if b.is_empty() {
+        return Some(());
+    }
+    let n = b.split(|c| *c == b':').count();
+    for (i, p) in b.split(|c| *c == b':').enumerate() {
+        if v4_last && i.checked_add(1) == Some(n) && p.contains(&b'.') {
+            let [a, b2, c, d] = parse_v4(p)?.to_be_bytes();
+            out.push(u16::from_be_bytes([a, b2]));
+            out.push(u16::from_be_bytes([c, d]));
+        } else {
+            if p.is_empty() || p.len() > 4 || !p.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            let g = p.iter().fold(0u16, |a, h| {
+                let d = match h {
+                    b'0'..=b'9' => h.wrapping_sub(b'0'),
+                    b'a'..=b'f' => h.wrapping_sub(b'a').wrapping_add(10),
+                    _ => h.wrapping_sub(b'A').wrapping_add(10),
+                };
+                a.wrapping_shl(4) | u16::from(d)
+            });
+            out.push(g);
+        }
+        if out.len() > 8 {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Eight groups, or fewer around one `::` standing for at least one zero
+/// group; a dotted quad may end it.
+fn parse_v6(b: &[u8]) -> Option<u128> {
+    let mut head = Vec::new();
+    let mut tail = Vec::new();
+    match b.windows(2).position(|w| w == b"::") {
+        Some(i) => {
+            let (h, t) = (b.get(..i)?, b.get(i.checked_add(2)?..)?);
+            if t.windows(2).any(|w| w == b"::") {
+                return None;
+            }
+            v6_groups(h, false, &mut head)?;
+            v6_groups(t, true, &mut tail)?;
+            if head.len().checked_add(tail.len())? > 7 {
+                return None;
+            }
+        }
+        None => {
+            v6_groups(b, true, &mut head)?;
+            if head.len() != 8 {
+                return None;
+            }
+        }
+    }
+    let fill = 8usize.checked_sub(head.len())?.checked_sub(tail.len())?;
+    let zeros = std::iter::repeat_n(&0u16, fill);
+    Some(
+        head.iter()
+            .chain(zeros)
+            .chain(tail.iter())
+            .fold(0u128, |a, g| a.wrapping_shl(16) | u128::from(*g)),
+    )
 }
 
 /// Equality of two byte strings in time that depends only on their
@@ -273,14 +387,16 @@ pub fn maybe_page(decoded: &[u8], path: &str) -> bool {
 /// (RFC 3986) and `/`, with no empty, `.` or `..` segment: no host decodes
 /// or normalises such a path, so its raw and decoded forms are equal.
 pub fn validate_page_path(p: &str, key: &str) -> Result<(), ConfigError> {
-    if !p.starts_with('/') {
+    let p = p.as_bytes();
+    if p.first() != Some(&b'/') {
         return Err(ConfigError::new(key, "must start with '/'"));
     }
     let chars_ok = p
-        .bytes()
+        .iter()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/'));
-    let segments_ok = p.split('/').all(|s| s != "." && s != "..");
-    if !chars_ok || !segments_ok || p.contains("//") {
+    let segments_ok = p.split(|c| *c == b'/').all(|s| s != b"." && s != b"..");
+    let no_empty = !p.windows(2).any(|w| w == b"//");
+    if !chars_ok || !segments_ok || !no_empty {
         return Err(ConfigError::new(
             key,
             "only [A-Za-z0-9-._~] segments separated by single '/', no '.' or '..' segment",
@@ -346,6 +462,72 @@ mod tests {
             b"envoy://internal",
         ] {
             assert_eq!(parse_source(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The hand-written parser reads exactly what std's does.
+        #[test]
+        fn parser_agrees_with_std(s in "[0-9a-fA-F:.]{0,45}") {
+            let ours = parse_ip(s.as_bytes());
+            let std_: Option<IpAddr> = s.parse().ok();
+            proptest::prop_assert_eq!(ours, std_, "{}", s);
+        }
+
+        #[test]
+        fn parser_agrees_with_std_on_near_addresses(
+            groups in proptest::collection::vec("[0-9a-f]{0,5}", 0..10),
+            sep in "(:|::|\\.)",
+            v4 in proptest::option::of("[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,4}"),
+        ) {
+            let mut s = groups.join(":");
+            if let Some(v4) = v4 { s.push_str(&sep); s.push_str(&v4); }
+            let ours = parse_ip(s.as_bytes());
+            let std_: Option<IpAddr> = s.parse().ok();
+            proptest::prop_assert_eq!(ours, std_, "{}", s);
+        }
+    }
+
+    #[test]
+    fn parser_cases() {
+        for ok in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1::8",
+            "::ffff:127.0.0.1",
+            "1:2:3:4:5:6:1.2.3.4",
+            "::1.2.3.4",
+            "FE80::aB:1",
+            "0001:2::",
+        ] {
+            assert_eq!(parse_ip(ok.as_bytes()), Some(ip(ok)), "{ok}");
+        }
+        for bad in [
+            "",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "256.1.1.1",
+            "1::2::3",
+            ":::",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7::8:9",
+            "12345::",
+            "1.2.3.4::",
+            "::1.2.3",
+            "g::",
+            ":1",
+            "1:",
+            "+1::",
+        ] {
+            assert_eq!(parse_ip(bad.as_bytes()), None, "{bad}");
+            assert!(bad.parse::<IpAddr>().is_err(), "std agrees on {bad}");
         }
     }
 
