@@ -16,6 +16,7 @@
 )]
 
 pub mod config;
+pub mod lease;
 pub mod logs;
 pub mod prom;
 pub mod red;

@@ -43,6 +43,7 @@ pub mod error;
 pub mod families;
 pub mod limits;
 pub mod model;
+pub mod nginx;
 pub(crate) mod path;
 pub mod repair;
 pub mod sink;

@@ -12,6 +12,8 @@
 //!   that part. Put it only on an admin listener bound to 127.0.0.1, never on
 //!   the public one. Shared data is scoped by `vm_id`, so both roles must use
 //!   the same `vm_config.vm_id`.
+//! - `nginx`: both roles in every ngx_wasm_module worker, one poller among
+//!   them by a lease in shared data (see [`nginx`]).
 //!
 //! All protocol logic is in `uwsgi-red-core`; this crate is the host adapter.
 //!
@@ -27,7 +29,9 @@
 )]
 
 pub mod export;
+pub mod nginx;
 pub mod poller;
+pub mod texthost;
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -69,6 +73,7 @@ enum Role {
     Unconfigured,
     Poller(Box<Poller>),
     Admin(AdminConfig),
+    Nginx(Box<nginx::NginxRoot>),
 }
 
 #[derive(Default)]
@@ -140,6 +145,10 @@ impl Context for Root {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let Role::Nginx(n) = &mut self.role {
+            n.on_response(token, num_headers, body_size);
+            return;
+        }
         let Role::Poller(p) = &mut self.role else {
             return;
         };
@@ -184,6 +193,26 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
+        if let Some(nginx) = uwsgi_red_core::stats::nginx::from_json(&bytes) {
+            self.role = match nginx {
+                Ok(c) => {
+                    let root = nginx::NginxRoot::new(c);
+                    let _ = hostcalls::set_tick_period(root.tick_period());
+                    Role::Nginx(Box::new(root))
+                }
+                Err(e) => {
+                    // As below: returning false would make every nginx
+                    // worker exit (fatal, not respawned).
+                    log(
+                        LogLevel::Critical,
+                        &format!("{e}; not polling, passing traffic through"),
+                    );
+                    HostRecorder::new().internal_error(&mut Host, REASON_CONFIG);
+                    Role::Unconfigured
+                }
+            };
+            return true;
+        }
         match PluginConfig::from_json(&bytes) {
             Ok(PluginConfig::Poller(c)) => {
                 let _ = hostcalls::set_tick_period(Duration::from_millis(c.interval_ms));
@@ -219,11 +248,18 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if let Role::Nginx(n) = &mut self.role {
+            n.on_tick();
+            return;
+        }
         self.poll_all();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // proxy-wasm requires a context; a poller misplaced on a listener passes traffic through.
+        if let Role::Nginx(n) = &self.role {
+            return Some(Box::new(n.page_filter()));
+        }
         let admin = match &self.role {
             Role::Admin(c) => Some(c.clone()),
             _ => None,

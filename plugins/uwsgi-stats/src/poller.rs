@@ -115,6 +115,18 @@ impl Poller {
         }
     }
 
+    /// The call failed with no reply, for a reason the host named
+    /// (ngx_wasm_module's `:dispatch_status`).
+    pub fn on_failure(
+        &mut self,
+        host: &mut dyn MetricsHost,
+        i: usize,
+        reason: &'static str,
+        message: &str,
+    ) {
+        self.failure(host, i, reason, message);
+    }
+
     /// `dispatch_http_call` itself failed (unknown cluster, bad headers).
     pub fn on_dispatch_error(&mut self, host: &mut dyn MetricsHost, i: usize, message: &str) {
         self.failure(host, i, "dispatch", message);
@@ -178,6 +190,16 @@ impl Poller {
         t.snapshot.up = false;
         t.snapshot.stale = t.snapshot.document.is_some();
         t.snapshot.last_error = Some(format!("{reason}: {message}"));
+    }
+
+    /// The snapshot JSON alone (nginx serves its own page, not the
+    /// full-precision text).
+    pub fn snapshot_json(&self, now_ms: u64) -> Vec<u8> {
+        Snapshot {
+            generated_at_ms: now_ms,
+            targets: self.targets.iter().map(|t| t.snapshot.clone()).collect(),
+        }
+        .to_json()
     }
 
     pub fn publish(&self, now_ms: u64) -> Published {
