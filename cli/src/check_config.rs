@@ -58,12 +58,18 @@ pub fn check(plugin: &str, bytes: &[u8]) -> Option<Result<String, String>> {
                 )
             })
             .map_err(|e| envoy_log_line(plugin, &e.to_string())),
-        "uwsgi-stats" => PluginConfig::from_json(bytes)
-            .map(|c| match c {
-                PluginConfig::Poller(p) => format!("poller of {} target(s)", p.targets.len()),
-                PluginConfig::Admin(_) => "admin".to_string(),
-            })
-            .map_err(|e| envoy_log_line(plugin, &e.to_string())),
+        // `"mode": "nginx"` is read first, as the plugin's on_configure does.
+        "uwsgi-stats" => match uwsgi_red_core::stats::nginx::from_json(bytes) {
+            Some(nginx) => nginx
+                .map(|c| format!("nginx poller of {} target(s)", c.poller.targets.len()))
+                .map_err(|e| envoy_log_line(plugin, &e.to_string())),
+            None => PluginConfig::from_json(bytes)
+                .map(|c| match c {
+                    PluginConfig::Poller(p) => format!("poller of {} target(s)", p.targets.len()),
+                    PluginConfig::Admin(_) => "admin".to_string(),
+                })
+                .map_err(|e| envoy_log_line(plugin, &e.to_string())),
+        },
         "otel-processor" => match otel_processor::load_config(bytes) {
             Ok(c) => Ok(format!("uwsgi_prefixes {:?}", c.uwsgi_prefixes)),
             // The processor's own words: run an (empty) batch through it.

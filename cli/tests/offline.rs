@@ -51,6 +51,34 @@ fn temp_file(name: &str, content: &str) -> String {
 
 // ---------------------------------------------------------------- check-config
 
+/// The uwsgi-stats configuration the nginx example ships (`"mode": "nginx"`)
+/// passes, exactly as the plugin reads it; a typo in it is refused naming the key.
+#[test]
+fn check_config_reads_the_nginx_example_uwsgi_stats_config() {
+    let conf = std::fs::read_to_string(path("examples/nginx-wasm/nginx-uwsgi-stats.conf"))
+        .expect("example read");
+    let json = conf
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("proxy_wasm uwsgi_stats '")
+                .and_then(|r| r.strip_suffix("';"))
+        })
+        .expect("the example's proxy_wasm uwsgi_stats line");
+    assert_eq!(
+        run(&["check-config", "uwsgi-stats", "-"], json.as_bytes()),
+        (
+            0,
+            "uwsgi-stats: configuration ok (nginx poller of 2 target(s))\n".to_string(),
+            String::new()
+        )
+    );
+    let typo = json.replace("\"interval_ms\"", "\"interval\"");
+    let (code, out, err) = run(&["check-config", "uwsgi-stats", "-"], typo.as_bytes());
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("interval"), "{err}");
+}
+
 #[test]
 fn check_config_accepts_the_example_configs() {
     let cases = [
