@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use uwsgi_red_core::prom::text::MetricType;
-use uwsgi_red_core::red::host::{HostError, MetricsHost};
+use uwsgi_red_core::red::host::{HostError, MetricsHost, SeriesNames};
+use uwsgi_red_proxy_wasm::envoy_name;
 
 #[derive(Debug, Default)]
 pub struct TextHost {
@@ -145,6 +146,14 @@ impl TextHost {
                 }
             }
         }
+    }
+}
+
+/// The names Envoy would get, so the page's labels are Envoy's (escaped
+/// values included).
+impl SeriesNames for TextHost {
+    fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String {
+        envoy_name::encode(metric, labels)
     }
 }
 
