@@ -35,7 +35,7 @@ MIX = [
     ("GET", "/error", 500, "/error", 2),
     ("GET", "/status/503", 503, "/status/:id", 2),
     ("GET", "/status/200", 200, "/status/:id", 3),
-    # 0.3 s: every /slow request lands in the (250000, 500000] µs bucket.
+    # 0.3 s: no /slow request lands at or below the 250000 µs bound.
     ("GET", "/slow?s=0.3", 200, "/slow", 2),
 ]
 ROUND2 = Counter()
@@ -152,7 +152,10 @@ def stack(hosts):
         red = sum(v for k, lab, v in p if k == "uwsgi_red_requests_total")
         workers = sum(v for k, lab, v in p if k == "uwsgi_worker_requests_total")
         busy = [v for k, lab, v in p if k == "uwsgi_worker_busy"]
-        return red == n and workers == n and len(busy) == 4 and not any(busy)
+        # Envoy merges histogram samples into the admin page at its stats
+        # flush, after the counters: wait for the durations too.
+        timed = sum(v for k, lab, v in p if k == "uwsgi_red_request_duration_microseconds_count")
+        return red == n and timed == n and workers == n and len(busy) == 4 and not any(busy)
 
     first = send(public, lambda n: 1)
     wait_for(lambda: settled(len(MIX)), 30, interval=0.5, what="round 1 counted by Envoy")
@@ -228,11 +231,14 @@ def test_every_panel_query(stack):
             assert mean.keys() == {r for r, _c in SENT}
             for (route,), total in s_.items():
                 assert math.isclose(mean[route], total / c_[(route,)] / 1e6, rel_tol=1e-9), (route, mean[route])
-            assert 0.3 <= mean["/slow"] < 0.5
+            assert mean["/slow"] >= 0.3
         elif title == "Latency histogram by route (cumulative bucket counts; le in microseconds)":
             influx = {(t["route"], float(t["le"])): r["sum"] for t, r in got}
             assert influx == envoy_buckets
-            assert influx[("/slow", 250000.0)] == 0 and influx[("/slow", 500000.0)] == SENT[("/slow", "200")]
+            # /slow sleeps longer than 250 ms (a lower bound that load cannot
+            # break); how far above depends on queueing, so only +Inf is exact.
+            assert influx[("/slow", 250000.0)] == 0
+            assert influx[("/slow", math.inf)] == SENT[("/slow", "200")]
         elif title == "Latency buckets per second (heatmap; le in microseconds)":
             inf = [r["sum"] for t, r in got if t["le"] == "+Inf"]
             assert len(inf) == 1 and math.isclose(inf[0] * elapsed, sum(ROUND2.values()), rel_tol=1e-9)

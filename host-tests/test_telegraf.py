@@ -341,6 +341,10 @@ def cli():
     return cli_bin()
 
 
+POLLER_OWN = {"uwsgi_stats_repairs_total", "uwsgi_scrape_last_success_timestamp_seconds",
+              "uwsgi_red_dropped_label_sets_total"}
+
+
 @pytest.mark.parametrize("name", list(DOCS))
 def test_cli_prints_what_envoy_shows(both, cli, name):
     """`uwsgi-red stats FILE --per-core` runs the same core code as the
@@ -356,6 +360,11 @@ def test_cli_prints_what_envoy_shows(both, cli, name):
             n, factor = INTEGER_FORMS[n]
             v = round(v * factor)
         key = (n, tuple(sorted(lab.items())))
+        if n in POLLER_OWN:
+            # The reader's own figures, not the document's: the time of the
+            # read (the CLI's "now", the poller's last poll), repairs summed
+            # over the poller's polls, the process-wide dropped label sets.
+            continue
         assert key in envoy, f"{name}: the CLI prints {key}, Envoy's page has no such sample"
         assert envoy[key] == v, (name, key, envoy[key], v)
         compared += 1
