@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::red::admission::DEFAULT_MAX_SERIES;
 use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use crate::red::route::{PathTemplate, RouteNormalizer};
-use crate::scrape_access::{validate_page_path, ScrapeAccess};
+use crate::scrape_access::{validate_page_path, ScrapeAccess, ALLOW_CIDRS_KEY, BEARER_TOKEN_KEY};
 
 pub(crate) mod node;
 pub mod schema;
@@ -202,30 +202,8 @@ pub const RED_KEYS: [Key; 12] = [
         Ty::Bool,
         "HTTP filter: record time to first byte",
     ),
-    Key::new(
-        "scrape_allow_cidrs",
-        Ty::List {
-            item: &Ty::Str {
-                min: 1,
-                max_bytes: 0,
-                slash: false,
-            },
-            min: 0,
-            max: crate::scrape_access::MAX_ALLOW_CIDRS,
-        },
-        "self/both mode: client ranges whose scrape is answered (default loopback; [] = nobody)",
-    )
-    .beyond("each an IPv4 or IPv6 CIDR"),
-    Key::new(
-        "scrape_bearer_token",
-        Ty::Str {
-            min: 1,
-            max_bytes: 0,
-            slash: false,
-        },
-        "self/both mode: a scrape must also carry Authorization: Bearer <token>",
-    )
-    .beyond("16 to 256 bytes"),
+    ALLOW_CIDRS_KEY,
+    BEARER_TOKEN_KEY,
 ];
 
 /// The JSON document of the HTTP filter. Every key is optional (absent

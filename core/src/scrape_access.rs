@@ -20,6 +20,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::config::schema::{Key, Ty};
 use crate::config::ConfigError;
 
 /// Most entries of an allow list: each scrape tries them in order.
@@ -29,6 +30,35 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 pub const MAX_TOKEN_BYTES: usize = 256;
 /// The default allow list: the host itself only.
 pub const DEFAULT_ALLOW_CIDRS: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
+/// The two keys of every configuration that serves a page (red-filter's
+/// self/both mode, uwsgi-stats' admin and nginx roles), for the key tables
+/// the parsers and the JSON Schemas read.
+pub const ALLOW_CIDRS_KEY: Key = Key::new(
+    "scrape_allow_cidrs",
+    Ty::List {
+        item: &Ty::Str {
+            min: 1,
+            max_bytes: 0,
+            slash: false,
+        },
+        min: 0,
+        max: MAX_ALLOW_CIDRS,
+    },
+    "client ranges whose request for the page is answered (default loopback; [] = nobody)",
+)
+.beyond("each an IPv4 or IPv6 CIDR");
+
+pub const BEARER_TOKEN_KEY: Key = Key::new(
+    "scrape_bearer_token",
+    Ty::Str {
+        min: 1,
+        max_bytes: 0,
+        slash: false,
+    },
+    "a page request must also carry Authorization: Bearer <token> (compared in constant time)",
+)
+.beyond("16 to 256 bytes");
 
 /// An IPv4 or IPv6 network. IPv4 addresses, and IPv4-mapped IPv6 ones
 /// (`::ffff:127.0.0.1`, what a dual-stack listener reports), are compared

@@ -15,7 +15,7 @@ use super::model::Keep;
 use crate::config::node::{self, choice, Fields, FromNode, Node, Path};
 use crate::config::schema::{names, Key, Ty};
 use crate::config::ConfigError;
-use crate::scrape_access::{validate_page_path, ScrapeAccess};
+use crate::scrape_access::{validate_page_path, ScrapeAccess, ALLOW_CIDRS_KEY, BEARER_TOKEN_KEY};
 
 /// Bounds the poller's validation enforces and its schema states.
 pub const INTERVAL_MS: RangeInclusive<u64> = 100..=3_600_000;
@@ -178,30 +178,8 @@ pub const ADMIN_KEYS: [Key; 6] = [
     )
     .beyond("differs from snapshot_path"),
     SHARED_DATA_PREFIX,
-    Key::new(
-        "scrape_allow_cidrs",
-        Ty::List {
-            item: &Ty::Str {
-                min: 1,
-                max_bytes: 0,
-                slash: false,
-            },
-            min: 0,
-            max: crate::scrape_access::MAX_ALLOW_CIDRS,
-        },
-        "client ranges whose request for a page is answered (default loopback; [] = nobody)",
-    )
-    .beyond("each an IPv4 or IPv6 CIDR"),
-    Key::new(
-        "scrape_bearer_token",
-        Ty::Str {
-            min: 1,
-            max_bytes: 0,
-            slash: false,
-        },
-        "a page request must also carry Authorization: Bearer <token>",
-    )
-    .beyond("16 to 256 bytes"),
+    ALLOW_CIDRS_KEY,
+    BEARER_TOKEN_KEY,
 ];
 
 /// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
