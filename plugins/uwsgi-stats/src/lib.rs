@@ -40,7 +40,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
 use uwsgi_red_core::scrape_access::is_page;
-use uwsgi_red_core::stats::config::{metrics_key, snapshot_key, AdminConfig, PluginConfig};
+use uwsgi_red_core::stats::config::{
+    metrics_key, snapshot_key, AdminConfig, PluginConfig, TargetConfig,
+};
 
 use poller::Poller;
 
@@ -58,6 +60,19 @@ use uwsgi_red_proxy_wasm::ProxyMetrics as Host;
 
 fn log(level: LogLevel, msg: &str) {
     let _ = hostcalls::log(level, &format!("uwsgi-stats: {msg}"));
+}
+
+/// One GET of a target's stats page through the host's HTTP call (Envoy
+/// names a cluster, ngx_wasm_module an address); the error names the target.
+fn dispatch(t: &TargetConfig, timeout: Duration) -> Result<u32, String> {
+    let authority = t.authority.clone().unwrap_or_else(|| t.cluster.clone());
+    let headers = vec![
+        (":method", "GET"),
+        (":path", t.path.as_str()),
+        (":authority", authority.as_str()),
+    ];
+    hostcalls::dispatch_http_call(&t.cluster, headers, None, vec![], timeout)
+        .map_err(|e| format!("dispatch to {:?} failed: {e:?}", t.cluster))
 }
 
 fn now_ms() -> u64 {
@@ -97,21 +112,14 @@ impl Root {
             let Some(t) = p.config.targets.get(i) else {
                 continue;
             };
-            let authority = t.authority.clone().unwrap_or_else(|| t.cluster.clone());
-            let headers = vec![
-                (":method", "GET"),
-                (":path", t.path.as_str()),
-                (":authority", authority.as_str()),
-            ];
-            match hostcalls::dispatch_http_call(&t.cluster, headers, None, vec![], timeout) {
+            match dispatch(t, timeout) {
                 Ok(token) => {
                     if let Some(t) = p.targets.get_mut(i) {
                         t.in_flight = Some(token);
                         t.in_flight_since_ms = now;
                     }
                 }
-                Err(e) => {
-                    let msg = format!("dispatch to cluster {:?} failed: {e:?}", t.cluster);
+                Err(msg) => {
                     log(LogLevel::Warn, &msg);
                     p.on_dispatch_error(&mut Host, i, &msg);
                     publish(p, now);

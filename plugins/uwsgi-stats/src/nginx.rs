@@ -30,7 +30,7 @@ use uwsgi_red_proxy_wasm::{read, ProxyKv};
 
 use crate::poller::Poller;
 use crate::texthost::TextHost;
-use crate::{log, now_ms};
+use crate::{dispatch, log, now_ms};
 
 /// The `reason` of `uwsgi_scrape_errors_total` for a dispatch that failed
 /// (ngx_wasm_module's `:dispatch_status`); `None` status values are the
@@ -249,21 +249,14 @@ impl NginxRoot {
             let Some(t) = p.config.targets.get(i) else {
                 continue;
             };
-            let authority = t.authority.clone().unwrap_or_else(|| t.cluster.clone());
-            let headers = vec![
-                (":method", "GET"),
-                (":path", t.path.as_str()),
-                (":authority", authority.as_str()),
-            ];
-            match hostcalls::dispatch_http_call(&t.cluster, headers, None, vec![], timeout) {
+            match dispatch(t, timeout) {
                 Ok(token) => {
                     if let Some(s) = p.targets.get_mut(i) {
                         s.in_flight = Some(token);
                         s.in_flight_since_ms = now;
                     }
                 }
-                Err(e) => {
-                    let msg = format!("dispatch to {:?} failed: {e:?}", t.cluster);
+                Err(msg) => {
                     log(LogLevel::Warn, &msg);
                     p.on_dispatch_error(&mut self.host, i, &msg);
                 }
