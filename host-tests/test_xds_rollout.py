@@ -15,13 +15,19 @@ counted (uwsgi_red_requests_total, summed over labels) against what the
 client sent, with the counter sampled throughout and never going down;
 Envoy's ECDS counters (config_reload / config_fail); the ACKs and NACKs the
 control plane saw; and which filter version Envoy serves afterwards
-(/config_dump ECDS section). The filter uses failure_policy FAIL_RELOAD.
+(/config_dump ECDS section). The filter uses failure_policy FAIL_RELOAD and
+the capability list of examples/envoy-red/envoy.yaml, as the example does.
+Each push is waited for until every Envoy has applied it (the ACK of the
+exact version the control plane last sent it, no retry pending, Envoy's
+config_reload, a new VM, its config dump) or refused every attempt, before
+anything is measured and before the next scenario starts.
 
 One control plane, three Envoys and one uWSGI are started once for the
 module; each scenario's load runs about a second per phase.
 """
 import hashlib
 import json
+import re
 import subprocess
 import threading
 from collections import Counter
@@ -29,7 +35,7 @@ from http.client import HTTPConnection
 
 import pytest
 
-from harness import ROOT, free_port, get_text, http, render, samples, stats_tags_yaml, wait_for, wait_port, wasm
+from harness import EXAMPLES, ROOT, free_port, get_text, http, render, samples, stats_tags_yaml, wait_for, wait_port, wasm
 
 NODES = ("a", "b", "c")
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -47,6 +53,18 @@ CONFIG_REFUSED = {"route_patterns": ["/users/{id}"], "max_seris": 1000}
 PHASE = 150
 # The control plane's attempts after a NACK (-nack-retries).
 NACK_RETRIES = 2
+
+
+def example_capabilities():
+    """The Proxy-Wasm capabilities examples/envoy-red/envoy.yaml allows
+    red-filter (kept exact by test_capabilities.py): the fleet is pushed
+    the module with the same restriction the example ships."""
+    text = (EXAMPLES / "envoy-red" / "envoy.yaml").read_text()
+    m = re.search(r"^( *)allowed_capabilities:\n((?:\1  +\w+: \{\}\n)+)", text, re.M)
+    assert m, "examples/envoy-red/envoy.yaml: no allowed_capabilities list"
+    names = re.findall(r"(\w+): \{\}", m.group(2))
+    assert "proxy_increment_metric" in names, names
+    return {name: {} for name in names}
 
 
 def custom_section(name, payload):
@@ -94,6 +112,7 @@ class Fleet:
         for name, data in self.modules.items():
             (self.wasm_dir / f"{name}.wasm").write_bytes(data)
         self.sha = {n: hashlib.sha256(d).hexdigest() for n, d in self.modules.items()}
+        self.capabilities = example_capabilities()
         self.up = hosts.uwsgi("xds-uwsgi", processes=2)
         self.xds_port, self.api_port = free_port(), free_port()
         self.listen = {n: free_port() for n in NODES}
@@ -115,9 +134,9 @@ class Fleet:
         # The first push is refused once per Envoy (the module is not in
         # its cache yet, nack_on_code_cache_miss) and applied on the retry;
         # until then the listener has no filter config and answers 500.
-        # Envoy's own count of applied filter configs (attempts - refusals).
-        wait_for(lambda: all(self.ecds_stat(n, "config_reload") - self.ecds_stat(n, "config_fail") >= 1
-                             for n in NODES), 30, 0.1, what="the first filter config on every Envoy")
+        nothing = {n: dict(reload=0, fail=0, vms=0) for n in NODES}
+        wait_for(lambda: all(self.applied(n, 0, nothing[n]) for n in NODES), 30, 0.1,
+                 what="the first filter config applied on every Envoy")
         for n in NODES:
             status, _, body = http("GET", f"http://127.0.0.1:{self.listen[n]}/items")
             assert status == 200, (n, status, body)
@@ -131,6 +150,7 @@ class Fleet:
                     "name": "red",
                     "root_id": "red",
                     "failure_policy": "FAIL_RELOAD",
+                    "capability_restriction_config": {"allowed_capabilities": self.capabilities},
                     "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                       "value": json.dumps(config)},
                     "vm_config": {
@@ -154,17 +174,54 @@ class Fleet:
         assert status == 200, out
         return str(self.version)
 
-    def replies(self):
-        """Every ECDS ACK/NACK the control plane has seen, oldest first."""
-        got = json.loads(get_text(f"http://127.0.0.1:{self.api_port}/status"))["replies"]
-        return [r for r in got if r["type_url"] == ECDS_TYPE]
+    def status(self):
+        """The control plane's view: every ECDS ACK/NACK it has seen, oldest
+        first, and per node the snapshot version it last set (the push's or
+        a retry's) and whether a retry is pending."""
+        got = json.loads(get_text(f"http://127.0.0.1:{self.api_port}/status"))
+        return [r for r in got["replies"] if r["type_url"] == ECDS_TYPE], got["nodes"]
 
-    def acked(self, since, version):
-        """Whether every Envoy has ACKed `version` (or a retry of it) in
-        the replies after the first `since`."""
-        got = self.replies()[since:]
-        return {r["node"] for r in got if not r.get("error") and r["version"].split("-")[0] == version} == \
-            {f"envoy-{n}" for n in NODES}
+    def replies(self):
+        return self.status()[0]
+
+    def answered(self, n, since):
+        """Envoy `n`'s ECDS replies after the first `since`, and the control
+        plane's state for it; None while a retry is pending."""
+        replies, nodes = self.status()
+        st = nodes[f"envoy-{n}"]
+        if st["retry_pending"]:
+            return None
+        return [r for r in replies[since:] if r["node"] == f"envoy-{n}"], st
+
+    def applied(self, n, since, before):
+        """Whether Envoy `n` has applied the control plane's current version
+        for it. After a NACK the snapshot cache resends the refused version
+        and Envoy ACKs that identical resource without applying it, so an
+        ACK counts only when it is of the exact current version with no
+        retry pending; and Envoy itself must show it: one more applied
+        config (config_reload - config_fail), a new Wasm VM, the version in
+        its config dump."""
+        got = self.answered(n, since)
+        if got is None:
+            return False
+        mine, st = got
+        if not mine or mine[-1].get("error") or mine[-1]["version"] != st["version"]:
+            return False
+        applied = (self.ecds_stat(n, "config_reload") - before["reload"]) - \
+            (self.ecds_stat(n, "config_fail") - before["fail"])
+        return applied >= 1 and self.vms_created(n) > before["vms"] and self.serving(n)[0] == st["version"]
+
+    def refused(self, n, since, before):
+        """Whether Envoy `n` has refused every attempt: the push and each
+        retry NACKed, no retry pending, and Envoy's config_fail counted
+        each refusal."""
+        got = self.answered(n, since)
+        if got is None:
+            return False
+        mine, st = got
+        nacks = sum(1 for r in mine if r.get("error"))
+        return st["retries"] == NACK_RETRIES and nacks == 1 + NACK_RETRIES and \
+            self.ecds_stat(n, "config_fail") - before["fail"] >= 1 + NACK_RETRIES
 
     def series(self, n):
         """red-filter's request counters on Envoy `n`: {(route, code): value}."""
@@ -193,12 +250,17 @@ class Fleet:
     def ecds_stat(self, n, which):
         return self.stat(n, f"extension_config_discovery.http_filter.red.{which}")
 
-    def serving(self, n):
-        """(version, module file, sha256) of the filter Envoy reports it serves."""
+    def ecds_config(self, n):
+        """(version, plugin config) of the filter in Envoy's ECDS config dump."""
         d = json.loads(get_text(f"http://127.0.0.1:{self.admin[n]}/config_dump?resource=ecds_filters"))
         (c,) = d["configs"]
-        remote = c["ecds_filter"]["typed_config"]["config"]["vm_config"]["code"]["remote"]
-        return c["version_info"], remote["http_uri"]["uri"].rsplit("/", 1)[1], remote["sha256"]
+        return c["version_info"], c["ecds_filter"]["typed_config"]["config"]
+
+    def serving(self, n):
+        """(version, module file, sha256) of the filter Envoy reports it serves."""
+        version, config = self.ecds_config(n)
+        remote = config["vm_config"]["code"]["remote"]
+        return version, remote["http_uri"]["uri"].rsplit("/", 1)[1], remote["sha256"]
 
 
 class Load:
@@ -297,8 +359,10 @@ ROWS = []
 def scenario(f, name, config, module, sha=None, accepted=True):
     """Pushes one filter under steady load on all three Envoys and returns
     what happened, per Envoy. Accepted: every Envoy ACKs this version (or a
-    retry of it). Refused: every attempt is NACKed and Envoy keeps serving,
-    and reporting, the previous version."""
+    retry of it) and applies it. Refused: every attempt is NACKed and Envoy
+    keeps serving, and reporting, the previous version. The scenario waits
+    (bounded) for that outcome on every Envoy before it measures, so the
+    next scenario starts from a settled fleet."""
     before = {n: dict(series=f.series(n), serving=f.serving(n), reload=f.ecds_stat(n, "config_reload"),
                       vms=f.vms_created(n),
                       fail=f.ecds_stat(n, "config_fail"),
@@ -309,11 +373,13 @@ def scenario(f, name, config, module, sha=None, accepted=True):
         version = f.push(config, module, sha)
 
         def settled():
-            if accepted:
-                return f.acked(seen, version)
-            nacks = Counter(r["node"] for r in f.replies()[seen:] if r.get("error"))
-            return all(nacks[f"envoy-{n}"] == 1 + NACK_RETRIES for n in NODES)
-        wait_for(settled, 30, 0.05, what=f"{name}: every Envoy's answer to version {version}")
+            done = f.applied if accepted else f.refused
+            return all(done(n, seen, before[n]) for n in NODES)
+        try:
+            wait_for(settled, 30, 0.1, what=f"{name}: every Envoy {'applied' if accepted else 'refused'} "
+                     f"version {version}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; control plane: {f.status()[1]}") from None
         load.more(PHASE)
     replies = f.replies()[seen:]
     rows = {}
@@ -338,6 +404,11 @@ def scenario(f, name, config, module, sha=None, accepted=True):
         assert r["failed"] == 0, (n, r)
         # Envoy's own request counter continues exactly across every push.
         assert r["rq"] == r["sent"], (n, r)
+        # Served with the example's capability list, which covers every
+        # call red-filter makes.
+        allowed = f.ecds_config(n)[1]["capability_restriction_config"]["allowed_capabilities"]
+        assert sorted(allowed) == sorted(f.capabilities), (n, allowed)
+        assert "restricted proxy-wasm capability" not in f.envoys[n].log(), n
     return version, rows
 
 

@@ -10,7 +10,8 @@
 //	POST /push     {"version": "...", "filter": {TypedExtensionConfig value as JSON}}
 //	               sets a new snapshot for every node; only the filter changes;
 //	               a NACKed filter is pushed again (nackRetries)
-//	GET  /status   every ACK and NACK seen, per node and type
+//	GET  /status   every ACK and NACK seen, per node and type; per node, the
+//	               snapshot version last set and whether a retry is pending
 //	GET  /wasm/... files from -wasm-dir (the modules' remote source)
 //
 // `uwsgi-red-xds yaml2json FILE` converts YAML manifests and CRDs to JSON
@@ -86,6 +87,20 @@ type controlPlane struct {
 	filter  *core.TypedExtensionConfig
 	version string
 	retries map[string]int
+	// Per node: the snapshot version last set (the push's or a retry's)
+	// and whether a retry is scheduled. An ACK says the filter is applied
+	// only when it answers the node's current version and no retry is
+	// pending: after a NACK the snapshot cache resends the refused version
+	// at once, and Envoy ACKs that identical resource without applying it.
+	current map[string]string
+	pending map[string]bool
+}
+
+// nodeStatus is what GET /status reports per node.
+type nodeStatus struct {
+	Version      string `json:"version"`
+	RetryPending bool   `json:"retry_pending"`
+	Retries      int    `json:"retries"`
 }
 
 // How often a NACKed filter is pushed again to the node that refused it,
@@ -127,6 +142,7 @@ func (cp *controlPlane) onRequest(id int64, req *discovery.DiscoveryRequest) err
 	retry := ""
 	if r.Error != "" && r.TypeURL == resource.ExtensionConfigType && cp.retries[node] < nackRetries {
 		cp.retries[node]++
+		cp.pending[node] = true
 		retry = fmt.Sprintf("%s-retry%d", cp.version, cp.retries[node])
 	}
 	filter := cp.filter
@@ -140,9 +156,12 @@ func (cp *controlPlane) onRequest(id int64, req *discovery.DiscoveryRequest) err
 			if cp.filter != filter {
 				return
 			}
+			cp.pending[node] = false
 			if err := cp.setSnapshot(node, retry, withAttempt(filter, retry)); err != nil {
 				log.Printf("retry %s for %s: %v", retry, node, err)
+				return
 			}
+			cp.current[node] = retry
 		}()
 	}
 	return nil
@@ -253,11 +272,12 @@ func (cp *controlPlane) push(version string, filter []byte) error {
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	cp.filter, cp.version, cp.retries = &ext, version, map[string]int{}
+	cp.filter, cp.version, cp.retries, cp.pending = &ext, version, map[string]int{}, map[string]bool{}
 	for node := range cp.nodes {
 		if err := cp.setSnapshot(node, version, &ext); err != nil {
 			return err
 		}
+		cp.current[node] = version
 	}
 	return nil
 }
@@ -333,7 +353,11 @@ func (cp *controlPlane) api(wasmDir string) http.Handler {
 		cp.mu.Lock()
 		defer cp.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"replies": cp.replies})
+		nodes := map[string]nodeStatus{}
+		for node := range cp.nodes {
+			nodes[node] = nodeStatus{Version: cp.current[node], RetryPending: cp.pending[node], Retries: cp.retries[node]}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"replies": cp.replies, "nodes": nodes})
 	})
 	return mux
 }
@@ -361,6 +385,8 @@ func main() {
 		apiPort: uint32(*apiPort),
 		streams: map[int64]string{},
 		retries: map[string]int{},
+		current: map[string]string{},
+		pending: map[string]bool{},
 	}
 	for _, kv := range strings.Split(*nodes, ",") {
 		id, port, ok := strings.Cut(kv, "=")
