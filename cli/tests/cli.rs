@@ -1,5 +1,15 @@
 //! The built `uwsgi-red` binary against the project's captured vectors and
 //! tiny in-process stats servers (raw TCP, `--stats-http` style, UNIX).
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

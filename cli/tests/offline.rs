@@ -1,6 +1,16 @@
 //! The offline checks of the built `uwsgi-red` binary: `check-config`,
 //! `logs`, `statsd` — exit codes (0 ok, 1 bad input, 2 usage), `--help`,
 //! and exact outputs.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,5 +1,15 @@
 //! Criterion benches for the RED core: recording one request and encoding
 //! 1 000 series. Also prints `BENCH` headline lines.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use criterion::{criterion_group, Criterion};
 use std::hint::black_box;

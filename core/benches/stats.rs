@@ -4,6 +4,16 @@
 //! workers sharing an id) through `stats::scrape` (decode + map + encode).
 //! The 1 MB figures against Python's `json.loads` come from
 //! `bench/stats_1mb.py`, which times both sides in one run.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use criterion::{criterion_group, Criterion, Throughput};
 use std::hint::black_box;

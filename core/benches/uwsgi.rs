@@ -5,6 +5,16 @@
 //! and the hostile-input figures: the largest head the format allows fed
 //! one byte per callback, and a million distinct StatsD names through
 //! classification and the name budget (both should scale linearly).
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::hint::black_box;
 use std::path::Path;

@@ -154,12 +154,6 @@ pub fn new_holder_id(kv: &mut dyn KvStore, key: &str) -> Result<u64, KvError> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use crate::red::kv::{LocalKv, Versioned};

@@ -436,7 +436,6 @@ pub fn validate_page_path(p: &str, key: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -2,6 +2,16 @@
 //! every field, multibyte time zones, megabyte lines, and shapes built to
 //! make a naive search quadratic. Property tests generate Unicode, not
 //! only ASCII: a parser that slices by byte offsets fails here.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use proptest::prelude::*;
 use uwsgi_red_core::logs::time::parse_clf;

@@ -1,4 +1,14 @@
 //! Every line of the captured request logs, parsed (or rejected) as expected.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use uwsgi_red_core::logs::{gunicorn, parse_line, uwsgi, LogFormat};
 

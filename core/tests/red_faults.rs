@@ -4,7 +4,16 @@
 //! overflow series, with the failure counted by reason.
 //!
 //! Each test prints `FAULT <name> sent=<n> counted=<n>` (the table).
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -2,6 +2,16 @@
 //! (core/src/stats/path.rs), is the path serde_path_to_error's tracking
 //! deserializer names, for every value of every captured document turned
 //! into each wrong type, and for every key removed.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use serde_json::error::Category;
 use uwsgi_red_core::stats::families::MapOptions;

@@ -8,6 +8,16 @@
 //! document (every captured document and the hostile one: the page buffer is
 //! reserved at that size). A page larger than that (tiny entries with long
 //! names) also pays its own growth, up to 2× the page, on top.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 // A GlobalAlloc is unsafe to implement; it only forwards to the system allocator.
 #![allow(unsafe_code)]
 

@@ -2,6 +2,16 @@
 //! process's cwd/uid/gid) never reaches any output by default: not the
 //! Prometheus text, not a label, not the Envoy stat names built from those
 //! labels, not the snapshot JSON. Each appears only with its opt-in.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use uwsgi_red_core::stats::families::{encode_text, map_document, MapOptions};
 use uwsgi_red_core::stats::model::Keep;

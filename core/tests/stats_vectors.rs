@@ -1,5 +1,15 @@
 //! Every captured uWSGI 2.0.30 stats document (core/tests/vectors/stats_*),
 //! decoded from the exact bytes that came off the socket, with exact values.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::path::PathBuf;
 

@@ -2,6 +2,16 @@
 //! long and Unicode names. Classification must stay bounded (names, segment
 //! and output sizes), the name budget must cap what is rewritten and count
 //! the rest exactly, and nothing may panic.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use proptest::prelude::*;
 use uwsgi_red_core::statsd::budget::{Admission, NameBudget, DEFAULT_MAX_NAMES};

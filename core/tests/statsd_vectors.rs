@@ -1,5 +1,15 @@
 //! Every captured gunicorn/uWSGI StatsD datagram name is recognised and
 //! mapped to the OpenTelemetry names the plugin emits.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use proptest::prelude::*;
 use uwsgi_red_core::statsd::semconv::{

@@ -2,6 +2,16 @@
 //! allows, heads over the limit, invalid UTF-8 in every labelled var,
 //! absurd CONTENT_LENGTHs, status codes below 100. Each must end in a
 //! bounded result or a counted error, never a panic or unbounded memory.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use uwsgi_red_core::red::route::{RouteNormalizer, MAX_PATH_BYTES};
 use uwsgi_red_core::uwsgi::response::ResponseError;

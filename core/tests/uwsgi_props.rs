@@ -3,6 +3,16 @@
 //! The last tests are a bounded fuzz-like run (random bytes, random
 //! splits) that must never panic or exceed the memory bound; the
 //! coverage-guided version is the `fuzz/` crate.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use proptest::prelude::*;
 use uwsgi_red_core::uwsgi::modifier::{Payload, MODIFIERS};

@@ -2,6 +2,16 @@
 //! exactly as nginx 1.22 sent them and uWSGI 2.0.30's replies
 //! (`tests/vectors/`, see SOURCES.md there). The `.txt` files are the
 //! capture tool's own decoding; ours must agree byte for byte.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,16 @@
 //!
 //! `stats-wasm-bench [iterations] [small|1mb|1mb-owned|hostile|hostile-owned]` prints
 //! `iterations=<n> total_ns=<t> doc_bytes=<b> out_bytes=<o>` (fastest of 15 rounds).
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -5,6 +5,16 @@
 //! Output: `MBPS <v>` and `NS_PER_PACKET <v>` (head bytes only: the body
 //! is skipped by arithmetic, never read).
 //! Arguments: `[min_seconds]` (default 1.0).
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::hint::black_box;
 use std::time::Instant;

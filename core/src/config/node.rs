@@ -332,7 +332,6 @@ pub(crate) fn read<T: FromNode + Default>(bytes: &[u8]) -> Result<T, ConfigError
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

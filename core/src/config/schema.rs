@@ -215,7 +215,6 @@ fn ty(t: &Ty) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

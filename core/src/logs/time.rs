@@ -92,7 +92,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

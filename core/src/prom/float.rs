@@ -133,7 +133,6 @@ fn push_digits(out: &mut String, digits: &[u8]) {
 }
 
 #[cfg(test)]
-#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

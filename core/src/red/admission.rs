@@ -360,7 +360,6 @@ impl Admitter {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::red::kv::LocalKv;

@@ -140,7 +140,6 @@ impl RedAggregate {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -105,7 +105,6 @@ impl KvStore for LocalKv {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

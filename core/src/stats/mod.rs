@@ -27,17 +27,6 @@
 //! assert!(encode_text(&fams).contains("uwsgi_worker_requests_total{target=\"app1\",worker_id=\"1\"} 7"));
 //! ```
 
-#![cfg_attr(
-    test,
-    allow(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 pub mod config;
 pub mod error;
 pub mod families;

@@ -101,7 +101,6 @@ fn split(entries: Vec<(String, Node)>) -> Result<NginxConfig, ConfigError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

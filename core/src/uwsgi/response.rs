@@ -383,7 +383,6 @@ pub fn parse_status(bytes: &[u8]) -> Result<Option<Status>, ResponseError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -3,6 +3,16 @@
 //! same vars byte for byte, and every other field and error is equal. Native
 //! (the component crate's code); the wasmtime and jco runs then require the
 //! component to give the native results of both forms.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use uwsgi_red_component::bindings::exports::uwsgi_red::core::uwsgi::{
     Guest, HeadSpans, Octets, PayloadKind, RequestHead, Span,

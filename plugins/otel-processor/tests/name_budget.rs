@@ -1,6 +1,16 @@
 //! The processor's StatsD name budget: however many distinct names arrive,
 //! exactly the budget's worth are rewritten; every later new name passes
 //! through unchanged and is counted as a `name_budget` refusal.
+// Not shipped (tests, benches, native tools): the workspace's panic-free
+// lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;

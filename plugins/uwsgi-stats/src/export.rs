@@ -214,12 +214,7 @@ fn to_u64(v: f64) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use uwsgi_red_core::red::host::HostError;

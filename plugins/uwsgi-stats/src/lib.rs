@@ -18,15 +18,7 @@
 //! All protocol logic is in `uwsgi-red-core`; this crate is the host adapter.
 //!
 //! Panic-free by construction (it runs inside the user's Envoy, built with
-//! `panic = "abort"`); tests may allow these lints.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)]
+//! `panic = "abort"`: the workspace's panic-free lints apply).
 
 pub mod export;
 pub mod nginx;
@@ -353,7 +345,6 @@ impl HttpContext for AdminFilter {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use uwsgi_red_core::stats::families::LABEL_NAMES;
 

@@ -446,11 +446,6 @@ impl HttpContext for PageFilter {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

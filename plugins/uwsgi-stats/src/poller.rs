@@ -224,12 +224,7 @@ impl Poller {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use uwsgi_red_core::prom::text::MetricType;

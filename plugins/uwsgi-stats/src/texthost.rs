@@ -188,7 +188,6 @@ impl MetricsHost for TextHost {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -71,29 +71,13 @@
 //! stack in proportion to a value's length, which the host tests exercise
 //! at that size.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::string_slice,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)]
-
 #[cfg(any(test, feature = "emulate"))]
 pub mod emulate;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod extraction_tests;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod shipped_tests;
 
 /// Between a key and its value.
@@ -223,12 +207,6 @@ pub fn stats_tags_yaml(keys: &[&str], indent: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    clippy::arithmetic_side_effects
-)]
 mod tests {
     use super::*;
 
