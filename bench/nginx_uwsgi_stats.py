@@ -1,4 +1,4 @@
-"""CPU per poll of the 1 MB stats document (bench/fixtures/stats_64x16_load.json)
+"""CPU per poll of the 1 MB stats document (testdata/fixtures/stats_64x16_load.json)
 by uwsgi-stats in nginx (examples/nginx-wasm/nginx-uwsgi-stats.conf, 4 workers,
 one target through the example's stats relay) beside Envoy
 (examples/envoy-uwsgi-stats, the bootstrap singleton), both polling a fake stats
@@ -145,7 +145,7 @@ def main():
     if os.environ.get("BENCH_ONLY_CALLGRIND") == "1":
         request_path()
         return
-    big = HTTP_HEAD + (ROOT / "bench" / "fixtures" / "stats_64x16_load.json").read_bytes()
+    big = HTTP_HEAD + (ROOT / "testdata" / "fixtures" / "stats_64x16_load.json").read_bytes()
     small = (VECTORS / "stats_a_2proc_idle_http.bin").read_bytes()
     with tempfile.TemporaryDirectory() as d:
         logdir = Path(d)

@@ -1,6 +1,6 @@
-"""The 1 MB stats document (bench/fixtures/stats_64x16_load.json: 64 workers x 16 threads,
+"""The 1 MB stats document (testdata/fixtures/stats_64x16_load.json: 64 workers x 16 threads,
 --enable-metrics --memory-report, 128 requests in flight) through decode + map + Prometheus text,
-natively and inside wasm32-wasip1 under wasmtime (benches/stats-wasm-bench, one code path), against
+natively and inside wasm32-wasip1 under wasmtime (bench/crates/stats-wasm-bench, one code path), against
 Python's json.loads merely parsing the same bytes, all in one run. Each figure is the fastest of
 15 rounds: on a shared machine a slower round measures the other processes. Prints:
   BENCH stats_1mb_decode_map_encode_ms <v> ms   (stats::scrape, native)
@@ -25,7 +25,7 @@ from pathlib import Path
 import wasmtime
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "bench" / "fixtures" / "stats_64x16_load.json"
+DOC = ROOT / "testdata" / "fixtures" / "stats_64x16_load.json"
 # Native: profile `native` (opt-level 3, as dist/uwsgi-red); Wasm: "release".
 NATIVE = ROOT / "target" / "native" / "stats-wasm-bench"
 MODULE = ROOT / "target" / "wasm32-wasip1" / "release" / "stats-wasm-bench.wasm"

@@ -1,6 +1,6 @@
 """Times core::stats decode + map of the largest captured stats document
 inside wasm32-wasip1 under wasmtime (the `wasmtime` PyPI package), using the
-benches/stats-wasm-bench module. Prints:
+bench/crates/stats-wasm-bench module. Prints:
   BENCH stats_decode_wasm_us <v> us
   BENCH stats_decode_wasm_mb_s <v> MB/s
 """

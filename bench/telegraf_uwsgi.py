@@ -1,5 +1,5 @@
 """Telegraf's `inputs.uwsgi` against our stats path on the same 1 MB document
-(bench/fixtures/stats_64x16_load.json), CPU time per scrape: the method of
+(testdata/fixtures/stats_64x16_load.json), CPU time per scrape: the method of
 bench/uwsgi_exporter.py.
 
 Telegraf is the cached build of scripts/setup.d/telegraf.sh (built here when

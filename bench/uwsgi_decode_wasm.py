@@ -1,4 +1,4 @@
-"""uwsgi head decode throughput inside Wasm: builds benches/uwsgi-wasm-bench
+"""uwsgi head decode throughput inside Wasm: builds bench/crates/uwsgi-wasm-bench
 for wasm32-wasip1 (release, same profile as the plugins) and runs it under
 wasmtime (the `wasmtime` PyPI package), which compiles it with Cranelift.
 

@@ -1,5 +1,5 @@
 """uwsgi_exporter against our stats path on the same 1 MB document
-(bench/fixtures/stats_64x16_load.json), CPU time per scrape.
+(testdata/fixtures/stats_64x16_load.json), CPU time per scrape.
 
 The exporter is not installed by the project scripts: the Go module proxy
 answers 403 for github.com/timonwong/uwsgi_exporter, so `go install` cannot

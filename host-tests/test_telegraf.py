@@ -2,7 +2,7 @@
 
 The same bytes go to both: every committed stats vector
 (core/tests/vectors/stats_*.bin, raw and --stats-http captures), the 1 MB
-document (bench/fixtures/stats_64x16_load.json), and a live uWSGI with
+document (testdata/fixtures/stats_64x16_load.json), and a live uWSGI with
 several workers, threads (cores), caches and spoolers. Telegraf (built with
 only the plugins used, scripts/setup.d/telegraf.sh) reads them once
 (`--once`) and writes line protocol with `outputs.file`; Envoy's uwsgi-stats
@@ -28,7 +28,7 @@ from harness import ROOT, free_port, parse_prometheus, uwsgi_stats_config, wait_
 from influx import parse_lines
 
 VECTORS = ROOT / "core" / "tests" / "vectors"
-ONE_MB = ROOT / "bench" / "fixtures" / "stats_64x16_load.json"
+ONE_MB = ROOT / "testdata" / "fixtures" / "stats_64x16_load.json"
 HTTP_HEAD = b"HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n"
 
 # Telegraf field -> our family; each value equal as a number. Envoy gauges

@@ -21,11 +21,9 @@ use std::time::Instant;
 use uwsgi_red_core::stats::families::{encode_text, map_document, MapOptions};
 use uwsgi_red_core::stats::{decode, scrape, transport, DEFAULT_MAX_DOCUMENT_BYTES};
 
-#[path = "../tests/stats_support/mod.rs"]
-mod stats_support;
+use uwsgi_red_testdata::{stats as hostile_stats, vectors, STATS_1MB as MB};
 
-const DOC: &[u8] = include_bytes!("../tests/vectors/stats_b_4x4_load_http.bin");
-const MB: &[u8] = include_bytes!("../../bench/fixtures/stats_64x16_load.json");
+const DOC: &[u8] = vectors::STATS_4X4_LOAD_HTTP;
 
 fn decode_map() -> usize {
     let d = decode(black_box(DOC)).unwrap();
@@ -115,7 +113,7 @@ fn headline() {
     println!("BENCH stats_1mb_scrape_native_ms {:.3} ms", fast / 1e3);
     println!("BENCH stats_1mb_owned_native_ms {:.3} ms", owned / 1e3);
 
-    let hostile = stats_support::hostile();
+    let hostile = hostile_stats::hostile();
     let out = scrape_len(&hostile);
     let ms = best_us(&|| scrape_len(&hostile), 1, 5) / 1e3;
     println!("BENCH stats_hostile_40k_sockets_ms {ms:.1} ms");

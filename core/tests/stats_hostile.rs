@@ -13,15 +13,14 @@
 )]
 
 mod stats_paths;
-mod stats_support;
 
 use stats_paths::{fast_text, owned_text};
-use stats_support::{hostile, with_extra, REPEATED_SOCKETS, SOCKETS, WORKERS};
 use uwsgi_red_core::stats::families::{map_document, Family, MapOptions, DUPLICATES_FAMILY};
 use uwsgi_red_core::stats::limits::{MAX_ENTRIES, MAX_LABEL_BYTES};
 use uwsgi_red_core::stats::{
     decode, decode_with_limit, scrape, StatsError, DEFAULT_MAX_DOCUMENT_BYTES,
 };
+use uwsgi_red_testdata::stats::{hostile, with_extra, REPEATED_SOCKETS, SOCKETS, WORKERS};
 
 const ALL: MapOptions = MapOptions {
     per_core: true,

@@ -21,8 +21,6 @@
 // A GlobalAlloc is unsafe to implement; it only forwards to the system allocator.
 #![allow(unsafe_code)]
 
-mod stats_support;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -86,9 +84,6 @@ fn check(doc: &[u8], expect_out_ratio_below: f64) {
 /// building its document on another thread would count against this one.
 #[test]
 fn peak_heap_is_under_four_times_the_document() {
-    check(&stats_support::hostile(), 2.0);
-    check(
-        include_bytes!("../../bench/fixtures/stats_64x16_load.json"),
-        0.2,
-    );
+    check(&uwsgi_red_testdata::stats::hostile(), 2.0);
+    check(uwsgi_red_testdata::STATS_1MB, 0.2);
 }

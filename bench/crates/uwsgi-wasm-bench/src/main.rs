@@ -21,24 +21,7 @@ use std::time::Instant;
 
 use uwsgi_red_core::uwsgi::{decode_head, Progress, DEFAULT_HEAD_LIMIT};
 
-macro_rules! vectors {
-    ($($name:literal),* $(,)?) => {
-        [$(include_bytes!(concat!("../../../core/tests/vectors/", $name, ".bin")).as_slice()),*]
-    };
-}
-
-const PACKETS: [&[u8]; 10] = vectors!(
-    "pkt_get_error",
-    "pkt_get_notfound",
-    "pkt_get_query_many_headers",
-    "pkt_get_root",
-    "pkt_head_root",
-    "pkt_http10_no_host",
-    "pkt_options_cors",
-    "pkt_post_10k_form",
-    "pkt_post_empty",
-    "pkt_post_multipart",
-);
+const PACKETS: [&[u8]; 10] = uwsgi_red_testdata::vectors::UWSGI_PACKETS;
 
 /// What the network filter does per request: decode the head and read the
 /// vars it labels with. Returns the head length.

@@ -1,7 +1,5 @@
-//! Generated adversarial stats documents, shared by the tests and the bench
-//! (`#[path]`-included by `core/benches/stats.rs` and `benches/stats-wasm-bench`).
-// Each includer uses only part of it.
-#![allow(dead_code)]
+//! Generated adversarial stats documents, shared by core's tests and the
+//! benches.
 
 use std::fmt::Write as _;
 
@@ -12,7 +10,7 @@ pub const REPEATED_SOCKETS: usize = 1_000;
 /// Workers in [`hostile`], every one with `"id":1`.
 pub const WORKERS: usize = 20_000;
 
-/// The issue-11 document (~10 MB): 40 000 sockets, 20 000 workers sharing id 1.
+/// The hostile document (~10 MB): 40 000 sockets, 20 000 workers sharing id 1.
 pub fn hostile() -> Vec<u8> {
     let mut s = String::with_capacity(11 << 20);
     s.push_str("{\"version\":\"2.0.30\",\"listen_queue\":0,\"load\":3,\"sockets\":[");

@@ -21,15 +21,11 @@ use std::time::Instant;
 
 use uwsgi_red_core::stats::families::{encode_text, map_document, MapOptions};
 use uwsgi_red_core::stats::{decode, scrape, DEFAULT_MAX_DOCUMENT_BYTES};
+use uwsgi_red_testdata::{stats, vectors, STATS_1MB};
 
-/// The largest captured test vector (4 × 4, 11 KB).
-const SMALL: &[u8] = include_bytes!("../../../core/tests/vectors/stats_b_4x4_load_http.bin");
-/// 64 workers × 16 threads under load, `--enable-metrics --memory-report`
-/// (bench/fixtures/capture_stats_1mb.py).
-#[path = "../../../core/tests/stats_support/mod.rs"]
-mod stats_support;
-
-const MB: &[u8] = include_bytes!("../../../bench/fixtures/stats_64x16_load.json");
+/// The largest captured test vector (4 × 4).
+const SMALL: &[u8] = vectors::STATS_4X4_LOAD_HTTP;
+const MB: &[u8] = STATS_1MB;
 
 #[derive(Clone, Copy)]
 enum Path {
@@ -75,7 +71,7 @@ fn main() {
     let mode = args.next();
     // Generated only when asked for: ~10 MB.
     let hostile = match mode.as_deref() {
-        Some(m) if m.starts_with("hostile") => stats_support::hostile(),
+        Some(m) if m.starts_with("hostile") => stats::hostile(),
         _ => Vec::new(),
     };
     let (doc, path) = match mode.as_deref() {
