@@ -287,8 +287,10 @@ cmd_bench() {
   cmd_build
   log "criterion benches"
   cargo bench --locked --workspace 2>&1 | tee "$UWSGI_RED_CACHE/criterion.log" | grep -E '^(BENCH|[a-z_0-9/]+ +time:)' || true
+  # The scripts import the host-test harness (host-tests/harness, and a few
+  # host-tests modules): it is on PYTHONPATH, as pytest has it on sys.path.
   for b in "$ROOT"/bench/*.py; do
-    [ -f "$b" ] && { log "bench $(basename "$b")"; "$VENV/bin/python" "$b"; }
+    [ -f "$b" ] && { log "bench $(basename "$b")"; PYTHONPATH="$ROOT/host-tests${PYTHONPATH:+:$PYTHONPATH}" "$VENV/bin/python" "$b"; }
   done
   return 0
 }
@@ -296,7 +298,7 @@ cmd_bench() {
 cmd_demo() {
   ensure_all
   cmd_build red-filter uwsgi-stats uwsgi-tcp
-  exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
+  PYTHONPATH="$ROOT/host-tests${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" "$ROOT/examples/demo/demo.py" "$@"
 }
 
 # OCI image layouts for a mesh (Istio WasmPlugin / Envoy remote code):

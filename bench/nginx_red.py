@@ -39,8 +39,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "host-tests"))
-from harness import ROOT, Sub, callgrind, free_port, nginx_globals, start_uwsgi, wasm  # noqa: E402
+import callgrind  # noqa: E402  (bench/callgrind.py)
+from harness import ROOT, Sub, free_port, nginx_globals, start_uwsgi, wasm  # noqa: E402
 from nginx_wasm import PLUGIN_LINE, NginxWasm, nginx_wasm_bin, render_example  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))

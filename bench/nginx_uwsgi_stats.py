@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "host-tests"))
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
-from harness import (ROOT, Sub, callgrind, free_port, nginx_globals, render, uwsgi_stats_config, value,  # noqa: E402
+import callgrind  # noqa: E402  (bench/callgrind.py)
+from harness import (ROOT, Sub, free_port, nginx_globals, render, uwsgi_stats_config, value,  # noqa: E402
                      wait_for, wasm)
 from nginx_wasm import nginx_wasm_bin  # noqa: E402
 from harness.envoy import Envoy  # noqa: E402

@@ -20,7 +20,6 @@ processor and `BENCH otel_pipeline_ratio <v> x` (compiled / without).
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -28,7 +27,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "host-tests"))
 from harness import Proc, free_port, wait_port  # noqa: E402
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData  # noqa: E402
 from test_otel_processor_abi import Guest  # noqa: E402

@@ -18,7 +18,6 @@ shipped shape (expected 0).
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "host-tests"))
 from harness import Proc, free_port, http, wait_port  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))

@@ -12,7 +12,6 @@ Prints `BENCH otel_logs_to_red_records_per_s <v> records/s`.
 """
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -20,7 +19,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "host-tests"))
 from harness import Proc, free_port, get_text, value, wait_for, wait_port  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue  # noqa: E402
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData  # noqa: E402

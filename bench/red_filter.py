@@ -48,8 +48,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "host-tests"))
-from harness import DIST, ROOT, Hosts, callgrind, free_port, red_filter_config  # noqa: E402
+import callgrind  # noqa: E402  (bench/callgrind.py)
+from harness import DIST, ROOT, Hosts, free_port, red_filter_config  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))

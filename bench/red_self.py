@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "host-tests"))
-sys.path.insert(0, str(HERE))
 from conftest import Envoy, free_port  # noqa: E402
 from envoy_red import render  # noqa: E402
 from red_filter import cpu_seconds, measure  # noqa: E402

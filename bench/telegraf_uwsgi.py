@@ -21,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stats_1mb  # noqa: E402  (same document, same native binary)
 from uwsgi_exporter import cpu_s  # noqa: E402  (utime + stime of a pid)
 

@@ -7,7 +7,7 @@ fetch it on a fresh machine. Build it from a source checkout
 (`GOFLAGS=-mod=mod go build -o uwsgi_exporter ./cmd/uwsgi_exporter`; its
 dependencies do come from the proxy) and name the binary:
 
-  UWSGI_EXPORTER_BIN=/path/to/uwsgi_exporter python bench/uwsgi_exporter.py
+  UWSGI_EXPORTER_BIN=/path/to/uwsgi_exporter PYTHONPATH=host-tests python bench/uwsgi_exporter.py
 
 Without UWSGI_EXPORTER_BIN (as in `./build.sh bench` on a fresh machine) it
 says so in one comment line and measures nothing.
@@ -31,7 +31,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stats_1mb  # noqa: E402  (same document, same native binary)
 
 SCRAPES = 30

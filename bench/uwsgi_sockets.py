@@ -13,9 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "host-tests"))
 from harness import Hosts, free_port, red_filter_config  # noqa: E402
 
 N = int(os.environ.get("BENCH_REQUESTS", "4000"))

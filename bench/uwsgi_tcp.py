@@ -18,7 +18,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "host-tests"))
 from harness import DIST, OTEL_BUCKETS_US, Hosts, free_port, tcp_proxy_config, wait_port  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "3"))

@@ -22,8 +22,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "host-tests"))
-sys.path.insert(0, str(HERE))
 from harness import (EXAMPLES, Hosts, demo_config, free_port, parse_prometheus, render,  # noqa: E402
                      uwsgi_tcp_example_config, wasm)
 from view import RED_REQ, render_view  # noqa: E402

@@ -1,5 +1,5 @@
 """Instructions per request of a host process under callgrind (bench/red_filter.py,
-bench/nginx_red.py).
+bench/nginx_red.py, bench/nginx_uwsgi_stats.py).
 
 On a shared 2-core machine CPU time per request swings by ±5 µs between runs;
 instruction counts repeat to a few instructions, so they explain a change where
@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .paths import ROOT
+from harness import ROOT
 
 START_DEADLINE_S = 300
 WARMUP = 50
