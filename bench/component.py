@@ -6,8 +6,8 @@ dist/uwsgi-red.component.wasm under wasmtime, each against the same Rust
 implementation called natively (so the native side builds exactly the values
 the host receives); plus the component's size.
 
-The timing loop is the Rust binary `component-bench` of
-host-tests/wasmtime-host (bounded: 5 rounds of 5000 calls per variant, the
+The timing loop is the Rust binary `component-bench` (bench/crates/component-bench,
+over host-tests/wasmtime-host; bounded: 5 rounds of 5000 calls per variant, the
 variants interleaved, best round). Timings are noisy on a shared machine, so
 when valgrind is installed each variant also runs under callgrind
 (BENCH_CALLGRIND=0 skips it): collection switched on only inside the
@@ -56,7 +56,7 @@ def callgrind(variant, workdir):
 def main():
     if not ARTIFACT.exists():
         sys.exit(f"{ARTIFACT} missing: run ./build.sh build first")
-    argv = ["cargo", "build", "--locked", "-q", "-p", "uwsgi-red-wasmtime-host", "--features", "host",
+    argv = ["cargo", "build", "--locked", "-q", "-p", "component-bench", "--features", "host",
             "--profile", "host-test", "--bin", "component-bench"]
     p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     if p.returncode != 0:
