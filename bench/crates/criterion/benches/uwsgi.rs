@@ -26,8 +26,8 @@ use uwsgi_red_core::uwsgi::response::StatusParser;
 use uwsgi_red_core::uwsgi::{decode_head, encode_head, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
 
 fn packets() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
+    let dir = Path::new(uwsgi_red_testdata::vectors::DIR);
+    let mut names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with("pkt_") && n.ends_with(".bin"))
@@ -81,7 +81,7 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
     let resp = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/resp_uwsgi_socket_200.bin"),
+        Path::new(uwsgi_red_testdata::vectors::DIR).join("resp_uwsgi_socket_200.bin"),
     )
     .unwrap();
     c.bench_function("uwsgi_response_status", |b| {
