@@ -7,7 +7,8 @@ use uwsgi_red_core::uwsgi::packet::RequestVars;
 use uwsgi_red_core::uwsgi::{decode_head, DecodeError as CoreDecodeError, HeadDecoder, Progress};
 
 use crate::bindings::exports::uwsgi_red::core::uwsgi as wu;
-use crate::{decode_error, payload_kind, u32_of};
+use crate::u32_of;
+use crate::uwsgi::{decode_error, payload_kind};
 
 /// Where `part`, a subslice of `packet`, lies in it. Core's slices borrow
 /// from the buffer given to the stateless `decode_head`, so the address
