@@ -135,15 +135,15 @@ wasm_opt() {
   # Debian's binaryen rejects modern Rust output without these features.
   local f="$1"
   if command -v wasm-opt >/dev/null; then
-    # --converge: -Oz again until the module stops shrinking (-100..-190 B
-    # per proxy-wasm module, issue 13).
+    # --converge: -Oz again until the module stops shrinking (each proxy-wasm
+    # module loses a little more after the first round).
     wasm-opt -Oz --converge --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
       --enable-mutable-globals --enable-reference-types --enable-multivalue "$f" -o "$f.opt" \
       && mv "$f.opt" "$f" || echo "wasm-opt failed on $f; keeping the unoptimised module" >&2
   fi
 }
 
-# A proxy-wasm module as small as the hosts allow (issue 13: 0.45-0.7x the
+# A proxy-wasm module as small as the hosts allow (about half the
 # bytes of the stable wasm32-wasip1 build). wasm32-unknown-unknown: the
 # modules use no WASI (clock, logs and I/O are proxy-wasm host calls), Envoy
 # and ngx_wasm_module load them, and std needs no WASI libc to be rebuilt.
@@ -153,8 +153,7 @@ wasm_opt() {
 # crates deny the lints that could cause one); if one were, the VM still
 # traps as with panic=abort, only without the SDK's log line first.
 # -Zlocation-detail=none: no file/line/column statics for panic locations,
-# which only a panic message would print and immediate-abort prints none
-# (-1.6 KB of red-filter).
+# which only a panic message would print and immediate-abort prints none.
 # Profile proxy-wasm: opt-level "z" (release stays "s" for the native CLI
 # and the other Wasm builds).
 # --remap-path-prefix: the module keeps a few source paths (dependency

@@ -1,4 +1,4 @@
-"""OCI distribution to a mesh (issue 14.3).
+"""OCI distribution to a mesh.
 
 scripts/oci.py (what `./build.sh oci` runs) writes OCI image layouts of the
 built plugins, reproducibly. A real registry (Debian docker-registry) on

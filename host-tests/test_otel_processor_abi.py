@@ -196,7 +196,7 @@ MIB = 1024 * 1024
 
 
 def test_batch_over_rewrite_limit_passes_through_unchanged():
-    """Issue 11: a batch over the 64 MiB buffer used to come back EMPTY."""
+    """Regression: a batch over the 64 MiB buffer used to come back EMPTY."""
     g = Guest(b"{}")
     big = b"\x0a" + b"\x00" * (64 * MIB)  # size alone refuses it: not decoded
     status, result, reason = g.call("processMetrics", big)

@@ -3,7 +3,8 @@
 //! request sent must be counted exactly once — in its own series or in the
 //! overflow series, with the failure counted by reason.
 //!
-//! Each test prints `FAULT <name> sent=<n> counted=<n>` (the table).
+//! Each test prints `FAULT <name> sent=<n> counted=<n>` (one line per fault, to
+//! tabulate).
 // Not shipped (tests, benches, native tools): the workspace's panic-free
 // lints (Cargo.toml [workspace.lints.clippy]) do not apply here.
 #![allow(

@@ -379,7 +379,7 @@ mod tests {
         }
     }
 
-    // Issue 11: merging scanned every name seen so far (quadratic in
+    // Regression: merging scanned every name seen so far (quadratic in
     // distinct names). Each merge now looks at one existing metric at most.
     #[test]
     fn merge_is_one_lookup_per_metric() {

@@ -401,7 +401,7 @@ fn log_lines_become_attributes() {
     );
 }
 
-// Issue 11: a batch over the rewrite limit was replaced by an empty one.
+// Regression: a batch over the rewrite limit was replaced by an empty one.
 // It now comes back byte for byte, with the reason and its kind.
 #[test]
 fn batch_over_rewrite_limit_passes_through_unchanged() {

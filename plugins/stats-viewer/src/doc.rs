@@ -7,7 +7,7 @@
 //! lock; every per-core counter; `metrics`, `crons`, `daemons`, `uid`, …).
 //! Here serde skips those with `IgnoredAny` (no allocation, no integer
 //! parsing) and reads of each core only `in_request`: ~6 % fewer
-//! instructions per decode, ~7 % per poll in Node, 50 KB less module (the
+//! instructions per decode, ~7 % per poll in Node, a smaller module (the
 //! scan of the skipped bytes remains; see the README's numbers). Not core's borrowed
 //! `View` either: the page keeps the previous poll's document for rates, so
 //! the model must own its strings (few: version, cwd, statuses, names).

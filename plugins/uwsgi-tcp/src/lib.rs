@@ -34,7 +34,7 @@ use uwsgi_red_proxy_wasm::{ProxyKv, ProxyMetrics};
 
 // No `proxy_wasm::set_log_level`: it only installs a `log` crate backend
 // (nothing here logs through `log`; the SDK's only use is a `trace!`) and a
-// panic hook that `-Cpanic=immediate-abort` never runs; ≈ 1.3 KB of module.
+// panic hook that `-Cpanic=immediate-abort` never runs: code for nothing.
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}

@@ -1,6 +1,6 @@
 //! Stats decode + map (+ encode) benches. Criterion groups for the largest
 //! captured test vector and the 1 MB bench fixture, then the headline `BENCH`
-//! lines, including the issue-11 adversarial document (40 000 sockets, 20 000
+//! lines, including the adversarial (hostile) document (40 000 sockets, 20 000
 //! workers sharing an id) through `stats::scrape` (decode + map + encode).
 //! The 1 MB figures against Python's `json.loads` come from
 //! `bench/stats_1mb.py`, which times both sides in one run.
