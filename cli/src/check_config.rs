@@ -2,7 +2,7 @@
 //! file, offline, and words a refusal exactly as that plugin logs it.
 
 use uwsgi_red_core::config::schema::{json_schema, json_schema_switch};
-use uwsgi_red_core::config::{RedConfig, RED_KEYS};
+use uwsgi_red_core::red::config::{RedConfig, RED_KEYS};
 use uwsgi_red_core::stats::config::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
 

@@ -5,8 +5,6 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use crate::red::histogram::{Buckets, Histogram};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {
     Counter,
@@ -233,12 +231,17 @@ impl TextEncoder {
     }
 
     /// `_bucket` lines (cumulative, with `le`), then `_sum` and `_count`.
+    /// `bounds` are the finite upper bounds; `cumulative` yields one count
+    /// per bound and then the `+Inf` count. The encoder knows no histogram
+    /// type of its own, so any domain can hand it one.
     pub fn histogram<L: AsRef<str>>(
         &mut self,
         name: &str,
         labels: &[(&str, L)],
-        buckets: &Buckets,
-        h: &Histogram,
+        bounds: &[f64],
+        cumulative: impl Iterator<Item = u64>,
+        sum: f64,
+        count: u64,
     ) {
         // The label text is escaped once and reused by every bucket line:
         // a scrape of 1 000 series writes ~34 000 of them.
@@ -248,17 +251,16 @@ impl TextEncoder {
             let _ = write!(head, "{k}=\"{}\",", escape_label_value(v.as_ref()));
         }
         let format = self.format;
-        let les = buckets
-            .bounds()
+        let les = bounds
             .iter()
             .map(|b| format_le(*b, format))
             .chain(["+Inf".to_string()]);
-        for (le, cum) in les.zip(h.cumulative()) {
+        for (le, cum) in les.zip(cumulative) {
             self.out.push_str(&head);
             let _ = writeln!(self.out, "le=\"{le}\"}} {cum}");
         }
-        self.sample(&format!("{name}_sum"), labels, h.sum());
-        self.sample(&format!("{name}_count"), labels, h.count() as f64);
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64);
     }
 
     fn write_labels<L: AsRef<str>>(&mut self, labels: &[(&str, L)], le: Option<&str>) {
@@ -329,15 +331,19 @@ d"#
 
     #[test]
     fn encodes_samples_and_histograms() {
-        let b = Buckets::new(vec![0.5, 1.0]).unwrap();
-        let mut h = Histogram::new(&b);
-        h.observe(&b, 0.25);
-        h.observe(&b, 2.0);
+        // Observations 0.25 and 2.0 under bounds 0.5 and 1.
         let mut e = TextEncoder::new();
         e.family("x_total", "Things.", MetricType::Counter);
         e.sample("x_total", &[("route", "/a\"b")], 3.0);
         e.family("d_seconds", "Durations.", MetricType::Histogram);
-        e.histogram("d_seconds", &[("route", "/")], &b, &h);
+        e.histogram(
+            "d_seconds",
+            &[("route", "/")],
+            &[0.5, 1.0],
+            [1, 1, 2].into_iter(),
+            2.25,
+            2,
+        );
         let text = e.finish();
         assert_eq!(
             text,
@@ -353,14 +359,19 @@ d"#
 
     #[test]
     fn openmetrics_metadata_le_and_eof() {
-        let b = Buckets::new(vec![0.5, 1.0]).unwrap();
-        let mut h = Histogram::new(&b);
-        h.observe(&b, 0.25);
+        // One observation, 0.25, under bounds 0.5 and 1.
         let mut e = TextEncoder::with_format(Format::OpenMetrics);
         e.family("x_total", "Say \"x\".", MetricType::Counter);
         e.sample("x_total", &[("a", "b")], 1.0);
         e.family("d_seconds", "D.", MetricType::Histogram);
-        e.histogram("d_seconds", &[("a", "b")], &b, &h);
+        e.histogram(
+            "d_seconds",
+            &[("a", "b")],
+            &[0.5, 1.0],
+            [1, 1, 1].into_iter(),
+            0.25,
+            1,
+        );
         let text = e.finish();
         assert!(
             text.starts_with("# HELP x Say \\\"x\\\".\n# TYPE x counter\nx_total{a=\"b\"} 1\n"),

@@ -41,7 +41,15 @@ pub fn encode<'a>(
         MetricType::Histogram,
     );
     for (l, s) in &pairs {
-        e.histogram(names::DURATION_SECONDS, l, buckets, &s.duration);
+        let h = &s.duration;
+        e.histogram(
+            names::DURATION_SECONDS,
+            l,
+            buckets.bounds(),
+            h.cumulative(),
+            h.sum(),
+            h.count(),
+        );
     }
     e.family(
         names::TTFB_SECONDS,
@@ -49,7 +57,15 @@ pub fn encode<'a>(
         MetricType::Histogram,
     );
     for (l, s) in &pairs {
-        e.histogram(names::TTFB_SECONDS, l, buckets, &s.ttfb);
+        let h = &s.ttfb;
+        e.histogram(
+            names::TTFB_SECONDS,
+            l,
+            buckets.bounds(),
+            h.cumulative(),
+            h.sum(),
+            h.count(),
+        );
     }
     e.family(
         names::DROPPED_LABEL_SETS_TOTAL,

@@ -2,7 +2,9 @@
 
 pub mod admission;
 pub mod aggregate;
+pub mod config;
 pub mod expose;
+pub mod facts;
 pub mod histogram;
 pub mod host;
 pub mod intern;

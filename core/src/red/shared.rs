@@ -39,8 +39,8 @@ use super::histogram::{Buckets, Histogram};
 use super::kv::{CasWrite, KvError, KvStore};
 use super::labels::{code_class, LabelSet};
 use super::method::{normalize_method, OTHER_METHOD};
-use crate::config::MAX_SERIES_LIMIT;
 use crate::prom::text::Format;
+use crate::red::config::MAX_SERIES_LIMIT;
 
 pub use super::kv::Versioned;
 

@@ -31,10 +31,11 @@ pub mod red_families;
 
 use std::cell::RefCell;
 
-use uwsgi_red_core::config::{RedConfig, RedSettings, RequestFacts};
 use uwsgi_red_core::logs::{self, LogFormat, RequestRecord as CoreRecord};
 use uwsgi_red_core::prom::text::MetricType as CoreMetricType;
 use uwsgi_red_core::red::aggregate::{Observation, RedAggregate};
+use uwsgi_red_core::red::config::{RedConfig, RedSettings};
+use uwsgi_red_core::red::facts::RequestFacts;
 use uwsgi_red_core::stats::{self, families as core_families, model, StatsError as CoreStatsError};
 use uwsgi_red_core::uwsgi::modifier::{self, Payload};
 use uwsgi_red_core::uwsgi::packet::EncodeError as CoreEncodeError;

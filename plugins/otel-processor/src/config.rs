@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 // The same limits as red-filter's `route_patterns` (core states why).
 use uwsgi_red_core::config::schema::{Key, Ty};
-use uwsgi_red_core::config::{parse_json, ConfigError, MAX_SERIES_LIMIT};
-pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
+use uwsgi_red_core::config::{parse_json, ConfigError};
 use uwsgi_red_core::red::admission::DEFAULT_MAX_SERIES;
+use uwsgi_red_core::red::config::MAX_SERIES_LIMIT;
+pub use uwsgi_red_core::red::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
 use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
 use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
 
