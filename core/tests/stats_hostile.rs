@@ -1,4 +1,4 @@
-//! Issue 11 for the stats decoder: adversarial documents get exact,
+//! Hostile input for the stats decoder: adversarial documents get exact,
 //! de-duplicated output or a clear error naming the bound they crossed; and
 //! the fast path (`stats::scrape`) says exactly what the owned path says.
 

@@ -146,7 +146,7 @@ impl Format {
 
 /// An HTTP weight (RFC 9110 `qvalue`: `0`, `0.5`, `1.000`) in thousandths.
 /// Integer arithmetic instead of `str::parse::<f64>`, whose float parser
-/// was ≈ 10 KB of the self-mode proxy-wasm module for one header; digits
+/// would be linked into the self-mode proxy-wasm module for one header; digits
 /// past the third decimal, which the grammar does not allow, are ignored,
 /// and a weight above 1 counts as 1.
 fn qvalue_thousandths(v: &str) -> Option<u16> {

@@ -300,7 +300,7 @@ impl RedConfig {
                     ));
                 }
                 // The key names the template; quoting it again would take
-                // `{:?}` (escaping, ≈ 5 KB of Unicode tables per module).
+                // `{:?}`, whose escaping links Unicode tables into every module.
                 PathTemplate::parse(t).map_err(|e| ConfigError::new(&key, e.reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -407,7 +407,7 @@ mod tests {
         );
     }
 
-    /// Regression (issue 11): templates over 256 bytes were accepted and
+    /// Regression: templates over 256 bytes were accepted and
     /// silently never matched; their number was unbounded.
     #[test]
     fn route_pattern_limits_name_the_key() {
