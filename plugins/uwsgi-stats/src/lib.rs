@@ -29,6 +29,7 @@
 )]
 
 pub mod export;
+mod keys;
 pub mod nginx;
 pub mod poller;
 pub mod texthost;
@@ -40,9 +41,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
 use uwsgi_red_core::scrape_access::is_page;
-use uwsgi_red_core::stats::config::{
-    metrics_key, snapshot_key, AdminConfig, PluginConfig, TargetConfig,
-};
+use uwsgi_red_core::stats::config::{AdminConfig, PluginConfig, TargetConfig};
+
+use keys::{metrics_key, snapshot_key};
 
 use poller::Poller;
 

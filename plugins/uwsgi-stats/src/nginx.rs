@@ -24,9 +24,10 @@ use uwsgi_red_core::lease::{new_holder_id, Lease, Outcome};
 use uwsgi_red_core::red::host::HostRecorder;
 use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore};
 use uwsgi_red_core::scrape_access::{is_page, maybe_page, ScrapeAccess};
-use uwsgi_red_core::stats::config::{metrics_key, snapshot_key};
 use uwsgi_red_core::stats::nginx::NginxConfig;
 use uwsgi_red_proxy_wasm::{read, ProxyKv};
+
+use crate::keys::{metrics_key, snapshot_key};
 
 use crate::poller::Poller;
 use crate::texthost::TextHost;
