@@ -179,6 +179,16 @@ fn format_le(v: f64, format: Format) -> String {
     }
 }
 
+/// The counts of one histogram as the text format writes them. Defined
+/// here so the encoder knows no domain's histogram type; a domain
+/// implements it for its own.
+pub trait HistogramCounts {
+    /// One cumulative count per finite bound, then the `+Inf` count.
+    fn cumulative(&self) -> impl Iterator<Item = u64> + '_;
+    fn sum(&self) -> f64;
+    fn count(&self) -> u64;
+}
+
 #[derive(Debug, Default)]
 pub struct TextEncoder {
     out: String,
@@ -231,17 +241,13 @@ impl TextEncoder {
     }
 
     /// `_bucket` lines (cumulative, with `le`), then `_sum` and `_count`.
-    /// `bounds` are the finite upper bounds; `cumulative` yields one count
-    /// per bound and then the `+Inf` count. The encoder knows no histogram
-    /// type of its own, so any domain can hand it one.
-    pub fn histogram<L: AsRef<str>>(
+    /// `bounds` are the finite upper bounds of `h`.
+    pub fn histogram<L: AsRef<str>, H: HistogramCounts>(
         &mut self,
         name: &str,
         labels: &[(&str, L)],
         bounds: &[f64],
-        cumulative: impl Iterator<Item = u64>,
-        sum: f64,
-        count: u64,
+        h: &H,
     ) {
         // The label text is escaped once and reused by every bucket line:
         // a scrape of 1 000 series writes ~34 000 of them.
@@ -255,12 +261,12 @@ impl TextEncoder {
             .iter()
             .map(|b| format_le(*b, format))
             .chain(["+Inf".to_string()]);
-        for (le, cum) in les.zip(cumulative) {
+        for (le, cum) in les.zip(h.cumulative()) {
             self.out.push_str(&head);
             let _ = writeln!(self.out, "le=\"{le}\"}} {cum}");
         }
-        self.sample(&format!("{name}_sum"), labels, sum);
-        self.sample(&format!("{name}_count"), labels, count as f64);
+        self.sample(&format!("{name}_sum"), labels, h.sum());
+        self.sample(&format!("{name}_count"), labels, h.count() as f64);
     }
 
     fn write_labels<L: AsRef<str>>(&mut self, labels: &[(&str, L)], le: Option<&str>) {
@@ -329,6 +335,21 @@ d"#
         assert_eq!(sanitize_metric_name("1x"), "_1x");
     }
 
+    /// Cumulative counts and a sum, as a domain's histogram hands them over.
+    struct Fixed(Vec<u64>, f64);
+
+    impl HistogramCounts for Fixed {
+        fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+            self.0.iter().copied()
+        }
+        fn sum(&self) -> f64 {
+            self.1
+        }
+        fn count(&self) -> u64 {
+            self.0.last().copied().unwrap_or(0)
+        }
+    }
+
     #[test]
     fn encodes_samples_and_histograms() {
         // Observations 0.25 and 2.0 under bounds 0.5 and 1.
@@ -340,9 +361,7 @@ d"#
             "d_seconds",
             &[("route", "/")],
             &[0.5, 1.0],
-            [1, 1, 2].into_iter(),
-            2.25,
-            2,
+            &Fixed(vec![1, 1, 2], 2.25),
         );
         let text = e.finish();
         assert_eq!(
@@ -368,9 +387,7 @@ d"#
             "d_seconds",
             &[("a", "b")],
             &[0.5, 1.0],
-            [1, 1, 1].into_iter(),
-            0.25,
-            1,
+            &Fixed(vec![1, 1, 1], 0.25),
         );
         let text = e.finish();
         assert!(

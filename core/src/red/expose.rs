@@ -41,15 +41,7 @@ pub fn encode<'a>(
         MetricType::Histogram,
     );
     for (l, s) in &pairs {
-        let h = &s.duration;
-        e.histogram(
-            names::DURATION_SECONDS,
-            l,
-            buckets.bounds(),
-            h.cumulative(),
-            h.sum(),
-            h.count(),
-        );
+        e.histogram(names::DURATION_SECONDS, l, buckets.bounds(), &s.duration);
     }
     e.family(
         names::TTFB_SECONDS,
@@ -57,15 +49,7 @@ pub fn encode<'a>(
         MetricType::Histogram,
     );
     for (l, s) in &pairs {
-        let h = &s.ttfb;
-        e.histogram(
-            names::TTFB_SECONDS,
-            l,
-            buckets.bounds(),
-            h.cumulative(),
-            h.sum(),
-            h.count(),
-        );
+        e.histogram(names::TTFB_SECONDS, l, buckets.bounds(), &s.ttfb);
     }
     e.family(
         names::DROPPED_LABEL_SETS_TOTAL,
