@@ -4,6 +4,7 @@
 use uwsgi_red_core::config::schema::{json_schema, json_schema_switch};
 use uwsgi_red_core::red::config::{RedConfig, RED_KEYS};
 use uwsgi_red_core::stats::config::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
+use uwsgi_red_core::statsd::config::OTEL_KEYS;
 use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
 
 /// The plugins whose configuration can be checked, by their `dist/` name.
@@ -30,7 +31,7 @@ pub fn schema(plugin: &str) -> Option<serde_json::Value> {
         // `mode` picks the reader, as in `PluginConfig::from_json`.
         "uwsgi-stats" => json_schema_switch(&title, "mode", "admin", &POLLER_KEYS, &ADMIN_KEYS),
         "otel-processor" => {
-            let mut s = json_schema(&title, &otel_processor::config::OTEL_KEYS);
+            let mut s = json_schema(&title, &OTEL_KEYS);
             // otelwasm hands the processor `null` when plugin_config is absent.
             if let Some(t) = s.get_mut("type") {
                 *t = serde_json::json!(["object", "null"]);

@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("scrape_access", &["config"]),
     ("red", &["config", "prom", "scrape_access"]),
     ("lease", &["red"]),
-    ("statsd", &["logs"]),
+    ("statsd", &["config", "logs", "red"]),
     ("stats", &["config", "prom", "red", "scrape_access"]),
     ("uwsgi", &["config", "red"]),
 ];

@@ -12,6 +12,7 @@
 //! `max_names × MAX_NAME_BYTES` of name text.
 
 pub mod budget;
+pub mod config;
 pub mod exphist;
 pub mod names;
 pub mod semconv;

@@ -18,15 +18,14 @@
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
-pub mod config;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;
 pub mod status;
 
-pub use config::ProcessorConfig;
 pub use logs::LogSeries;
 pub use status::Refusal;
+pub use uwsgi_red_core::statsd::config::ProcessorConfig;
 pub use uwsgi_red_core::statsd::NameBudget;
 
 /// Instrumentation scope of everything this processor creates.
