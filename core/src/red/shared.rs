@@ -38,16 +38,14 @@ use std::fmt;
 use super::admission::MAX_CAS_ATTEMPTS;
 use super::histogram::Buckets;
 use super::kv::{CasWrite, KvError, KvStore};
+use super::names::{REASON_CAS_CONTENDED, REASON_UNDECODABLE};
 
 mod delta;
 mod format;
 
 pub use super::kv::Versioned;
 pub use delta::{Delta, Layout};
-pub use format::{
-    fits_format, DecodeError, SharedState, MAX_LABEL_BYTES, REASON_LABEL_TOO_LONG,
-    REASON_UNDECODABLE,
-};
+pub use format::{fits_format, DecodeError, SharedState, MAX_LABEL_BYTES};
 
 /// Why a flush left (part of) the delta for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +62,7 @@ impl FlushError {
     pub fn reason(&self) -> &'static str {
         match self {
             FlushError::Store(e) => e.reason(),
-            FlushError::Contended => "cas_contended",
+            FlushError::Contended => REASON_CAS_CONTENDED,
             FlushError::Undecodable(_) => REASON_UNDECODABLE,
         }
     }

@@ -47,8 +47,9 @@ use uwsgi_red_core::config::ConfigError;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
 use uwsgi_red_core::red::config::{Exposition, RedConfig, RedSettings};
 use uwsgi_red_core::red::facts::RequestFacts;
-use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
+use uwsgi_red_core::red::host::HostRecorder;
 use uwsgi_red_core::red::intern::Interner;
+use uwsgi_red_core::red::names::REASON_CONFIG;
 use uwsgi_red_core::red::shared::fits_format;
 
 use count::Counted;

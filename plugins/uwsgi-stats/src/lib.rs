@@ -39,7 +39,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
+use uwsgi_red_core::red::host::HostRecorder;
+use uwsgi_red_core::red::names::REASON_CONFIG;
 use uwsgi_red_core::scrape_access::is_page;
 use uwsgi_red_core::stats::config::{AdminConfig, PluginConfig, TargetConfig};
 

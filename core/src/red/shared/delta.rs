@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use litemap::LiteMap;
 
-use super::format::{fits_format, REASON_LABEL_TOO_LONG};
+use super::format::fits_format;
 use crate::red::admission::{shard_count, stable_hash, Decision};
 use crate::red::aggregate::Series;
 use crate::red::histogram::Buckets;
 use crate::red::labels::LabelSet;
+use crate::red::names::REASON_LABEL_TOO_LONG;
 
 /// Where one configuration's state lives.
 #[derive(Debug, Clone)]

@@ -28,10 +28,6 @@ const MAX_INTERNAL_REASONS: usize = 64;
 /// One overflow series per status class and protocol on top of the cap.
 const MAX_OVERFLOW_SERIES: usize = CODE_CLASSES.len() * PROTOCOLS.len();
 
-/// `reason` labels raised by self mode.
-pub const REASON_UNDECODABLE: &str = "shared_state_undecodable";
-pub const REASON_LABEL_TOO_LONG: &str = "label_too_long";
-
 /// True when a label value can be stored; configuration checks call it on
 /// every configured label (service, route templates) so a label the
 /// format cannot hold is refused at configure time, naming the key.
