@@ -1,11 +1,11 @@
 //! `uwsgi-red check-config`: runs a plugin's own configuration parser on a
 //! file, offline, and words a refusal exactly as that plugin logs it.
 
-use uwsgi_red_core::config::schema::{json_schema, json_schema_switch};
-use uwsgi_red_core::red::config::{RedConfig, RED_KEYS};
-use uwsgi_red_core::stats::config::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
-use uwsgi_red_core::statsd::config::OTEL_KEYS;
-use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
+use uwsgi_red_core::config::{json_schema, json_schema_switch};
+use uwsgi_red_core::red::{RedConfig, RED_KEYS};
+use uwsgi_red_core::stats::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
+use uwsgi_red_core::statsd::OTEL_KEYS;
+use uwsgi_red_core::uwsgi::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
 
 /// The plugins whose configuration can be checked, by their `dist/` name.
 pub const PLUGINS: [&str; 4] = ["red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor"];

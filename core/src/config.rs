@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 pub(crate) mod node;
 pub mod schema;
 
+pub use schema::{json_schema, json_schema_switch, Key, Ty};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// JSON path of the offending key (`.` for the document itself).

@@ -17,6 +17,7 @@ pub mod record;
 pub mod time;
 pub mod uwsgi;
 
+pub use gunicorn::DurationField;
 pub use record::{LogFormat, RequestRecord};
 
 /// Tries every known format. uWSGI first: its lines carry a fixed `[pid: `

@@ -2,3 +2,5 @@
 
 pub mod float;
 pub mod text;
+
+pub use text::{format_value, Format, HistogramCounts, MetricType, TextEncoder};

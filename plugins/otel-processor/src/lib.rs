@@ -25,8 +25,8 @@ pub mod status;
 
 pub use logs::LogSeries;
 pub use status::Refusal;
-pub use uwsgi_red_core::statsd::config::ProcessorConfig;
 pub use uwsgi_red_core::statsd::NameBudget;
+pub use uwsgi_red_core::statsd::ProcessorConfig;
 
 /// Instrumentation scope of everything this processor creates.
 pub const SCOPE_NAME: &str = "uwsgi-red/otel-processor";

@@ -45,12 +45,12 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use uwsgi_red_core::config::ConfigError;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
-use uwsgi_red_core::red::config::{Exposition, RedConfig, RedSettings};
-use uwsgi_red_core::red::facts::RequestFacts;
-use uwsgi_red_core::red::host::HostRecorder;
-use uwsgi_red_core::red::intern::Interner;
+use uwsgi_red_core::red::fits_format;
 use uwsgi_red_core::red::names::REASON_CONFIG;
-use uwsgi_red_core::red::shared::fits_format;
+use uwsgi_red_core::red::HostRecorder;
+use uwsgi_red_core::red::Interner;
+use uwsgi_red_core::red::RequestFacts;
+use uwsgi_red_core::red::{Exposition, RedConfig, RedSettings};
 
 use count::Counted;
 use facts::{Source, View, Wanted};

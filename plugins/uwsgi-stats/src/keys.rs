@@ -14,7 +14,7 @@ pub fn metrics_key(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uwsgi_red_core::stats::config::DEFAULT_SHARED_DATA_PREFIX;
+    use uwsgi_red_core::stats::DEFAULT_SHARED_DATA_PREFIX;
 
     #[test]
     fn keys_under_the_default_prefix() {

@@ -39,10 +39,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use uwsgi_red_core::red::host::HostRecorder;
 use uwsgi_red_core::red::names::REASON_CONFIG;
+use uwsgi_red_core::red::HostRecorder;
 use uwsgi_red_core::scrape_access::is_page;
-use uwsgi_red_core::stats::config::{AdminConfig, PluginConfig, TargetConfig};
+use uwsgi_red_core::stats::{AdminConfig, PluginConfig, TargetConfig};
 
 use keys::{metrics_key, snapshot_key};
 
@@ -357,7 +357,7 @@ impl HttpContext for AdminFilter {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
-    use uwsgi_red_core::stats::families::LABEL_NAMES;
+    use uwsgi_red_core::stats::LABEL_NAMES;
 
     /// The example bootstrap must extract every label the plugin encodes.
     #[test]
