@@ -13,7 +13,7 @@
 //! non-matching byte sequence.
 
 pub mod gunicorn;
-pub mod record;
+mod record;
 pub mod time;
 pub mod uwsgi;
 

@@ -39,7 +39,7 @@
 )]
 
 pub mod config;
-pub mod error;
+mod error;
 pub mod families;
 pub mod limits;
 pub mod model;

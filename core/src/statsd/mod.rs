@@ -12,8 +12,8 @@
 //! `max_names × MAX_NAME_BYTES` of name text.
 
 pub mod budget;
-pub mod config;
-pub mod exphist;
+mod config;
+mod exphist;
 pub mod names;
 pub mod semconv;
 

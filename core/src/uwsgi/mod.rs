@@ -17,8 +17,8 @@
 //!   passed through untouched.
 
 pub mod config;
-pub mod decoder;
-pub mod exchange;
+mod decoder;
+mod exchange;
 pub mod modifier;
 pub mod packet;
 pub mod response;
