@@ -1,6 +1,7 @@
 //! The direction of core's top-level modules, checked from the source:
-//! every `crate::<module>` path in `core/src/<module>/**` (code and its
-//! unit tests alike, comments aside) must be an edge of `ALLOWED`, and
+//! every `crate::<module>` path in `core/src/<module>.rs` and
+//! `core/src/<module>/**` (code and its unit tests alike, comments aside)
+//! must be an edge of `ALLOWED`, and
 //! `ALLOWED` itself must have no cycle. A new module or a new dependency is
 //! a line in the table, stated on purpose; a cycle cannot be stated.
 //!
@@ -158,6 +159,26 @@ fn the_table_has_no_cycle() {
             assert!(table.contains_key(d), "`{d}` is allowed but not listed");
         }
     }
+}
+
+/// `super::` at the top of a top-level module's file would name the crate
+/// root, a path the scan above does not follow: such files name other
+/// modules with `crate::` (unit tests' `use super::*` is indented, and
+/// names the file's own module).
+#[test]
+fn top_level_files_name_other_modules_by_crate_paths() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut wrong = Vec::new();
+    for entry in fs::read_dir(&src).expect("core/src is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = fs::read_to_string(&path).expect("source is UTF-8");
+            for line in text.lines().filter(|l| l.starts_with("use super::")) {
+                wrong.push(format!("{}: {line}", path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
 }
 
 #[test]
