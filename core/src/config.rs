@@ -1,8 +1,9 @@
 //! Configuration machinery shared by every plugin: JSON in, typed settings
 //! out. Unknown keys and wrong types are errors that name the key, never
 //! silently defaulted. The schemas themselves live beside the domain they
-//! configure (`red::config`, `stats::config`, `uwsgi::config`); this module
-//! knows no domain, so every domain may depend on it and it on none.
+//! configure (`red::config`, `stats::config`, `uwsgi::config`,
+//! `statsd::config`); this module knows no domain, so every domain may
+//! depend on it and it on none.
 //!
 //! Bounds: a document over `MAX_CONFIG_BYTES` is refused before parsing;
 //! typed fields stop deep nesting at the first wrong type (and serde_json
