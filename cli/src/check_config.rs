@@ -1,10 +1,11 @@
 //! `uwsgi-red check-config`: runs a plugin's own configuration parser on a
 //! file, offline, and words a refusal exactly as that plugin logs it.
 
-use uwsgi_red_core::config::schema::{json_schema, json_schema_switch};
-use uwsgi_red_core::config::{RedConfig, RED_KEYS};
-use uwsgi_red_core::stats::config::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
-use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
+use uwsgi_red_core::config::{json_schema, json_schema_switch};
+use uwsgi_red_core::red::{RedConfig, RED_KEYS};
+use uwsgi_red_core::stats::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
+use uwsgi_red_core::statsd::OTEL_KEYS;
+use uwsgi_red_core::uwsgi::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
 
 /// The plugins whose configuration can be checked, by their `dist/` name.
 pub const PLUGINS: [&str; 4] = ["red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor"];
@@ -30,7 +31,7 @@ pub fn schema(plugin: &str) -> Option<serde_json::Value> {
         // `mode` picks the reader, as in `PluginConfig::from_json`.
         "uwsgi-stats" => json_schema_switch(&title, "mode", "admin", &POLLER_KEYS, &ADMIN_KEYS),
         "otel-processor" => {
-            let mut s = json_schema(&title, &otel_processor::config::OTEL_KEYS);
+            let mut s = json_schema(&title, &OTEL_KEYS);
             // otelwasm hands the processor `null` when plugin_config is absent.
             if let Some(t) = s.get_mut("type") {
                 *t = serde_json::json!(["object", "null"]);

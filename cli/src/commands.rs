@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use uwsgi_red_cli::{check_config, logs, statsd};
-use uwsgi_red_core::logs::gunicorn::DurationField;
+use uwsgi_red_core::logs::DurationField;
 
 use crate::{wants_help, warn, Failure};
 

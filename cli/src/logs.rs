@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use otel_processor::logs::{annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED};
 use otel_processor::ProcessorConfig;
 use serde_json::{Map, Value};
-use uwsgi_red_core::red::route::RouteNormalizer;
+use uwsgi_red_core::red::RouteNormalizer;
 
 /// Which producer's lines to accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

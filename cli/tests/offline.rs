@@ -134,7 +134,7 @@ fn check_config_accepts_the_example_configs() {
 
 #[test]
 fn check_config_prints_the_plugins_own_error_naming_the_key() {
-    use uwsgi_red_core::config::RedConfig;
+    use uwsgi_red_core::red::config::RedConfig;
     use uwsgi_red_core::stats::config::PluginConfig;
     use uwsgi_red_core::uwsgi::config::UwsgiFilterConfig;
 

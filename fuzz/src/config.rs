@@ -30,7 +30,7 @@ fn check<T: Debug>(data: &[u8], parse: fn(&[u8]) -> Result<T, ConfigError>) {
 }
 
 pub fn red_filter(data: &[u8]) {
-    check(data, uwsgi_red_core::config::RedConfig::from_json);
+    check(data, uwsgi_red_core::red::config::RedConfig::from_json);
 }
 
 pub fn uwsgi_tcp(data: &[u8]) {

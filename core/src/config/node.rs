@@ -4,7 +4,7 @@
 //! Why not `#[derive(Deserialize)]` + serde_path_to_error: the path tracking
 //! wraps every deserializer and visitor of every config type, and each field
 //! type instantiates serde_json's parser again; that was the largest part of
-//! each proxy-wasm module (issue 13). Here serde_json parses the document
+//! each proxy-wasm module. Here serde_json parses the document
 //! once into [`Node`] (one instantiation of its parser; syntax errors keep
 //! its text with line and column), and the typed reading below is plain code
 //! that knows the key path. Objects keep their entries as a list in document
@@ -287,8 +287,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The untyped half of [`Fields::take`], kept out of line: inlined into
-    /// every `take::<T>` of every config it cost ≈ 2 KB per module.
+    /// The untyped half of [`Fields::take`], kept out of line: inlined, it
+    /// was copied into every `take::<T>` of every config of a module.
     #[inline(never)]
     fn take_node(&mut self, key: &str) -> Result<Option<Node>, ConfigError> {
         let mut found = None;

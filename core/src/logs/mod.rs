@@ -13,10 +13,11 @@
 //! non-matching byte sequence.
 
 pub mod gunicorn;
-pub mod record;
+mod record;
 pub mod time;
 pub mod uwsgi;
 
+pub use gunicorn::DurationField;
 pub use record::{LogFormat, RequestRecord};
 
 /// Tries every known format. uWSGI first: its lines carry a fixed `[pid: `

@@ -95,7 +95,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
 mod tests {
     use super::*;
 
-    /// Regression (issue 11): the zone used to be sliced by byte offsets,
+    /// Regression: the zone used to be sliced by byte offsets,
     /// so multibyte characters where digits belong panicked.
     #[test]
     fn multibyte_zones_are_malformed_not_a_panic() {

@@ -1,7 +1,7 @@
 //! `f64` as Rust's `Display` writes it (shortest round-trip digits, fixed
 //! point, never an exponent: `1`, `0.005`, `0.0000001`, `-0`), from ryu's
 //! shortest digits instead of core::fmt's Grisu/Dragon formatter, whose code
-//! and tables were ≈ 8 KB of every proxy-wasm module (issue 13). Both pick
+//! and tables were a sizeable part of every proxy-wasm module. Both pick
 //! the shortest digits that round-trip, nearest the exact value; the tests
 //! compare the two over many values. The layout differs (ryu writes `1.0`
 //! and `1e-7`), so its digits are re-laid as fixed point here, and so does

@@ -1,4 +1,6 @@
 //! Prometheus text exposition (version 0.0.4).
 
-pub mod float;
+mod float;
 pub mod text;
+
+pub use text::{format_value, Format, HistogramCounts, MetricType, TextEncoder};

@@ -5,8 +5,6 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use crate::red::histogram::{Buckets, Histogram};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {
     Counter,
@@ -148,7 +146,7 @@ impl Format {
 
 /// An HTTP weight (RFC 9110 `qvalue`: `0`, `0.5`, `1.000`) in thousandths.
 /// Integer arithmetic instead of `str::parse::<f64>`, whose float parser
-/// was ≈ 10 KB of the self-mode proxy-wasm module for one header; digits
+/// would be linked into the self-mode proxy-wasm module for one header; digits
 /// past the third decimal, which the grammar does not allow, are ignored,
 /// and a weight above 1 counts as 1.
 fn qvalue_thousandths(v: &str) -> Option<u16> {
@@ -179,6 +177,16 @@ fn format_le(v: f64, format: Format) -> String {
     } else {
         s
     }
+}
+
+/// The counts of one histogram as the text format writes them. Defined
+/// here so the encoder knows no domain's histogram type; a domain
+/// implements it for its own.
+pub trait HistogramCounts {
+    /// One cumulative count per finite bound, then the `+Inf` count.
+    fn cumulative(&self) -> impl Iterator<Item = u64> + '_;
+    fn sum(&self) -> f64;
+    fn count(&self) -> u64;
 }
 
 #[derive(Debug, Default)]
@@ -233,12 +241,13 @@ impl TextEncoder {
     }
 
     /// `_bucket` lines (cumulative, with `le`), then `_sum` and `_count`.
-    pub fn histogram<L: AsRef<str>>(
+    /// `bounds` are the finite upper bounds of `h`.
+    pub fn histogram<L: AsRef<str>, H: HistogramCounts>(
         &mut self,
         name: &str,
         labels: &[(&str, L)],
-        buckets: &Buckets,
-        h: &Histogram,
+        bounds: &[f64],
+        h: &H,
     ) {
         // The label text is escaped once and reused by every bucket line:
         // a scrape of 1 000 series writes ~34 000 of them.
@@ -248,8 +257,7 @@ impl TextEncoder {
             let _ = write!(head, "{k}=\"{}\",", escape_label_value(v.as_ref()));
         }
         let format = self.format;
-        let les = buckets
-            .bounds()
+        let les = bounds
             .iter()
             .map(|b| format_le(*b, format))
             .chain(["+Inf".to_string()]);
@@ -321,17 +329,34 @@ d"#
         assert_eq!(sanitize_metric_name("1x"), "_1x");
     }
 
+    /// Cumulative counts and a sum, as a domain's histogram hands them over.
+    struct Fixed(Vec<u64>, f64);
+
+    impl HistogramCounts for Fixed {
+        fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+            self.0.iter().copied()
+        }
+        fn sum(&self) -> f64 {
+            self.1
+        }
+        fn count(&self) -> u64 {
+            self.0.last().copied().unwrap_or(0)
+        }
+    }
+
     #[test]
     fn encodes_samples_and_histograms() {
-        let b = Buckets::new(vec![0.5, 1.0]).unwrap();
-        let mut h = Histogram::new(&b);
-        h.observe(&b, 0.25);
-        h.observe(&b, 2.0);
+        // Observations 0.25 and 2.0 under bounds 0.5 and 1.
         let mut e = TextEncoder::new();
         e.family("x_total", "Things.", MetricType::Counter);
         e.sample("x_total", &[("route", "/a\"b")], 3.0);
         e.family("d_seconds", "Durations.", MetricType::Histogram);
-        e.histogram("d_seconds", &[("route", "/")], &b, &h);
+        e.histogram(
+            "d_seconds",
+            &[("route", "/")],
+            &[0.5, 1.0],
+            &Fixed(vec![1, 1, 2], 2.25),
+        );
         let text = e.finish();
         assert_eq!(
             text,
@@ -347,14 +372,17 @@ d"#
 
     #[test]
     fn openmetrics_metadata_le_and_eof() {
-        let b = Buckets::new(vec![0.5, 1.0]).unwrap();
-        let mut h = Histogram::new(&b);
-        h.observe(&b, 0.25);
+        // One observation, 0.25, under bounds 0.5 and 1.
         let mut e = TextEncoder::with_format(Format::OpenMetrics);
         e.family("x_total", "Say \"x\".", MetricType::Counter);
         e.sample("x_total", &[("a", "b")], 1.0);
         e.family("d_seconds", "D.", MetricType::Histogram);
-        e.histogram("d_seconds", &[("a", "b")], &b, &h);
+        e.histogram(
+            "d_seconds",
+            &[("a", "b")],
+            &[0.5, 1.0],
+            &Fixed(vec![1, 1, 1], 0.25),
+        );
         let text = e.finish();
         assert!(
             text.starts_with("# HELP x Say \\\"x\\\".\n# TYPE x counter\nx_total{a=\"b\"} 1\n"),

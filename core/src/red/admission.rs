@@ -32,6 +32,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use super::kv::{CasWrite, KvError, KvStore};
+use super::names;
 
 pub const DEFAULT_MAX_SERIES: usize = 1000;
 /// Each retry means another VM wrote in between, i.e. made progress; a VM
@@ -68,9 +69,9 @@ impl Undecided {
     pub fn reason(self) -> &'static str {
         match self {
             Undecided::Store(e) => e.reason(),
-            Undecided::Contended => "cas_contended",
-            Undecided::MissingKey => "shared_data_missing",
-            Undecided::Corrupt => "shared_data_corrupt",
+            Undecided::Contended => names::REASON_CAS_CONTENDED,
+            Undecided::MissingKey => names::REASON_STORE_MISSING,
+            Undecided::Corrupt => names::REASON_STORE_CORRUPT,
         }
     }
 }

@@ -41,7 +41,7 @@ pub fn encode<'a>(
         MetricType::Histogram,
     );
     for (l, s) in &pairs {
-        e.histogram(names::DURATION_SECONDS, l, buckets, &s.duration);
+        e.histogram(names::DURATION_SECONDS, l, buckets.bounds(), &s.duration);
     }
     e.family(
         names::TTFB_SECONDS,
@@ -49,7 +49,7 @@ pub fn encode<'a>(
         MetricType::Histogram,
     );
     for (l, s) in &pairs {
-        e.histogram(names::TTFB_SECONDS, l, buckets, &s.ttfb);
+        e.histogram(names::TTFB_SECONDS, l, buckets.bounds(), &s.ttfb);
     }
     e.family(
         names::DROPPED_LABEL_SETS_TOTAL,

@@ -142,6 +142,18 @@ impl Histogram {
     }
 }
 
+impl crate::prom::text::HistogramCounts for Histogram {
+    fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+        Histogram::cumulative(self)
+    }
+    fn sum(&self) -> f64 {
+        Histogram::sum(self)
+    }
+    fn count(&self) -> u64 {
+        Histogram::count(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

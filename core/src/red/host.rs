@@ -12,7 +12,7 @@ use litemap::LiteMap;
 use super::admission::Decision;
 use super::labels::LabelSet;
 use super::maps::HashMap;
-use super::names;
+use super::names::{self, REASON_DEFINE, REASON_RECORD};
 use crate::prom::text::MetricType;
 
 /// The host refused a metric call.
@@ -33,12 +33,6 @@ pub trait MetricsHost {
 pub trait SeriesNames {
     fn series_name(&self, metric: &'static str, labels: &[(&'static str, &str)]) -> String;
 }
-
-/// `reason` labels of `uwsgi_red_internal_errors_total` raised here.
-pub const REASON_DEFINE: &str = "define_metric";
-pub const REASON_RECORD: &str = "record_metric";
-/// A plugin configuration was refused; the plugin passes traffic untouched.
-pub const REASON_CONFIG: &str = "config";
 
 /// Host stat ids of one label set.
 #[derive(Debug, Clone, Copy)]

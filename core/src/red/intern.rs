@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use super::admission::Decision;
 use super::labels::LabelSet;
 use super::route::MAX_PATH_BYTES;
-use crate::config::RequestFacts;
+use crate::red::facts::RequestFacts;
 
 /// Entries before the table starts over.
 pub const DEFAULT_MAX_ENTRIES: usize = 4096;

@@ -7,6 +7,7 @@
 use std::hash::RandomState;
 
 use super::maps::HashMap;
+use super::names;
 
 /// A stored value (absent when the key does not exist) and its CAS token.
 pub type Versioned = (Option<Vec<u8>>, Option<u32>);
@@ -31,8 +32,8 @@ pub enum KvError {
 impl KvError {
     pub fn reason(self) -> &'static str {
         match self {
-            KvError::Unavailable => "shared_data",
-            KvError::TooLarge => "shared_data_too_large",
+            KvError::Unavailable => names::REASON_STORE_UNAVAILABLE,
+            KvError::TooLarge => names::REASON_STORE_TOO_LARGE,
         }
     }
 }

@@ -18,3 +18,29 @@ pub const STATE_START_TIME_SECONDS: &str = "uwsgi_red_state_start_time_seconds";
 /// Route label value of the single series that absorbs label sets beyond
 /// the cardinality cap.
 pub const OVERFLOW_ROUTE: &str = "__overflow__";
+
+// `reason` label values of `INTERNAL_ERRORS_TOTAL` raised by core, all in
+// one place so a dashboard or alert can list them (the plugins add their
+// own host-call reasons).
+
+/// The host refused to define a metric.
+pub const REASON_DEFINE: &str = "define_metric";
+/// The host refused to record into a metric.
+pub const REASON_RECORD: &str = "record_metric";
+/// A plugin configuration was refused; the plugin passes traffic untouched.
+pub const REASON_CONFIG: &str = "config";
+/// The shared store refused a call (bad key, no shared data, ...).
+pub const REASON_STORE_UNAVAILABLE: &str = "shared_data";
+/// The shared store refused a value's size (zone full, value over a limit).
+pub const REASON_STORE_TOO_LARGE: &str = "shared_data_too_large";
+/// A key that should exist was missing (evicted, or the store was reset).
+pub const REASON_STORE_MISSING: &str = "shared_data_missing";
+/// An admission value in the store could not be read.
+pub const REASON_STORE_CORRUPT: &str = "shared_data_corrupt";
+/// Compare-and-swap lost every attempt on one key.
+pub const REASON_CAS_CONTENDED: &str = "cas_contended";
+/// A stored RED state could not be decoded; it was left as it is.
+pub const REASON_UNDECODABLE: &str = "shared_state_undecodable";
+/// A label longer than the shared-state format holds was folded into the
+/// overflow series.
+pub const REASON_LABEL_TOO_LONG: &str = "label_too_long";

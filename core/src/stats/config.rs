@@ -183,16 +183,8 @@ pub const ADMIN_KEYS: [Key; 6] = [
 ];
 
 /// Prefix of the proxy-wasm shared-data keys the poller writes and the admin
-/// filter reads: `<prefix>/snapshot.json` and `<prefix>/metrics.txt`.
+/// filter reads (the key names themselves are the plugin's).
 pub const DEFAULT_SHARED_DATA_PREFIX: &str = "uwsgi_stats";
-
-pub fn snapshot_key(prefix: &str) -> String {
-    format!("{prefix}/snapshot.json")
-}
-
-pub fn metrics_key(prefix: &str) -> String {
-    format!("{prefix}/metrics.txt")
-}
 
 /// `"poller"` or `"admin"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -532,10 +524,6 @@ mod tests {
         assert_eq!(p.targets[0].cluster, "uwsgi_stats_app1");
         assert!(!p.per_core);
         assert_eq!(p.shared_data_prefix, "uwsgi_stats");
-        assert_eq!(
-            snapshot_key(&p.shared_data_prefix),
-            "uwsgi_stats/snapshot.json"
-        );
     }
 
     #[test]

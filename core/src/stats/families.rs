@@ -32,10 +32,18 @@ use serde::{Serialize, Serializer};
 use super::model::StatsDocument;
 use super::sink::{Collect, Sink};
 use super::view::{
-    is_per_core_metric, view_of, AppView, CacheView, CoreEntries, CoreView, CronView, MetricView,
-    SocketView, SpoolerView, Status, ViewOf, WorkerView,
+    is_per_core_metric, view_of, AppView, CoreEntries, CoreView, MetricView, ViewOf, WorkerView,
 };
 use crate::prom::text::MetricType;
+
+mod tables;
+
+pub use tables::DUPLICATES_FAMILY;
+use tables::{
+    target_fams, worker_fams, APP_FAMS, CACHE_FAMS, CORE_FAMS, CRON_FAMS, DUPLICATES, LOAD,
+    METRIC_VALUE, SCRAPE_FAMS, SOCKET_FAMS, SPOOLER_FAMS, VERSION_INFO, WORKERS,
+};
+use tables::{DROPPED_LABEL_SETS, LAST_SUCCESS, REPAIRS};
 
 /// One labelled value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -131,8 +139,6 @@ pub struct MapSummary {
     pub duplicates: u64,
 }
 
-const US_PER_S: f64 = 1e6;
-
 /// Every label name the mapping and [`scrape_families`] use, plus `reason`
 /// (scrape errors). Hosts that carry labels inside stat names (Envoy
 /// `stats_tags`) need one extraction rule per name; no name is a suffix of
@@ -153,351 +159,6 @@ pub const LABEL_NAMES: &[&str] = &[
     "type",
     "reason",
 ];
-
-use MetricType::{Counter, Gauge};
-
-const fn meta(name: &'static str, kind: MetricType, help: &'static str) -> Meta {
-    Meta {
-        name,
-        help,
-        kind,
-        integer_form: None,
-    }
-}
-
-const fn fractional(
-    name: &'static str,
-    help: &'static str,
-    integer_name: &'static str,
-    factor: f64,
-) -> Meta {
-    Meta {
-        name,
-        help,
-        kind: Gauge,
-        integer_form: Some(IntegerForm {
-            name: integer_name,
-            factor,
-        }),
-    }
-}
-
-/// Name of the family counting dropped duplicate entries.
-pub const DUPLICATES_FAMILY: &str = "uwsgi_stats_duplicate_entries";
-
-const DUPLICATES: Meta = meta(
-    DUPLICATES_FAMILY,
-    Gauge,
-    "Entries of the last stats document dropped because an earlier entry had the same identity (worker id, socket name and proto, ...).",
-);
-
-type SocketGet = fn(&SocketView) -> f64;
-const SOCKET_FAMS: [(Meta, SocketGet); 4] = [
-    (
-        meta(
-            "uwsgi_socket_queue_length",
-            Gauge,
-            "Length of socket queue.",
-        ),
-        |s| s.queue as f64,
-    ),
-    (
-        meta(
-            "uwsgi_socket_max_queue_length",
-            Gauge,
-            "Max length of socket queue.",
-        ),
-        |s| s.max_queue as f64,
-    ),
-    (
-        meta("uwsgi_socket_shared", Gauge, "Is shared socket?"),
-        |s| s.shared as f64,
-    ),
-    (
-        meta("uwsgi_socket_can_offload", Gauge, "Can socket offload?"),
-        |s| s.can_offload as f64,
-    ),
-];
-
-type WorkerGet<const P: bool> = fn(&WorkerView<CoreEntries<P>>) -> f64;
-
-/// A function so the getters take workers read with or without cores.
-fn worker_fams<const P: bool>() -> [(Meta, WorkerGet<P>); 20] {
-    [
-        (
-            meta(
-                "uwsgi_worker_accepting",
-                Gauge,
-                "Is this worker accepting requests?",
-            ),
-            |w| w.accepting as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_delta_requests",
-                Gauge,
-                "Number of delta requests",
-            ),
-            |w| w.delta_requests as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_signal_queue_length",
-                Gauge,
-                "Length of signal queue.",
-            ),
-            |w| w.signal_queue as f64,
-        ),
-        (
-            meta("uwsgi_worker_rss_bytes", Gauge, "Worker RSS bytes."),
-            |w| w.rss as f64,
-        ),
-        (
-            meta("uwsgi_worker_vsz_bytes", Gauge, "Worker VSZ bytes."),
-            |w| w.vsz as f64,
-        ),
-        (
-            fractional(
-                "uwsgi_worker_running_time_seconds",
-                "Worker running time in seconds.",
-                "uwsgi_worker_running_time_microseconds",
-                US_PER_S,
-            ),
-            |w| w.running_time as f64 / US_PER_S,
-        ),
-        (
-            meta(
-                "uwsgi_worker_last_spawn_time_seconds",
-                Gauge,
-                "Last spawn time in seconds since epoch.",
-            ),
-            |w| w.last_spawn as f64,
-        ),
-        (
-            fractional(
-                "uwsgi_worker_average_response_time_seconds",
-                "Average response time in seconds.",
-                "uwsgi_worker_average_response_time_microseconds",
-                US_PER_S,
-            ),
-            |w| w.avg_rt as f64 / US_PER_S,
-        ),
-        (meta("uwsgi_worker_apps", Gauge, "Number of apps."), |w| {
-            w.apps.len() as f64
-        }),
-        (meta("uwsgi_worker_cores", Gauge, "Number of cores."), |w| {
-            w.cores.count as f64
-        }),
-        (meta("uwsgi_worker_busy", Gauge, "Is busy"), |w| {
-            flag(w.status == Status::Busy)
-        }),
-        (meta("uwsgi_worker_idle", Gauge, "Is idle"), |w| {
-            flag(w.status == Status::Idle)
-        }),
-        (meta("uwsgi_worker_cheap", Gauge, "Is cheap"), |w| {
-            flag(w.status == Status::Cheap)
-        }),
-        (
-            meta(
-                "uwsgi_worker_requests_total",
-                Counter,
-                "Total number of requests.",
-            ),
-            |w| w.requests as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_exceptions_total",
-                Counter,
-                "Total number of exceptions.",
-            ),
-            |w| w.exceptions as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_harakiri_count_total",
-                Counter,
-                "Total number of harakiri count.",
-            ),
-            |w| w.harakiri_count as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_signals_total",
-                Counter,
-                "Total number of signals.",
-            ),
-            |w| w.signals as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_respawn_count_total",
-                Counter,
-                "Total number of respawn count.",
-            ),
-            |w| w.respawn_count as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_transmitted_bytes_total",
-                Counter,
-                "Worker transmitted bytes.",
-            ),
-            |w| w.tx as f64,
-        ),
-        (
-            meta(
-                "uwsgi_worker_pid",
-                Gauge,
-                "Process id of the worker (changes on respawn).",
-            ),
-            |w| w.pid as f64,
-        ),
-    ]
-}
-
-type AppGet = fn(&AppView) -> f64;
-const APP_FAMS: [(Meta, AppGet); 3] = [
-    (
-        meta(
-            "uwsgi_worker_app_startup_time_seconds",
-            Gauge,
-            "How long this app took to start.",
-        ),
-        |a| a.startup_time as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_app_requests_total",
-            Counter,
-            "Total number of requests.",
-        ),
-        |a| a.requests as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_app_exceptions_total",
-            Counter,
-            "Total number of exceptions.",
-        ),
-        |a| a.exceptions as f64,
-    ),
-];
-
-type CoreGet = fn(&CoreView) -> f64;
-const CORE_FAMS: [(Meta, CoreGet); 7] = [
-    (meta("uwsgi_worker_core_busy", Gauge, "Is core busy"), |c| {
-        c.in_request as f64
-    }),
-    (
-        meta(
-            "uwsgi_worker_core_requests_total",
-            Counter,
-            "Total number of requests.",
-        ),
-        |c| c.requests as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_core_static_requests_total",
-            Counter,
-            "Total number of static requests.",
-        ),
-        |c| c.static_requests as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_core_routed_requests_total",
-            Counter,
-            "Total number of routed requests.",
-        ),
-        |c| c.routed_requests as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_core_offloaded_requests_total",
-            Counter,
-            "Total number of offloaded requests.",
-        ),
-        |c| c.offloaded_requests as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_core_write_errors_total",
-            Counter,
-            "Total number of write errors.",
-        ),
-        |c| c.write_errors as f64,
-    ),
-    (
-        meta(
-            "uwsgi_worker_core_read_errors_total",
-            Counter,
-            "Total number of read errors.",
-        ),
-        |c| c.read_errors as f64,
-    ),
-];
-
-type CacheGet = fn(&CacheView) -> f64;
-const CACHE_FAMS: [(Meta, CacheGet); 5] = [
-    (
-        meta("uwsgi_cache_hits", Counter, "Total number of hits."),
-        |c| c.hits as f64,
-    ),
-    (
-        meta("uwsgi_cache_misses", Counter, "Total number of misses."),
-        |c| c.miss as f64,
-    ),
-    (
-        meta(
-            "uwsgi_cache_full",
-            Counter,
-            "Total Number of times cache full was hit.",
-        ),
-        |c| c.full as f64,
-    ),
-    (meta("uwsgi_cache_items", Gauge, "Items in cache."), |c| {
-        c.items as f64
-    }),
-    (
-        meta("uwsgi_cache_max_items", Gauge, "Max items for this cache."),
-        |c| c.max_items as f64,
-    ),
-];
-
-type CronGet = fn(&CronView<'_>) -> f64;
-type SpoolerGet = fn(&SpoolerView) -> f64;
-const SPOOLER_FAMS: [(Meta, SpoolerGet); 3] = [
-    (
-        meta(
-            "uwsgi_spooler_tasks",
-            Gauge,
-            "Tasks waiting in the spooler directory.",
-        ),
-        |s| s.tasks as f64,
-    ),
-    (
-        meta(
-            "uwsgi_spooler_running",
-            Gauge,
-            "Is the spooler running a task?",
-        ),
-        |s| s.running as f64,
-    ),
-    (
-        meta(
-            "uwsgi_spooler_respawns_total",
-            Counter,
-            "Total number of spooler respawns.",
-        ),
-        |s| s.respawns as f64,
-    ),
-];
-
-fn flag(b: bool) -> f64 {
-    f64::from(u8::from(b))
-}
 
 /// Keeps the first entry of each identity; counts the rest into `dups`.
 fn first_of_each<'e, T, K, F>(items: &'e [T], dups: &mut u64, key: F) -> Vec<&'e T>
@@ -549,74 +210,57 @@ pub fn map_view<S: Sink, const P: bool>(
 ) -> MapSummary {
     let mut dups = 0u64;
     let t = [("target", target)];
-
-    let mut one = |m: Meta, value: f64| {
+    for (m, get) in target_fams::<P>() {
         sink.family(&m);
-        sink.sample(&t, value);
-    };
-    one(
-        meta(
-            "uwsgi_listen_queue_length",
-            Gauge,
-            "Length of listen queue.",
-        ),
-        v.listen_queue as f64,
-    );
-    one(
-        meta(
-            "uwsgi_listen_queue_errors",
-            Gauge,
-            "Number of listen queue errors.",
-        ),
-        v.listen_queue_errors as f64,
-    );
-    one(
-        meta(
-            "uwsgi_signal_queue_length",
-            Gauge,
-            "Length of signal queue.",
-        ),
-        v.signal_queue as f64,
-    );
+        sink.sample(&t, get(v));
+    }
+    let workers = kept_workers(v, opts, &mut dups);
+    sink.family(&WORKERS);
+    sink.sample(&t, workers.len() as f64);
+    sink.family(&LOAD);
+    sink.sample(&t, v.load as f64);
+    sink.family(&VERSION_INFO);
+    sink.sample(&[("target", target), ("version", &v.version)], 1.0);
+    map_sockets(v, target, &mut dups, sink);
+    map_workers(&workers, target, opts, sink);
+    map_caches_and_spoolers(v, target, &mut dups, sink);
+    map_crons(v, target, opts, sink);
+    map_metrics(v, target, opts, &mut dups, sink);
+    sink.family(&DUPLICATES);
+    sink.sample(&t, dups as f64);
+    MapSummary { duplicates: dups }
+}
 
-    // Live workers (id 0 is a stand-by cheaper slot), first of each id.
+/// Live workers (id 0 is a stand-by cheaper slot), first of each id, with
+/// their de-duplicated apps and (per-core mapping only) cores.
+fn kept_workers<'v, 'a, const P: bool>(
+    v: &'v ViewOf<'a, P>,
+    opts: &MapOptions,
+    dups: &mut u64,
+) -> Vec<Kept<'v, 'a, P>> {
     let live: Vec<&WorkerView<CoreEntries<P>>> = v.workers.iter().filter(|w| w.id != 0).collect();
-    let workers: Vec<Kept<P>> = first_of_each(&live, &mut dups, |w| w.id)
+    first_of_each(&live, dups, |w| w.id)
         .into_iter()
         .map(|w| Kept {
             w,
             id: w.id.to_string(),
-            apps: first_of_each(&w.apps, &mut dups, |a| a.id),
+            apps: first_of_each(&w.apps, dups, |a| a.id),
             cores: if opts.per_core {
-                first_of_each(&w.cores.list, &mut dups, |c| c.id)
+                first_of_each(&w.cores.list, dups, |c| c.id)
             } else {
                 Vec::new()
             },
         })
-        .collect();
+        .collect()
+}
 
-    one(
-        meta("uwsgi_workers", Gauge, "Number of workers."),
-        workers.len() as f64,
-    );
-    one(
-        meta(
-            "uwsgi_load",
-            Gauge,
-            "Load reported by the uWSGI master (requests being served).",
-        ),
-        v.load as f64,
-    );
-    sink.family(&meta(
-        "uwsgi_version_info",
-        Gauge,
-        "uWSGI version of the target; always 1.",
-    ));
-    sink.sample(&[("target", target), ("version", &v.version)], 1.0);
-
-    let sockets = first_of_each(&v.sockets, &mut dups, |s| {
-        (s.name.as_ref(), s.proto.as_ref())
-    });
+fn map_sockets<S: Sink, const P: bool>(
+    v: &ViewOf<'_, P>,
+    target: &str,
+    dups: &mut u64,
+    sink: &mut S,
+) {
+    let sockets = first_of_each(&v.sockets, dups, |s| (s.name.as_ref(), s.proto.as_ref()));
     for (m, get) in SOCKET_FAMS {
         sink.family(&m);
         for s in &sockets {
@@ -626,18 +270,25 @@ pub fn map_view<S: Sink, const P: bool>(
             );
         }
     }
+}
 
+/// The worker families, then their apps', then (per-core only) their cores'.
+fn map_workers<S: Sink, const P: bool>(
+    workers: &[Kept<'_, '_, P>],
+    target: &str,
+    opts: &MapOptions,
+    sink: &mut S,
+) {
     for (m, get) in worker_fams::<P>() {
         sink.family(&m);
-        for k in &workers {
+        for k in workers {
             sink.sample(&[("target", target), ("worker_id", &k.id)], get(k.w));
         }
     }
-
     let mut id = String::new();
     for (m, get) in APP_FAMS {
         sink.family(&m);
-        for k in &workers {
+        for k in workers {
             for a in &k.apps {
                 id.clear();
                 let _ = write!(id, "{}", a.id);
@@ -654,56 +305,56 @@ pub fn map_view<S: Sink, const P: bool>(
             }
         }
     }
-
-    if opts.per_core {
-        for (m, get) in CORE_FAMS {
-            sink.family(&m);
-            for k in &workers {
-                for c in &k.cores {
-                    id.clear();
-                    let _ = write!(id, "{}", c.id);
-                    sink.sample(
-                        &[("target", target), ("worker_id", &k.id), ("core_id", &id)],
-                        get(c),
-                    );
-                }
+    if !opts.per_core {
+        return;
+    }
+    for (m, get) in CORE_FAMS {
+        sink.family(&m);
+        for k in workers {
+            for c in &k.cores {
+                id.clear();
+                let _ = write!(id, "{}", c.id);
+                sink.sample(
+                    &[("target", target), ("worker_id", &k.id), ("core_id", &id)],
+                    get(c),
+                );
             }
         }
     }
+}
 
-    let caches = first_of_each(&v.caches, &mut dups, |c| c.name.as_ref());
+fn map_caches_and_spoolers<S: Sink, const P: bool>(
+    v: &ViewOf<'_, P>,
+    target: &str,
+    dups: &mut u64,
+    sink: &mut S,
+) {
+    let caches = first_of_each(&v.caches, dups, |c| c.name.as_ref());
     for (m, get) in CACHE_FAMS {
         sink.family(&m);
         for c in &caches {
             sink.sample(&[("target", target), ("name", &c.name)], get(c));
         }
     }
-
-    let spoolers = first_of_each(&v.spoolers, &mut dups, |s| s.dir.as_ref());
+    let spoolers = first_of_each(&v.spoolers, dups, |s| s.dir.as_ref());
     for (m, get) in SPOOLER_FAMS {
         sink.family(&m);
         for s in &spoolers {
             sink.sample(&[("target", target), ("spooler", &s.dir)], get(s));
         }
     }
+}
 
-    // Crons: identified by position (fixed by the uWSGI config), so no two
-    // entries share an identity; the command only on request.
-    let cron_fams: [(Meta, CronGet); 2] = [
-        (
-            meta("uwsgi_cron_running", Gauge, "Is the cron command running?"),
-            |c| flag(c.pid > 0),
-        ),
-        (
-            meta(
-                "uwsgi_cron_last_start_time_seconds",
-                Gauge,
-                "Last start of the cron command in seconds since epoch (0: never).",
-            ),
-            |c| c.started_at as f64,
-        ),
-    ];
-    for (m, get) in cron_fams {
+/// Crons: identified by position (fixed by the uWSGI config), so no two
+/// entries share an identity; the command only on request.
+fn map_crons<S: Sink, const P: bool>(
+    v: &ViewOf<'_, P>,
+    target: &str,
+    opts: &MapOptions,
+    sink: &mut S,
+) {
+    let mut id = String::new();
+    for (m, get) in CRON_FAMS {
         sink.family(&m);
         for (i, c) in v.crons.iter().enumerate() {
             id.clear();
@@ -717,34 +368,35 @@ pub fn map_view<S: Sink, const P: bool>(
             sink.sample(labels.get(..n).unwrap_or(&labels), get(c));
         }
     }
+}
 
-    // --enable-metrics: one family, the uWSGI name and type as labels.
-    sink.family(&meta(
-        "uwsgi_metric_value",
-        Gauge,
-        "Value of a uWSGI --enable-metrics metric (uWSGI name and type as labels).",
-    ));
-    if opts.uwsgi_metrics {
-        let mut exported: Vec<&(std::borrow::Cow<str>, MetricView)> = v
-            .metrics
-            .0
-            .iter()
-            .filter(|(name, _)| opts.per_core || !is_per_core_metric(name))
-            .collect();
-        // By name, as the owned model's map holds them; the sort is stable,
-        // so the first of a repeated name stays first.
-        exported.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, m) in first_of_each(&exported, &mut dups, |e| e.0.as_ref()) {
-            sink.sample(
-                &[("target", target), ("name", name), ("type", m.kind_name())],
-                m.value as f64,
-            );
-        }
+/// `--enable-metrics`: one family, the uWSGI name and type as labels.
+fn map_metrics<S: Sink, const P: bool>(
+    v: &ViewOf<'_, P>,
+    target: &str,
+    opts: &MapOptions,
+    dups: &mut u64,
+    sink: &mut S,
+) {
+    sink.family(&METRIC_VALUE);
+    if !opts.uwsgi_metrics {
+        return;
     }
-
-    sink.family(&DUPLICATES);
-    sink.sample(&t, dups as f64);
-    MapSummary { duplicates: dups }
+    let mut exported: Vec<&(std::borrow::Cow<str>, MetricView)> = v
+        .metrics
+        .0
+        .iter()
+        .filter(|(name, _)| opts.per_core || !is_per_core_metric(name))
+        .collect();
+    // By name, as the owned model's map holds them; the sort is stable,
+    // so the first of a repeated name stays first.
+    exported.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, m) in first_of_each(&exported, dups, |e| e.0.as_ref()) {
+        sink.sample(
+            &[("target", target), ("name", name), ("type", m.kind_name())],
+            m.value as f64,
+        );
+    }
 }
 
 /// Self-metrics of one poll of `target`, shared by every poller (Envoy
@@ -767,24 +419,10 @@ pub fn scrape_families(target: &str, s: &ScrapeStatus) -> Vec<Family> {
 /// [`scrape_families`] into any sink.
 pub fn scrape_status_into<S: Sink>(target: &str, s: &ScrapeStatus, sink: &mut S) {
     let t = [("target", target)];
-    sink.family(&meta(
-        "uwsgi_up",
-        Gauge,
-        "Whether the last poll of the uWSGI stats server succeeded.",
-    ));
-    sink.sample(&t, flag(s.up));
-    sink.family(&meta(
-        "uwsgi_stats_repaired_strings",
-        Gauge,
-        "Strings of the last stats document that were invalid (unescaped) JSON and were repaired.",
-    ));
-    sink.sample(&t, s.repairs as f64);
-    sink.family(&meta(
-        "uwsgi_stats_document_bytes",
-        Gauge,
-        "Size of the last stats document.",
-    ));
-    sink.sample(&t, s.document_bytes as f64);
+    for (m, get) in SCRAPE_FAMS {
+        sink.family(&m);
+        sink.sample(&t, get(s));
+    }
 }
 
 /// Counter the Envoy poller adds each document's repaired strings to.
@@ -830,38 +468,17 @@ pub fn host_families(families: &[Family], target: &str, repairs: u64, now_s: u64
             }
         })
         .collect();
-    let own = |name, kind, help, value: u64| Family {
-        name,
-        help,
-        kind,
-        integer_form: None,
+    let own = |m: &Meta, labels: Vec<(&'static str, String)>, value: u64| Family {
         samples: vec![Sample {
-            labels: vec![("target", target.to_string())],
+            labels,
             value: value as f64,
         }],
+        ..Family::from_meta(m)
     };
-    out.push(own(
-        REPAIRS_TOTAL,
-        Counter,
-        "Strings of invalid JSON repaired, over all polls.",
-        repairs,
-    ));
-    out.push(own(
-        LAST_SUCCESS_TIMESTAMP,
-        Gauge,
-        "Unix time of the last successful poll.",
-        now_s,
-    ));
-    out.push(Family {
-        name: crate::red::names::DROPPED_LABEL_SETS_TOTAL,
-        help: "Samples not exported because their series was over max_series.",
-        kind: Counter,
-        integer_form: None,
-        samples: vec![Sample {
-            labels: Vec::new(),
-            value: 0.0,
-        }],
-    });
+    let t = || vec![("target", target.to_string())];
+    out.push(own(&REPAIRS, t(), repairs));
+    out.push(own(&LAST_SUCCESS, t(), now_s));
+    out.push(own(&DROPPED_LABEL_SETS, Vec::new(), 0));
     out
 }
 

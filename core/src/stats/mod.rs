@@ -28,7 +28,7 @@
 //! ```
 
 pub mod config;
-pub mod error;
+mod error;
 pub mod families;
 pub mod limits;
 pub mod model;
@@ -40,13 +40,20 @@ pub mod snapshot;
 pub mod transport;
 pub mod view;
 
+pub use config::{
+    AdminConfig, PluginConfig, PollerConfig, TargetConfig, ADMIN_KEYS, DEFAULT_SHARED_DATA_PREFIX,
+    POLLER_KEYS,
+};
 pub use error::StatsError;
-pub use model::StatsDocument;
+pub use families::{integer_value, map_document, Family, MapOptions, LABEL_NAMES};
+pub use model::{Cache, Socket, Spooler, StatsDocument, WorkerStatus};
+pub use nginx::NginxConfig;
+pub use snapshot::{Snapshot, TargetSnapshot};
 
 use serde::Deserialize;
 use serde_json::error::Category;
 
-use families::{MapOptions, ScrapeStatus};
+use families::ScrapeStatus;
 
 /// Default upper bound on a document: generous (a 150-process × 256-core
 /// server with live vars stays under it) but finite.

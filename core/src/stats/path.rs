@@ -2,7 +2,7 @@
 //! the error's position instead of a second, path-tracking deserializer.
 //!
 //! A path-tracking deserializer (serde_path_to_error) is a second
-//! monomorphized copy of the whole document decoder: about 70 KB of the
+//! monomorphized copy of the whole document decoder, a large share of the
 //! uwsgi-stats module, for a path only an error ever needs. serde_json
 //! already knows where it stopped: a type or limit error is positioned just
 //! after the value it refused (or at the first byte of a refused object or

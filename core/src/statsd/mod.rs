@@ -12,10 +12,13 @@
 //! `max_names × MAX_NAME_BYTES` of name text.
 
 pub mod budget;
-pub mod exphist;
+mod config;
+mod exphist;
 pub mod names;
 pub mod semconv;
 
 pub use budget::{Admission, NameBudget};
+pub use config::{ProcessorConfig, OTEL_KEYS};
+pub use exphist::to_explicit;
 pub use names::{classify, GunicornMetric, Source, StatsdMetric, UwsgiMetric};
-pub use semconv::{map, AttrValue, Instrument, Mapping, Outcome};
+pub use semconv::{error_type, map, AttrValue, Instrument, Mapping, Outcome};

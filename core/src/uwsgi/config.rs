@@ -5,8 +5,9 @@ use super::decoder::{DEFAULT_HEAD_LIMIT, MIN_HEAD_LIMIT};
 use super::response::DEFAULT_RESPONSE_HEAD_LIMIT;
 use crate::config::node::{self, Fields, FromNode, Node, Path};
 use crate::config::schema::{names, Key, Ty};
-use crate::config::{keys, ConfigError, RedConfig, RedSettings};
+use crate::config::ConfigError;
 use crate::red::admission::DEFAULT_MAX_SERIES;
+use crate::red::config::{keys, RedConfig, RedSettings};
 
 /// Every key is optional (absent means the default); unknown keys are
 /// refused by name.

@@ -600,7 +600,7 @@ mod tests {
         );
     }
 
-    /// Regression (issue 11): a finished exchange was dropped when the next
+    /// Regression: a finished exchange was dropped when the next
     /// head on the connection failed to decode.
     #[test]
     fn bad_next_head_keeps_the_finished_exchange() {

@@ -17,16 +17,20 @@
 //!   passed through untouched.
 
 pub mod config;
-pub mod decoder;
-pub mod exchange;
+mod decoder;
+mod exchange;
 pub mod modifier;
 pub mod packet;
 pub mod response;
 
+pub use config::{UwsgiFilterConfig, UwsgiFilterSettings, UWSGI_TCP_KEYS};
 pub use decoder::{decode_head, DecodeError, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
 pub use exchange::{ConnectionTracker, Event, Exchange, PROTOCOL};
-pub use packet::{encode_head, Header, RequestHead, Var, Vars, HEADER_LEN};
-pub use response::{ResponseError, Status, StatusParser, StatusProgress};
+pub use modifier::Payload;
+pub use packet::{
+    encode_head, EncodeError, Header, RequestHead, RequestVars, Var, Vars, HEADER_LEN,
+};
+pub use response::{ResponseError, Status, StatusParser, StatusProgress, StatusSource};
 
 /// Counter of streams the filter could not decode, by `reason`
 /// (`DecodeError::reason` / `ResponseError::reason`).

@@ -386,7 +386,7 @@ pub fn parse_status(bytes: &[u8]) -> Result<Option<Status>, ResponseError> {
 mod tests {
     use super::*;
 
-    /// Regression (issue 11): `000`-`099` were accepted, and code 0 is
+    /// Regression: `000`-`099` were accepted, and code 0 is
     /// indistinguishable from "no response".
     #[test]
     fn codes_below_100_are_refused() {

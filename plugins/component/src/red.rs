@@ -3,8 +3,8 @@
 
 use std::cell::RefCell;
 
-use uwsgi_red_core::config::{RedConfig, RedSettings, RequestFacts};
 use uwsgi_red_core::red::aggregate::{Observation, RedAggregate};
+use uwsgi_red_core::red::{RedConfig, RedSettings, RequestFacts};
 
 use crate::bindings::exports::uwsgi_red::core::{metrics as wm, red as wred};
 use crate::{red_families, u32_of, Component};

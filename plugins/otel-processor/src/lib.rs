@@ -8,16 +8,15 @@
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
-pub mod config;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;
 pub mod status;
 
-pub use config::ProcessorConfig;
 pub use logs::LogSeries;
 pub use status::Refusal;
 pub use uwsgi_red_core::statsd::NameBudget;
+pub use uwsgi_red_core::statsd::ProcessorConfig;
 
 /// Instrumentation scope of everything this processor creates.
 pub const SCOPE_NAME: &str = "uwsgi-red/otel-processor";

@@ -4,13 +4,13 @@
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
 use uwsgi_red_core::logs::{parse_line_with, LogFormat, RequestRecord};
-use uwsgi_red_core::red::admission::{namespace, Admission, Admitter, Decision};
-use uwsgi_red_core::red::kv::LocalKv;
-use uwsgi_red_core::red::labels::code_class;
-use uwsgi_red_core::red::method::{normalize_method, OTHER_METHOD};
+use uwsgi_red_core::red::code_class;
 use uwsgi_red_core::red::names::OVERFLOW_ROUTE;
-use uwsgi_red_core::red::route::RouteNormalizer;
-use uwsgi_red_core::statsd::semconv::error_type;
+use uwsgi_red_core::red::LocalKv;
+use uwsgi_red_core::red::RouteNormalizer;
+use uwsgi_red_core::red::{namespace, Admission, Admitter, Decision};
+use uwsgi_red_core::red::{normalize_method, OTHER_METHOD};
+use uwsgi_red_core::statsd::error_type;
 
 use crate::otlp::{bool_value, double_value, get_str, int_value, set_attr, str_value};
 use crate::ProcessorConfig;

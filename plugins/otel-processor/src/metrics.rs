@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use uwsgi_red_core::statsd::exphist::to_explicit;
+use uwsgi_red_core::statsd::to_explicit;
 use uwsgi_red_core::statsd::{
     classify, map, Admission, AttrValue, Instrument, Mapping, NameBudget, Outcome,
 };

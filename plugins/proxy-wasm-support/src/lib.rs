@@ -14,9 +14,9 @@ pub mod read;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MetricType as HostKind, Status};
-use uwsgi_red_core::prom::text::MetricType;
-use uwsgi_red_core::red::host::{HostError, MetricsHost, SeriesNames};
-use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore, Versioned};
+use uwsgi_red_core::prom::MetricType;
+use uwsgi_red_core::red::{CasWrite, KvError, KvStore, Versioned};
+use uwsgi_red_core::red::{HostError, MetricsHost, SeriesNames};
 
 /// Envoy stat names carrying labels (`key=.=value;.;metric`), and the
 /// `stats_tags` rules that turn them back into labels.

@@ -34,11 +34,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use uwsgi_red_core::config::{ConfigError, Exposition, RedConfig, RedSettings, RequestFacts};
+use uwsgi_red_core::config::ConfigError;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
-use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
-use uwsgi_red_core::red::intern::Interner;
-use uwsgi_red_core::red::shared::fits_format;
+use uwsgi_red_core::red::fits_format;
+use uwsgi_red_core::red::names::REASON_CONFIG;
+use uwsgi_red_core::red::HostRecorder;
+use uwsgi_red_core::red::Interner;
+use uwsgi_red_core::red::RequestFacts;
+use uwsgi_red_core::red::{Exposition, RedConfig, RedSettings};
 
 use count::Counted;
 use facts::{Source, View, Wanted};

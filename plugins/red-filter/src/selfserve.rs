@@ -6,11 +6,11 @@
 use std::borrow::Borrow;
 
 use proxy_wasm::hostcalls;
-use uwsgi_red_core::prom::text::Format;
-use uwsgi_red_core::red::admission::Decision;
-use uwsgi_red_core::red::histogram::Buckets;
-use uwsgi_red_core::red::labels::LabelSet;
+use uwsgi_red_core::prom::Format;
 use uwsgi_red_core::red::shared::{self, Delta, Layout};
+use uwsgi_red_core::red::Buckets;
+use uwsgi_red_core::red::Decision;
+use uwsgi_red_core::red::LabelSet;
 use uwsgi_red_core::scrape_access::{is_page, maybe_page, ScrapeAccess};
 
 use uwsgi_red_proxy_wasm::read;

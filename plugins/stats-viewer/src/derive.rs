@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use uwsgi_red_core::stats::model::{Cache, Socket, Spooler, WorkerStatus};
+use uwsgi_red_core::stats::{Cache, Socket, Spooler, WorkerStatus};
 
 use crate::doc::{Document, Worker};
 

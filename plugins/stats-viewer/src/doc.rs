@@ -21,8 +21,8 @@ use std::fmt;
 
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
-use uwsgi_red_core::stats::model::{Cache, Socket, Spooler, StatsDocument, WorkerStatus};
 use uwsgi_red_core::stats::{limits, view, StatsError, DEFAULT_MAX_DOCUMENT_BYTES};
+use uwsgi_red_core::stats::{Cache, Socket, Spooler, StatsDocument, WorkerStatus};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Document {

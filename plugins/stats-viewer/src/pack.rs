@@ -11,7 +11,7 @@
 //! integers round to the nearest double (`as f64` rounds to nearest, as
 //! `JSON.parse` does), and a non-finite float is `null` in JS.
 
-use uwsgi_red_core::stats::model::{Cache, Socket, Spooler};
+use uwsgi_red_core::stats::{Cache, Socket, Spooler};
 
 use crate::derive::{AppRow, Rates, StatusCounts, Totals, View, WorkerRow};
 

@@ -3,7 +3,7 @@
 //! snapshot (`core::stats::snapshot::Snapshot`: several targets, each with
 //! its last document). Both become a list of [`Target`]s.
 
-use uwsgi_red_core::stats::snapshot::Snapshot;
+use uwsgi_red_core::stats::Snapshot;
 use uwsgi_red_core::stats::{transport, StatsError};
 
 use crate::doc::{self, Document};
@@ -70,7 +70,7 @@ pub fn decode_targets(input: &[u8], name: &str) -> Result<Vec<Target>, StatsErro
 mod tests {
     use super::*;
     use uwsgi_red_core::stats;
-    use uwsgi_red_core::stats::snapshot::TargetSnapshot;
+    use uwsgi_red_core::stats::TargetSnapshot;
 
     fn vector(name: &str) -> Vec<u8> {
         let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../core/tests/vectors/");

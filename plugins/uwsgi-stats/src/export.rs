@@ -29,15 +29,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use uwsgi_red_core::prom::text::MetricType;
-use uwsgi_red_core::red::admission::{namespace, Admission, Admitter, Decision};
-use uwsgi_red_core::red::kv::LocalKv;
+use uwsgi_red_core::prom::MetricType;
 use uwsgi_red_core::red::names::DROPPED_LABEL_SETS_TOTAL;
-use uwsgi_red_core::stats::families::Family;
+use uwsgi_red_core::red::LocalKv;
+use uwsgi_red_core::red::{namespace, Admission, Admitter, Decision};
+use uwsgi_red_core::stats::Family;
 use uwsgi_red_proxy_wasm::envoy_name::encode;
 
 /// The host's metric calls: the core's trait, shared with the RED plugins.
-pub use uwsgi_red_core::red::host::MetricsHost;
+pub use uwsgi_red_core::red::MetricsHost;
 
 #[derive(Debug)]
 struct Series {
@@ -217,9 +217,9 @@ fn to_u64(v: f64) -> u64 {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use uwsgi_red_core::red::host::HostError;
+    use uwsgi_red_core::red::HostError;
     use uwsgi_red_core::stats::decode;
-    use uwsgi_red_core::stats::families::{map_document, MapOptions};
+    use uwsgi_red_core::stats::{map_document, MapOptions};
 
     /// Behaves like Envoy: gauges hold the last value, counters the running sum.
     #[derive(Default)]

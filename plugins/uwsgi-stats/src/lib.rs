@@ -21,6 +21,7 @@
 //! `panic = "abort"`: the workspace's panic-free lints apply).
 
 pub mod export;
+mod keys;
 pub mod nginx;
 pub mod poller;
 pub mod texthost;
@@ -30,11 +31,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use uwsgi_red_core::red::host::{HostRecorder, REASON_CONFIG};
+use uwsgi_red_core::red::names::REASON_CONFIG;
+use uwsgi_red_core::red::HostRecorder;
 use uwsgi_red_core::scrape_access::is_page;
-use uwsgi_red_core::stats::config::{
-    metrics_key, snapshot_key, AdminConfig, PluginConfig, TargetConfig,
-};
+use uwsgi_red_core::stats::{AdminConfig, PluginConfig, TargetConfig};
+
+use keys::{metrics_key, snapshot_key};
 
 use poller::Poller;
 
@@ -346,7 +348,7 @@ impl HttpContext for AdminFilter {
 
 #[cfg(test)]
 mod tests {
-    use uwsgi_red_core::stats::families::LABEL_NAMES;
+    use uwsgi_red_core::stats::LABEL_NAMES;
 
     /// The example bootstrap must extract every label the plugin encodes.
     #[test]

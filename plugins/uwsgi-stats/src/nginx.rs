@@ -21,12 +21,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel};
 use uwsgi_red_core::lease::{new_holder_id, Lease, Outcome};
-use uwsgi_red_core::red::host::HostRecorder;
-use uwsgi_red_core::red::kv::{CasWrite, KvError, KvStore};
+use uwsgi_red_core::red::HostRecorder;
+use uwsgi_red_core::red::{CasWrite, KvError, KvStore};
 use uwsgi_red_core::scrape_access::{is_page, maybe_page, ScrapeAccess};
-use uwsgi_red_core::stats::config::{metrics_key, snapshot_key};
-use uwsgi_red_core::stats::nginx::NginxConfig;
+use uwsgi_red_core::stats::NginxConfig;
 use uwsgi_red_proxy_wasm::{read, ProxyKv};
+
+use crate::keys::{metrics_key, snapshot_key};
 
 use crate::poller::Poller;
 use crate::texthost::TextHost;

@@ -2,13 +2,13 @@
 //! Prometheus text. Host-independent (the host calls go through
 //! [`MetricsHost`]), so the whole poll outcome logic is tested natively.
 
-use uwsgi_red_core::stats::config::PollerConfig;
 use uwsgi_red_core::stats::families::{
     encode_text, map_document, scrape_families, Family, ScrapeStatus, LAST_SUCCESS_TIMESTAMP,
     REPAIRS_TOTAL,
 };
-use uwsgi_red_core::stats::snapshot::{Snapshot, TargetSnapshot};
+use uwsgi_red_core::stats::PollerConfig;
 use uwsgi_red_core::stats::{decode_with_limit, Decoded};
+use uwsgi_red_core::stats::{Snapshot, TargetSnapshot};
 
 use crate::export::{Exporter, MetricsHost};
 
@@ -227,9 +227,9 @@ impl Poller {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use uwsgi_red_core::prom::text::MetricType;
-    use uwsgi_red_core::red::host::HostError;
-    use uwsgi_red_core::stats::config::PluginConfig;
+    use uwsgi_red_core::prom::MetricType;
+    use uwsgi_red_core::red::HostError;
+    use uwsgi_red_core::stats::PluginConfig;
 
     #[derive(Default)]
     struct Host(Vec<(String, u64)>);

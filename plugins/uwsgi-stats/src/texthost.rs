@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use uwsgi_red_core::prom::text::MetricType;
-use uwsgi_red_core::red::host::{HostError, MetricsHost, SeriesNames};
+use uwsgi_red_core::prom::MetricType;
+use uwsgi_red_core::red::{HostError, MetricsHost, SeriesNames};
 use uwsgi_red_proxy_wasm::envoy_name;
 
 #[derive(Debug, Default)]

@@ -22,13 +22,14 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, PeerType};
-use uwsgi_red_core::prom::text::MetricType;
+use uwsgi_red_core::prom::MetricType;
 use uwsgi_red_core::red::admission::{self, Admission, Admitter, Decision};
-use uwsgi_red_core::red::host::{HostRecorder, MetricsHost, SeriesNames, REASON_CONFIG};
-use uwsgi_red_core::uwsgi::config::{UwsgiFilterConfig, UwsgiFilterSettings};
+use uwsgi_red_core::red::names::REASON_CONFIG;
+use uwsgi_red_core::red::{HostRecorder, MetricsHost, SeriesNames};
 use uwsgi_red_core::uwsgi::{
     ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL, DECODE_ERROR_REASONS,
 };
+use uwsgi_red_core::uwsgi::{UwsgiFilterConfig, UwsgiFilterSettings};
 use uwsgi_red_proxy_wasm::read::REASON_INVALID_UTF8;
 use uwsgi_red_proxy_wasm::{ProxyKv, ProxyMetrics};
 

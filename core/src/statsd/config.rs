@@ -1,20 +1,24 @@
-//! `plugin_config` of the processor (JSON; unknown keys are errors that name
-//! the key).
+//! `plugin_config` of the OpenTelemetry Collector processor (JSON; unknown
+//! keys are errors that name the key): which StatsD names to rewrite, how
+//! request-log lines become RED attributes. Beside the StatsD mapping it
+//! configures, so the CLI and the fuzz targets read it without the plugin.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-// The same limits as red-filter's `route_patterns` (core states why).
-use uwsgi_red_core::config::schema::{Key, Ty};
-use uwsgi_red_core::config::{parse_json, ConfigError, MAX_SERIES_LIMIT};
-pub use uwsgi_red_core::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
-use uwsgi_red_core::red::admission::DEFAULT_MAX_SERIES;
-use uwsgi_red_core::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
-use uwsgi_red_core::red::route::{PathTemplate, RouteNormalizer};
+
+use crate::config::schema::{Key, Ty};
+use crate::config::{parse_json, ConfigError};
+use crate::red::admission::DEFAULT_MAX_SERIES;
+use crate::red::config::MAX_SERIES_LIMIT;
+// The same limits as red-filter's `route_patterns` (red::config states why).
+pub use crate::red::config::{MAX_ROUTE_PATTERNS, MAX_ROUTE_PATTERN_BYTES};
+use crate::red::histogram::{Buckets, DEFAULT_BUCKETS_SECONDS};
+use crate::red::route::{PathTemplate, RouteNormalizer};
 
 /// What the number after gunicorn's default access-log fields is: `"M"`,
 /// `"D"` (the default, as the recommended format ends in `%(D)s`) or `"L"`.
-pub use uwsgi_red_core::logs::gunicorn::DurationField as GunicornDurationField;
+pub use crate::logs::gunicorn::DurationField as GunicornDurationField;
 
 const ROUTE_PATTERN: Ty = Ty::Str {
     min: 0,
@@ -49,7 +53,7 @@ pub const OTEL_KEYS: [Key; 11] = [
         Ty::List {
             item: &Ty::Number,
             min: 0,
-            max: uwsgi_red_core::red::histogram::MAX_BUCKETS,
+            max: crate::red::histogram::MAX_BUCKETS,
         },
         "upper bounds (seconds) of http.server.request.duration",
     )
@@ -248,6 +252,7 @@ impl ProcessorConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
