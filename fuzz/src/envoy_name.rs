@@ -80,7 +80,12 @@ pub fn check(data: &[u8]) {
     let full = format!("{WASM_NAMESPACE}{name}");
     let got = produce_tags(rules(), &full).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(got.name, format!("{WASM_NAMESPACE}{metric}"), "in {full:?}");
-    assert_eq!(got.tags.len(), labels.len(), "tags of {full:?}: {:?}", got.tags);
+    assert_eq!(
+        got.tags.len(),
+        labels.len(),
+        "tags of {full:?}: {:?}",
+        got.tags
+    );
     for (k, v) in &labels {
         let tag = got
             .tags

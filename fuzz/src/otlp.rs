@@ -64,10 +64,15 @@ pub fn metrics(data: &[u8]) {
         assert!(out.status_reason.is_some());
         return;
     };
-    // Over-budget names are kept within a rewritten batch (they are
-    // claimed names, so the checks below still hold); any other refusal
-    // hands the input back.
-    if out.status_reason.is_some() && out.refusal != Some(Refusal::NameBudget) {
+    // The per-metric refusals (a name over the budget, a uWSGI running
+    // total the receiver summed over too long an interval) keep that metric
+    // unchanged within a rewritten batch (they are claimed names, so the
+    // checks below still hold); any other refusal hands the input back.
+    let per_metric = matches!(
+        out.refusal,
+        Some(Refusal::NameBudget | Refusal::UwsgiInterval)
+    );
+    if out.status_reason.is_some() && !per_metric {
         assert_eq!(out.payload, data);
         return;
     }
