@@ -2,6 +2,7 @@
 and interrupted with Ctrl-C: it counts exactly what it sent, shows RED per
 route and uWSGI's workers, says where to look next, and leaves nothing
 running."""
+import os
 import re
 import signal
 import socket
@@ -12,6 +13,8 @@ import time
 from harness import ROOT, wasm
 
 DEMO = ROOT / "examples" / "demo" / "demo.py"
+# demo.py imports the harness from host-tests, as ./build.sh demo runs it.
+DEMO_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "host-tests")}
 
 
 def closed(port):
@@ -32,7 +35,7 @@ def ports(out):
 def test_bounded_run_counts_exactly_and_cleans_up():
     wasm("red-filter"), wasm("uwsgi-stats"), wasm("uwsgi-tcp")
     r = subprocess.run([sys.executable, str(DEMO), "--seconds", "6", "--requests", "400", "--plain", "--hold", "0"],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=DEMO_ENV)
     out = r.stdout
     assert r.returncode == 0, out[-3000:] + r.stderr[-3000:]
     m = re.search(r"answered (\d+) requests \((\d+) failed\), counted (\d+) \(red-filter (\d+), uwsgi-tcp (\d+)\)",
@@ -54,7 +57,8 @@ def test_bounded_run_counts_exactly_and_cleans_up():
 def test_ctrl_c_stops_everything():
     wasm("red-filter"), wasm("uwsgi-stats"), wasm("uwsgi-tcp")
     p = subprocess.Popen([sys.executable, str(DEMO), "--seconds", "60", "--plain", "--hold", "0"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=DEMO_ENV)
     out = ""
     try:
         deadline = time.monotonic() + 60
