@@ -2,10 +2,10 @@
 //! file, offline, and words a refusal exactly as that plugin logs it.
 
 use uwsgi_red_core::config::{json_schema, json_schema_switch};
-use uwsgi_red_core::red::{RedConfig, RED_KEYS};
-use uwsgi_red_core::stats::{PluginConfig, ADMIN_KEYS, POLLER_KEYS};
+use uwsgi_red_core::red::{RedFilterConfig, RED_KEYS};
+use uwsgi_red_core::stats::{UwsgiStatsConfig, ADMIN_KEYS, POLLER_KEYS};
 use uwsgi_red_core::statsd::OTEL_KEYS;
-use uwsgi_red_core::uwsgi::{UwsgiFilterConfig, UWSGI_TCP_KEYS};
+use uwsgi_red_core::uwsgi::{UwsgiTcpConfig, UWSGI_TCP_KEYS};
 
 /// The plugins whose configuration can be checked, by their `dist/` name.
 pub const PLUGINS: [&str; 4] = ["red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor"];
@@ -28,7 +28,7 @@ pub fn schema(plugin: &str) -> Option<serde_json::Value> {
     Some(match plugin {
         "red-filter" => json_schema(&title, &RED_KEYS),
         "uwsgi-tcp" => json_schema(&title, &UWSGI_TCP_KEYS),
-        // `mode` picks the reader, as in `PluginConfig::from_json`.
+        // `mode` picks the reader, as in `UwsgiStatsConfig::from_json`.
         "uwsgi-stats" => json_schema_switch(&title, "mode", "admin", &POLLER_KEYS, &ADMIN_KEYS),
         "otel-processor" => {
             let mut s = json_schema(&title, &OTEL_KEYS);
@@ -48,10 +48,10 @@ pub fn schema(plugin: &str) -> Option<serde_json::Value> {
 /// taken from the processor itself). `None` for an unknown plugin name.
 pub fn check(plugin: &str, bytes: &[u8]) -> Option<Result<String, String>> {
     Some(match plugin {
-        "red-filter" => RedConfig::from_json(bytes)
+        "red-filter" => RedFilterConfig::from_json(bytes)
             .map(|s| format!("max_series {}, exposition {:?}", s.max_series, s.exposition))
             .map_err(|e| envoy_log_line(plugin, &e.to_string())),
-        "uwsgi-tcp" => UwsgiFilterConfig::from_json(bytes)
+        "uwsgi-tcp" => UwsgiTcpConfig::from_json(bytes)
             .map(|s| {
                 format!(
                     "head_limit {}, response_head_limit {}",
@@ -64,10 +64,12 @@ pub fn check(plugin: &str, bytes: &[u8]) -> Option<Result<String, String>> {
             Some(nginx) => nginx
                 .map(|c| format!("nginx poller of {} target(s)", c.poller.targets.len()))
                 .map_err(|e| envoy_log_line(plugin, &e.to_string())),
-            None => PluginConfig::from_json(bytes)
+            None => UwsgiStatsConfig::from_json(bytes)
                 .map(|c| match c {
-                    PluginConfig::Poller(p) => format!("poller of {} target(s)", p.targets.len()),
-                    PluginConfig::Admin(_) => "admin".to_string(),
+                    UwsgiStatsConfig::Poller(p) => {
+                        format!("poller of {} target(s)", p.targets.len())
+                    }
+                    UwsgiStatsConfig::Admin(_) => "admin".to_string(),
                 })
                 .map_err(|e| envoy_log_line(plugin, &e.to_string())),
         },

@@ -5,7 +5,7 @@
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use otel_processor::logs::{annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED};
-use otel_processor::ProcessorConfig;
+use otel_processor::OtelProcessorConfig;
 use serde_json::{Map, Value};
 use uwsgi_red_core::red::RouteNormalizer;
 
@@ -52,7 +52,7 @@ pub fn json_value(v: &AnyValue) -> Value {
 
 /// The annotated JSON object of one line, and whether it was recognised.
 pub fn annotate_line(
-    cfg: &ProcessorConfig,
+    cfg: &OtelProcessorConfig,
     routes: &RouteNormalizer,
     line: &str,
     format: Format,
@@ -102,7 +102,7 @@ pub struct Summary {
 /// One JSON line per non-empty input line, and what was found, under the
 /// processor configuration `cfg` (route templates, gunicorn's duration
 /// field).
-pub fn annotate(cfg: &ProcessorConfig, text: &str, format: Format) -> (String, Summary) {
+pub fn annotate(cfg: &OtelProcessorConfig, text: &str, format: Format) -> (String, Summary) {
     let routes = cfg.routes();
     let mut out = String::new();
     let mut sum = Summary::default();

@@ -134,9 +134,9 @@ fn check_config_accepts_the_example_configs() {
 
 #[test]
 fn check_config_prints_the_plugins_own_error_naming_the_key() {
-    use uwsgi_red_core::red::config::RedConfig;
-    use uwsgi_red_core::stats::config::PluginConfig;
-    use uwsgi_red_core::uwsgi::config::UwsgiFilterConfig;
+    use uwsgi_red_core::red::config::RedFilterConfig;
+    use uwsgi_red_core::stats::config::UwsgiStatsConfig;
+    use uwsgi_red_core::uwsgi::config::UwsgiTcpConfig;
 
     let red = br#"{"max_series": 0}"#;
     let tcp = br#"{"head_limit": 2}"#;
@@ -150,7 +150,7 @@ fn check_config_prints_the_plugins_own_error_naming_the_key() {
             red,
             format!(
                 "red-filter: {}; passing traffic through unmeasured",
-                RedConfig::from_json(red).unwrap_err()
+                RedFilterConfig::from_json(red).unwrap_err()
             ),
             "max_series",
         ),
@@ -159,7 +159,7 @@ fn check_config_prints_the_plugins_own_error_naming_the_key() {
             tcp,
             format!(
                 "uwsgi-tcp: {}; passing traffic through unmeasured",
-                UwsgiFilterConfig::from_json(tcp).unwrap_err()
+                UwsgiTcpConfig::from_json(tcp).unwrap_err()
             ),
             "head_limit",
         ),
@@ -168,7 +168,7 @@ fn check_config_prints_the_plugins_own_error_naming_the_key() {
             stats,
             format!(
                 "{}; not polling, passing traffic through",
-                PluginConfig::from_json(stats).unwrap_err()
+                UwsgiStatsConfig::from_json(stats).unwrap_err()
             ),
             "clustr",
         ),

@@ -30,20 +30,26 @@ fn check<T: Debug>(data: &[u8], parse: fn(&[u8]) -> Result<T, ConfigError>) {
 }
 
 pub fn red_filter(data: &[u8]) {
-    check(data, uwsgi_red_core::red::config::RedConfig::from_json);
+    check(
+        data,
+        uwsgi_red_core::red::config::RedFilterConfig::from_json,
+    );
 }
 
 pub fn uwsgi_tcp(data: &[u8]) {
     check(
         data,
-        uwsgi_red_core::uwsgi::config::UwsgiFilterConfig::from_json,
+        uwsgi_red_core::uwsgi::config::UwsgiTcpConfig::from_json,
     );
 }
 
 pub fn uwsgi_stats(data: &[u8]) {
-    check(data, uwsgi_red_core::stats::config::PluginConfig::from_json);
+    check(
+        data,
+        uwsgi_red_core::stats::config::UwsgiStatsConfig::from_json,
+    );
 }
 
 pub fn otel_processor(data: &[u8]) {
-    check(data, otel_processor::ProcessorConfig::from_json);
+    check(data, otel_processor::OtelProcessorConfig::from_json);
 }

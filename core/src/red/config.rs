@@ -1,6 +1,6 @@
-//! red-filter's configuration: the JSON document ([`RedConfig`]), its key
+//! red-filter's configuration: the JSON document ([`RedFilterConfig`]), its key
 //! table ([`RED_KEYS`], shared in part with uwsgi-tcp through [`keys`]), its
-//! limits, and the validated [`RedSettings`] the filter runs on.
+//! limits, and the validated [`RedFilterSettings`] the filter runs on.
 //!
 //! Bounds: every list and string the settings keep has a stated limit
 //! (`MAX_ROUTE_PATTERNS`, `MAX_ROUTE_PATTERN_BYTES`, `MAX_SERVICE_BYTES`,
@@ -141,7 +141,7 @@ pub const RED_KEYS: [Key; 12] = [
 /// The JSON document of the HTTP filter. Every key is optional (absent
 /// means the default); unknown keys are refused by name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RedConfig {
+pub struct RedFilterConfig {
     /// Fixed `service` label; when absent the host's upstream cluster name is used.
     pub service: Option<String>,
     /// Use the host's route name (Envoy `xds.route_name`) when it has one.
@@ -172,7 +172,7 @@ pub struct RedConfig {
     pub scrape_bearer_token: Option<String>,
 }
 
-impl Default for RedConfig {
+impl Default for RedFilterConfig {
     fn default() -> Self {
         Self {
             service: None,
@@ -191,7 +191,7 @@ impl Default for RedConfig {
     }
 }
 
-impl FromNode for RedConfig {
+impl FromNode for RedFilterConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
         const NAMES: [&str; RED_KEYS.len()] = schema::names(&RED_KEYS);
         let mut f = Fields::new(node, at, &NAMES)?;
@@ -255,7 +255,7 @@ pub const MAX_SERIES_LIMIT: usize = 100_000;
 
 /// Validated, ready-to-use settings.
 #[derive(Debug, Clone)]
-pub struct RedSettings {
+pub struct RedFilterSettings {
     pub service: Option<String>,
     pub use_route_name: bool,
     pub routes: RouteNormalizer,
@@ -269,12 +269,12 @@ pub struct RedSettings {
     pub scrape_access: ScrapeAccess,
 }
 
-impl RedConfig {
-    pub fn from_json(bytes: &[u8]) -> Result<RedSettings, ConfigError> {
-        node::read::<RedConfig>(bytes)?.validate()
+impl RedFilterConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<RedFilterSettings, ConfigError> {
+        node::read::<RedFilterConfig>(bytes)?.validate()
     }
 
-    pub fn validate(self) -> Result<RedSettings, ConfigError> {
+    pub fn validate(self) -> Result<RedFilterSettings, ConfigError> {
         if self.route_patterns.len() > MAX_ROUTE_PATTERNS {
             return Err(ConfigError::new(
                 "route_patterns",
@@ -347,7 +347,7 @@ impl RedConfig {
             "scrape_allow_cidrs",
             "scrape_bearer_token",
         )?;
-        Ok(RedSettings {
+        Ok(RedFilterSettings {
             service: self.service,
             use_route_name: self.use_route_name,
             routes: RouteNormalizer::new(templates, self.collapse_ids),
@@ -370,16 +370,16 @@ mod tests {
 
     #[test]
     fn empty_means_defaults() {
-        let s = RedConfig::from_json(b"").unwrap();
+        let s = RedFilterConfig::from_json(b"").unwrap();
         assert_eq!(s.max_series, 1000);
         assert_eq!(s.buckets.bounds().len(), 14);
-        let s = RedConfig::from_json(b"{}").unwrap();
+        let s = RedFilterConfig::from_json(b"{}").unwrap();
         assert!(s.use_route_name);
     }
 
     #[test]
     fn full_config() {
-        let s = RedConfig::from_json(
+        let s = RedFilterConfig::from_json(
             br#"{"service":"shop","route_patterns":["/users/{id}"],"max_series":50,
                 "buckets_seconds":[0.1,1],"exposition":"both","collapse_ids":false}"#,
         )
@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(s.routes.route(None, "/users/9"), "/users/{id}");
         assert_eq!(s.routes.route(None, "/x/9"), "/x/9");
         assert_eq!(s.exposition, Exposition::Both);
-        let s = RedConfig::from_json(
+        let s = RedFilterConfig::from_json(
             br#"{"exposition":"self","metrics_path":"/m","flush_interval_ms":250}"#,
         )
         .unwrap();
@@ -397,7 +397,7 @@ mod tests {
             (Exposition::SelfServed, "/m", 250)
         );
         assert_eq!(
-            RedConfig::from_json(b"{}").unwrap().flush_interval_ms,
+            RedFilterConfig::from_json(b"{}").unwrap().flush_interval_ms,
             DEFAULT_FLUSH_INTERVAL_MS
         );
     }
@@ -408,7 +408,7 @@ mod tests {
     fn route_pattern_limits_name_the_key() {
         let long = format!("/{}", "a".repeat(MAX_ROUTE_PATTERN_BYTES));
         let doc = format!(r#"{{"route_patterns":["/a","/b","/c",{long:?}]}}"#);
-        let e = RedConfig::from_json(doc.as_bytes()).unwrap_err();
+        let e = RedFilterConfig::from_json(doc.as_bytes()).unwrap_err();
         assert_eq!(e.path, "route_patterns[3]");
         assert_eq!(e.message, "longer than 256 bytes (257 bytes)");
         assert_eq!(
@@ -418,18 +418,18 @@ mod tests {
         // Exactly at the limit is fine, and matches a path of that length.
         let exact = format!("/{}", "a".repeat(MAX_ROUTE_PATTERN_BYTES - 1));
         let doc = format!(r#"{{"route_patterns":[{exact:?}]}}"#);
-        let s = RedConfig::from_json(doc.as_bytes()).unwrap();
+        let s = RedFilterConfig::from_json(doc.as_bytes()).unwrap();
         assert_eq!(s.routes.route(None, &exact), exact);
         let many: Vec<String> = (0..=MAX_ROUTE_PATTERNS).map(|i| format!("/r{i}")).collect();
         let doc = serde_json::json!({ "route_patterns": many }).to_string();
-        let e = RedConfig::from_json(doc.as_bytes()).unwrap_err();
+        let e = RedFilterConfig::from_json(doc.as_bytes()).unwrap_err();
         assert_eq!(
             (e.path.as_str(), e.message.as_str()),
             ("route_patterns", "at most 1000 templates, got 1001")
         );
         let doc = serde_json::json!({ "route_patterns": &many[..MAX_ROUTE_PATTERNS] }).to_string();
-        assert!(RedConfig::from_json(doc.as_bytes()).is_ok());
-        let e = RedConfig::from_json(
+        assert!(RedFilterConfig::from_json(doc.as_bytes()).is_ok());
+        let e = RedFilterConfig::from_json(
             format!(r#"{{"metrics_path":"/{}"}}"#, "m".repeat(300)).as_bytes(),
         )
         .unwrap_err();
@@ -440,20 +440,23 @@ mod tests {
     fn oversized_and_deep_documents_are_refused() {
         let mut big = br#"{"service":"x","metrics_path":"/m"}"#.to_vec();
         big.resize(MAX_CONFIG_BYTES + 1, b' ');
-        let e = RedConfig::from_json(&big).unwrap_err();
+        let e = RedFilterConfig::from_json(&big).unwrap_err();
         assert_eq!(e.path, ".");
         assert_eq!(
             e.message,
             "document of 1048577 bytes is over the 1048576-byte limit"
         );
         big.truncate(MAX_CONFIG_BYTES);
-        assert!(RedConfig::from_json(&big).is_ok(), "at the limit is fine");
+        assert!(
+            RedFilterConfig::from_json(&big).is_ok(),
+            "at the limit is fine"
+        );
         let deep = format!(
             r#"{{"route_patterns":{}{}}}"#,
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        let e = RedConfig::from_json(deep.as_bytes()).unwrap_err();
+        let e = RedFilterConfig::from_json(deep.as_bytes()).unwrap_err();
         // The document is parsed before it is read: nesting beyond
         // serde_json's limit is a syntax error of the document, located.
         assert_eq!(
@@ -467,7 +470,7 @@ mod tests {
             "[".repeat(100),
             "]".repeat(100)
         );
-        let e = RedConfig::from_json(deep.as_bytes()).unwrap_err();
+        let e = RedFilterConfig::from_json(deep.as_bytes()).unwrap_err();
         assert_eq!(
             (e.path.as_str(), e.message.as_str()),
             ("route_patterns[0]", "expected a string, got a list")
@@ -476,53 +479,53 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = RedConfig::from_json(br#"{"max_seris": 5}"#).unwrap_err();
+        let e = RedFilterConfig::from_json(br#"{"max_seris": 5}"#).unwrap_err();
         assert!(e.to_string().contains("max_seris"), "{e}");
     }
 
     #[test]
     fn wrong_type_names_the_key() {
-        let e = RedConfig::from_json(br#"{"max_series": "lots"}"#).unwrap_err();
+        let e = RedFilterConfig::from_json(br#"{"max_series": "lots"}"#).unwrap_err();
         assert_eq!(e.path, "max_series");
         assert!(e.to_string().contains("max_series"), "{e}");
-        let e = RedConfig::from_json(br#"{"route_patterns": ["/ok", 5]}"#).unwrap_err();
+        let e = RedFilterConfig::from_json(br#"{"route_patterns": ["/ok", 5]}"#).unwrap_err();
         assert_eq!(e.path, "route_patterns[1]");
     }
 
     #[test]
     fn semantic_errors_name_the_key() {
         assert_eq!(
-            RedConfig::from_json(br#"{"max_series":0}"#)
+            RedFilterConfig::from_json(br#"{"max_series":0}"#)
                 .unwrap_err()
                 .path,
             "max_series"
         );
         assert_eq!(
-            RedConfig::from_json(br#"{"buckets_seconds":[2,1]}"#)
+            RedFilterConfig::from_json(br#"{"buckets_seconds":[2,1]}"#)
                 .unwrap_err()
                 .path,
             "buckets_seconds"
         );
-        let e = RedConfig::from_json(br#"{"route_patterns":["/a","nope"]}"#).unwrap_err();
+        let e = RedFilterConfig::from_json(br#"{"route_patterns":["/a","nope"]}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid plugin configuration at `route_patterns[1]`: must start with '/'"
         );
-        assert!(RedConfig::from_json(b"{").is_err());
+        assert!(RedFilterConfig::from_json(b"{").is_err());
         assert_eq!(
-            RedConfig::from_json(br#"{"exposition":"x"}"#)
+            RedFilterConfig::from_json(br#"{"exposition":"x"}"#)
                 .unwrap_err()
                 .path,
             "exposition"
         );
         assert_eq!(
-            RedConfig::from_json(br#"{"flush_interval_ms":0}"#)
+            RedFilterConfig::from_json(br#"{"flush_interval_ms":0}"#)
                 .unwrap_err()
                 .path,
             "flush_interval_ms"
         );
         assert_eq!(
-            RedConfig::from_json(br#"{"metrics_path":"metrics"}"#)
+            RedFilterConfig::from_json(br#"{"metrics_path":"metrics"}"#)
                 .unwrap_err()
                 .path,
             "metrics_path"
@@ -533,10 +536,10 @@ mod tests {
     /// name, every refusal naming the key (and never echoing a token).
     #[test]
     fn scrape_access_keys() {
-        let d = RedConfig::from_json(b"{}").unwrap().scrape_access;
+        let d = RedFilterConfig::from_json(b"{}").unwrap().scrape_access;
         assert!(d.source_allowed(Some(b"127.0.0.1:1")) && d.source_allowed(Some(b"[::1]:1")));
         assert!(!d.source_allowed(Some(b"10.1.2.3:1")) && !d.needs_token());
-        let s = RedConfig::from_json(
+        let s = RedFilterConfig::from_json(
             br#"{"exposition":"both","scrape_allow_cidrs":["10.0.0.0/8"],
                 "scrape_bearer_token":"0123456789abcdef"}"#,
         )
@@ -544,7 +547,7 @@ mod tests {
         .scrape_access;
         assert!(s.source_allowed(Some(b"10.1.2.3:1")) && !s.source_allowed(Some(b"127.0.0.1:1")));
         assert!(s.token_allowed(Some(b"Bearer 0123456789abcdef")) && !s.token_allowed(None));
-        assert!(RedConfig::from_json(br#"{"scrape_allow_cidrs":[]}"#)
+        assert!(RedFilterConfig::from_json(br#"{"scrape_allow_cidrs":[]}"#)
             .unwrap()
             .scrape_access
             .serves_nobody());
@@ -564,7 +567,7 @@ mod tests {
             (br#"{"metrics_path":"/metrics%3F"}"#, "metrics_path"),
             (br#"{"metrics_path":"//metrics"}"#, "metrics_path"),
         ] {
-            let e = RedConfig::from_json(doc).unwrap_err();
+            let e = RedFilterConfig::from_json(doc).unwrap_err();
             assert_eq!(e.path, key, "{}", String::from_utf8_lossy(doc));
         }
     }

@@ -1,7 +1,7 @@
 //! From what a host knows about one finished request to its bounded label
 //! set, under red-filter's settings.
 
-use crate::red::config::{RedSettings, MAX_SERVICE_BYTES};
+use crate::red::config::{RedFilterSettings, MAX_SERVICE_BYTES};
 use crate::red::labels::LabelSet;
 
 /// What a host knows about one finished request, borrowed from its buffers.
@@ -17,7 +17,7 @@ pub struct RequestFacts<'a> {
     pub upstream: Option<&'a str>,
 }
 
-impl RedSettings {
+impl RedFilterSettings {
     /// The bounded label set for one request (before the cardinality cap).
     pub fn labels(&self, facts: &RequestFacts<'_>, protocol: &'static str) -> LabelSet {
         let route_name = if self.use_route_name {
@@ -50,11 +50,11 @@ fn truncate_label(s: &str) -> String {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use crate::red::config::RedConfig;
+    use crate::red::config::RedFilterConfig;
 
     #[test]
     fn labels_from_facts() {
-        let s = RedConfig::from_json(br#"{"route_patterns":["/users/{id}"]}"#).unwrap();
+        let s = RedFilterConfig::from_json(br#"{"route_patterns":["/users/{id}"]}"#).unwrap();
         let l = s.labels(
             &RequestFacts {
                 method: "GET",
@@ -83,7 +83,8 @@ mod tests {
             (l.method, l.route.as_str(), l.service.as_str(), l.code_class),
             ("_OTHER", "named", "unknown", "0xx")
         );
-        let fixed = RedConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
+        let fixed =
+            RedFilterConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
         let l = fixed.labels(
             &RequestFacts {
                 method: "GET",

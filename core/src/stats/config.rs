@@ -6,7 +6,7 @@
 //!   `{"mode":"admin","snapshot_path":"/uwsgi/snapshot.json"}`.
 //!
 //! Read key by key ([`crate::config::node`]): unknown keys and wrong types
-//! are errors naming the key; [`PluginConfig::from_json`] also validates.
+//! are errors naming the key; [`UwsgiStatsConfig::from_json`] also validates.
 
 use super::families::MapOptions;
 use std::ops::RangeInclusive;
@@ -472,12 +472,12 @@ fn validate_prefix(p: &str) -> Result<(), ConfigError> {
 
 /// The validated configuration of one plugin instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginConfig {
+pub enum UwsgiStatsConfig {
     Poller(PollerConfig),
     Admin(AdminConfig),
 }
 
-impl PluginConfig {
+impl UwsgiStatsConfig {
     /// `mode` (default `poller`) picks the schema; the rest is read strictly.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
         let Some(doc) = node::parse(bytes)? else {
@@ -510,8 +510,8 @@ mod tests {
     use super::*;
 
     fn poller(json: &str) -> Result<PollerConfig, ConfigError> {
-        match PluginConfig::from_json(json.as_bytes())? {
-            PluginConfig::Poller(p) => Ok(p),
+        match UwsgiStatsConfig::from_json(json.as_bytes())? {
+            UwsgiStatsConfig::Poller(p) => Ok(p),
             other => panic!("expected poller, got {other:?}"),
         }
     }
@@ -561,27 +561,29 @@ mod tests {
             "timeout_ms"
         );
         assert_eq!(poller(r#"{"mode":"proxy"}"#).unwrap_err().path, "mode");
-        assert!(PluginConfig::from_json(b"{").is_err());
+        assert!(UwsgiStatsConfig::from_json(b"{").is_err());
     }
 
     #[test]
     fn admin_mode() {
-        let c = PluginConfig::from_json(br#"{"mode":"admin","snapshot_path":"/s.json"}"#).unwrap();
-        let PluginConfig::Admin(a) = c else {
+        let c =
+            UwsgiStatsConfig::from_json(br#"{"mode":"admin","snapshot_path":"/s.json"}"#).unwrap();
+        let UwsgiStatsConfig::Admin(a) = c else {
             panic!("admin expected")
         };
         assert_eq!(a.snapshot_path, "/s.json");
         assert_eq!(a.metrics_path, "/uwsgi/metrics");
-        let e = PluginConfig::from_json(br#"{"mode":"admin","targets":[]}"#).unwrap_err();
+        let e = UwsgiStatsConfig::from_json(br#"{"mode":"admin","targets":[]}"#).unwrap_err();
         assert!(e.to_string().contains("targets"), "{e}");
-        let e = PluginConfig::from_json(br#"{"mode":"admin","snapshot_path":"x"}"#).unwrap_err();
+        let e =
+            UwsgiStatsConfig::from_json(br#"{"mode":"admin","snapshot_path":"x"}"#).unwrap_err();
         assert_eq!(e.path, "snapshot_path");
     }
 
     #[test]
     fn admin_access_is_loopback_unless_configured() {
-        let admin = |json: &str| match PluginConfig::from_json(json.as_bytes()) {
-            Ok(PluginConfig::Admin(a)) => Ok(a),
+        let admin = |json: &str| match UwsgiStatsConfig::from_json(json.as_bytes()) {
+            Ok(UwsgiStatsConfig::Admin(a)) => Ok(a),
             Ok(other) => panic!("admin expected, got {other:?}"),
             Err(e) => Err(e),
         };

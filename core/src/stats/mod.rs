@@ -41,8 +41,8 @@ pub mod transport;
 pub mod view;
 
 pub use config::{
-    AdminConfig, PluginConfig, PollerConfig, TargetConfig, ADMIN_KEYS, DEFAULT_SHARED_DATA_PREFIX,
-    POLLER_KEYS,
+    AdminConfig, PollerConfig, TargetConfig, UwsgiStatsConfig, ADMIN_KEYS,
+    DEFAULT_SHARED_DATA_PREFIX, POLLER_KEYS,
 };
 pub use error::StatsError;
 pub use families::{integer_value, map_document, Family, MapOptions, LABEL_NAMES};

@@ -111,7 +111,7 @@ pub const OTEL_KEYS: [Key; 11] = [
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ProcessorConfig {
+pub struct OtelProcessorConfig {
     /// StatsD prefixes used with uWSGI `--stats-push statsd:HOST:PORT,PREFIX`.
     /// uWSGI's metric names are too generic to claim without them.
     pub uwsgi_prefixes: Vec<String>,
@@ -150,9 +150,9 @@ pub struct ProcessorConfig {
     pub templates: Vec<PathTemplate>,
 }
 
-impl Default for ProcessorConfig {
+impl Default for OtelProcessorConfig {
     fn default() -> Self {
-        ProcessorConfig {
+        OtelProcessorConfig {
             uwsgi_prefixes: vec!["uwsgi".to_string()],
             services: BTreeMap::new(),
             duration_buckets_seconds: DEFAULT_BUCKETS_SECONDS.to_vec(),
@@ -170,11 +170,11 @@ impl Default for ProcessorConfig {
     }
 }
 
-impl ProcessorConfig {
+impl OtelProcessorConfig {
     /// otelwasm hands over `null` when `plugin_config` is absent.
     pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
         let trimmed = json.trim_ascii();
-        let mut cfg: ProcessorConfig = if trimmed == b"null" {
+        let mut cfg: OtelProcessorConfig = if trimmed == b"null" {
             Self::default()
         } else {
             parse_json(trimmed)?
@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn defaults_for_empty_and_null() {
         for doc in ["", "  ", "null", "{}"] {
-            let c = ProcessorConfig::from_json(doc.as_bytes()).unwrap();
+            let c = OtelProcessorConfig::from_json(doc.as_bytes()).unwrap();
             assert_eq!(c.uwsgi_prefixes, ["uwsgi"]);
             assert_eq!(c.bounds(), DEFAULT_BUCKETS_SECONDS);
         }
@@ -267,31 +267,33 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e =
-            ProcessorConfig::from_json(br#"{"uwsgi_prefixes":["a"],"servces":{}}"#).unwrap_err();
+        let e = OtelProcessorConfig::from_json(br#"{"uwsgi_prefixes":["a"],"servces":{}}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("servces"), "{e}");
-        let e = ProcessorConfig::from_json(br#"{"uwsgi_prefixes":[1]}"#).unwrap_err();
+        let e = OtelProcessorConfig::from_json(br#"{"uwsgi_prefixes":[1]}"#).unwrap_err();
         assert!(e.path.starts_with("uwsgi_prefixes"), "{e:?}");
-        let e = ProcessorConfig::from_json(br#"{"duration_buckets_seconds":[1,0.5]}"#).unwrap_err();
+        let e =
+            OtelProcessorConfig::from_json(br#"{"duration_buckets_seconds":[1,0.5]}"#).unwrap_err();
         assert_eq!(e.path, ".duration_buckets_seconds");
-        assert!(ProcessorConfig::from_json(br#"{"uwsgi_prefixes":[""]}"#).is_err());
+        assert!(OtelProcessorConfig::from_json(br#"{"uwsgi_prefixes":[""]}"#).is_err());
     }
 
     #[test]
     fn route_patterns_are_checked_and_named() {
-        let c = ProcessorConfig::from_json(
+        let c = OtelProcessorConfig::from_json(
             br#"{"route_patterns":["/users/{id}"],"collapse_ids":false}"#,
         )
         .unwrap();
         assert_eq!(c.routes().route(None, "/users/7?x=1"), "/users/{id}");
         assert_eq!(c.routes().route(None, "/orders/7"), "/orders/7");
-        let e = ProcessorConfig::from_json(br#"{"route_patterns":["/a","users"]}"#).unwrap_err();
+        let e =
+            OtelProcessorConfig::from_json(br#"{"route_patterns":["/a","users"]}"#).unwrap_err();
         assert_eq!(e.path, ".route_patterns[1]");
         let long = format!(
             r#"{{"route_patterns":["/{}"]}}"#,
             "a".repeat(MAX_ROUTE_PATTERN_BYTES)
         );
-        let e = ProcessorConfig::from_json(long.as_bytes()).unwrap_err();
+        let e = OtelProcessorConfig::from_json(long.as_bytes()).unwrap_err();
         assert_eq!(e.path, ".route_patterns[0]");
         for (json, want) in [
             ("{}", GunicornDurationField::D),
@@ -308,25 +310,25 @@ mod tests {
                 GunicornDurationField::L,
             ),
         ] {
-            let c = ProcessorConfig::from_json(json.as_bytes()).unwrap();
+            let c = OtelProcessorConfig::from_json(json.as_bytes()).unwrap();
             assert_eq!(c.gunicorn_duration_field, want, "{json}");
         }
         // %(T)s (whole seconds) is too coarse for a duration histogram.
-        let e = ProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).unwrap_err();
+        let e = OtelProcessorConfig::from_json(br#"{"gunicorn_duration_field":"T"}"#).unwrap_err();
         assert!(e.to_string().contains("gunicorn_duration_field"), "{e}");
     }
 
     #[test]
     fn uwsgi_push_period() {
         assert_eq!(
-            ProcessorConfig::default().uwsgi_push_period_nanos(),
+            OtelProcessorConfig::default().uwsgi_push_period_nanos(),
             3_000_000_000
         );
-        let c = ProcessorConfig::from_json(br#"{"uwsgi_push_period_seconds":10}"#).unwrap();
+        let c = OtelProcessorConfig::from_json(br#"{"uwsgi_push_period_seconds":10}"#).unwrap();
         assert_eq!(c.uwsgi_push_period_nanos(), 10_000_000_000);
         for bad in ["0", "-1", "1e9", "\"3\""] {
             let json = format!(r#"{{"uwsgi_push_period_seconds":{bad}}}"#);
-            let e = ProcessorConfig::from_json(json.as_bytes()).unwrap_err();
+            let e = OtelProcessorConfig::from_json(json.as_bytes()).unwrap_err();
             assert!(e.to_string().contains("uwsgi_push_period_seconds"), "{e}");
         }
     }
@@ -334,7 +336,7 @@ mod tests {
     #[test]
     fn schema_keys_are_the_fields() {
         // serde's unknown-field error lists every field it reads.
-        let e = ProcessorConfig::from_json(br#"{"?":1}"#).unwrap_err();
+        let e = OtelProcessorConfig::from_json(br#"{"?":1}"#).unwrap_err();
         let listed: Vec<&str> = e.message.split('`').skip(3).step_by(2).collect();
         let table: Vec<&str> = OTEL_KEYS.iter().map(|k| k.name).collect();
         assert_eq!(listed, table, "{}", e.message);
@@ -342,19 +344,19 @@ mod tests {
 
     #[test]
     fn max_series_is_bounded() {
-        let c = ProcessorConfig::from_json(b"{}").unwrap();
+        let c = OtelProcessorConfig::from_json(b"{}").unwrap();
         assert_eq!(c.max_series, DEFAULT_MAX_SERIES);
-        let c = ProcessorConfig::from_json(br#"{"max_series":5}"#).unwrap();
+        let c = OtelProcessorConfig::from_json(br#"{"max_series":5}"#).unwrap();
         assert_eq!(c.max_series, 5);
         for bad in [&br#"{"max_series":0}"#[..], br#"{"max_series":100001}"#] {
-            let e = ProcessorConfig::from_json(bad).unwrap_err();
+            let e = OtelProcessorConfig::from_json(bad).unwrap_err();
             assert_eq!(e.path, ".max_series");
         }
     }
 
     #[test]
     fn services() {
-        let c = ProcessorConfig::from_json(br#"{"services":{"app":"shop"}}"#).unwrap();
+        let c = OtelProcessorConfig::from_json(br#"{"services":{"app":"shop"}}"#).unwrap();
         assert_eq!(c.service_for("app", "gunicorn"), "shop");
         assert_eq!(c.service_for("other", "uwsgi"), "other");
         assert_eq!(c.service_for("", "gunicorn"), "gunicorn");

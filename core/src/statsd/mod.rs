@@ -18,7 +18,7 @@ pub mod names;
 pub mod semconv;
 
 pub use budget::{Admission, NameBudget};
-pub use config::{ProcessorConfig, OTEL_KEYS};
+pub use config::{OtelProcessorConfig, OTEL_KEYS};
 pub use exphist::to_explicit;
 pub use names::{classify, GunicornMetric, Source, StatsdMetric, UwsgiMetric};
 pub use semconv::{error_type, map, AttrValue, Instrument, Mapping, Outcome};

@@ -7,12 +7,12 @@ use crate::config::node::{self, Fields, FromNode, Node, Path};
 use crate::config::schema::{names, Key, Ty};
 use crate::config::ConfigError;
 use crate::red::admission::DEFAULT_MAX_SERIES;
-use crate::red::config::{keys, RedConfig, RedSettings};
+use crate::red::config::{keys, RedFilterConfig, RedFilterSettings};
 
 /// Every key is optional (absent means the default); unknown keys are
 /// refused by name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UwsgiFilterConfig {
+pub struct UwsgiTcpConfig {
     /// Fixed `service` label; when absent SERVER_NAME, then HTTP_HOST.
     pub service: Option<String>,
     /// Path templates such as `/users/{id}`, tried in order on PATH_INFO.
@@ -29,7 +29,7 @@ pub struct UwsgiFilterConfig {
     pub response_head_limit: usize,
 }
 
-impl Default for UwsgiFilterConfig {
+impl Default for UwsgiTcpConfig {
     fn default() -> Self {
         Self {
             service: None,
@@ -67,7 +67,7 @@ pub const UWSGI_TCP_KEYS: [Key; 6] = [
     ),
 ];
 
-impl FromNode for UwsgiFilterConfig {
+impl FromNode for UwsgiTcpConfig {
     fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
         const NAMES: [&str; UWSGI_TCP_KEYS.len()] = names(&UWSGI_TCP_KEYS);
         let mut f = Fields::new(node, at, &NAMES)?;
@@ -86,8 +86,8 @@ impl FromNode for UwsgiFilterConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct UwsgiFilterSettings {
-    pub red: RedSettings,
+pub struct UwsgiTcpSettings {
+    pub red: RedFilterSettings,
     pub head_limit: usize,
     pub response_head_limit: usize,
 }
@@ -96,12 +96,12 @@ pub struct UwsgiFilterSettings {
 const MIN_RESPONSE_HEAD_LIMIT: usize = 16;
 const MAX_RESPONSE_HEAD_LIMIT: usize = 1 << 20;
 
-impl UwsgiFilterConfig {
-    pub fn from_json(bytes: &[u8]) -> Result<UwsgiFilterSettings, ConfigError> {
+impl UwsgiTcpConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<UwsgiTcpSettings, ConfigError> {
         node::read::<Self>(bytes)?.validate()
     }
 
-    pub fn validate(self) -> Result<UwsgiFilterSettings, ConfigError> {
+    pub fn validate(self) -> Result<UwsgiTcpSettings, ConfigError> {
         if !(MIN_HEAD_LIMIT..=DEFAULT_HEAD_LIMIT).contains(&self.head_limit) {
             return Err(ConfigError::new(
                 "head_limit",
@@ -122,16 +122,16 @@ impl UwsgiFilterConfig {
             ));
         }
         // The shared RED keys are validated exactly as for the HTTP filter.
-        let red = RedConfig {
+        let red = RedFilterConfig {
             service: self.service,
             use_route_name: false,
             route_patterns: self.route_patterns,
             collapse_ids: self.collapse_ids,
             max_series: self.max_series,
-            ..RedConfig::default()
+            ..RedFilterConfig::default()
         }
         .validate()?;
-        Ok(UwsgiFilterSettings {
+        Ok(UwsgiTcpSettings {
             red,
             head_limit: self.head_limit,
             response_head_limit: self.response_head_limit,
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = UwsgiFilterConfig::from_json(b"").unwrap();
+        let s = UwsgiTcpConfig::from_json(b"").unwrap();
         assert_eq!(s.head_limit, 65539);
         assert_eq!(s.response_head_limit, 16384);
         assert_eq!(s.red.max_series, 1000);
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn full_config() {
-        let s = UwsgiFilterConfig::from_json(
+        let s = UwsgiTcpConfig::from_json(
             br#"{"service":"shop","route_patterns":["/users/{id}"],"collapse_ids":false,
                 "max_series":20,"head_limit":8192,"response_head_limit":1024}"#,
         )
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let path = |j: &str| UwsgiFilterConfig::from_json(j.as_bytes()).unwrap_err().path;
+        let path = |j: &str| UwsgiTcpConfig::from_json(j.as_bytes()).unwrap_err().path;
         assert_eq!(path(r#"{"head_limit":3}"#), "head_limit");
         assert_eq!(path(r#"{"head_limit":70000}"#), "head_limit");
         assert_eq!(path(r#"{"head_limit":"big"}"#), "head_limit");
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(path(r#"{"route_patterns":["x"]}"#), "route_patterns[0]");
         let long = format!(r#"{{"route_patterns":["/ok","/{}"]}}"#, "x".repeat(300));
         assert_eq!(path(&long), "route_patterns[1]");
-        assert!(UwsgiFilterConfig::from_json(br#"{"buckets_seconds":[1]}"#)
+        assert!(UwsgiTcpConfig::from_json(br#"{"buckets_seconds":[1]}"#)
             .unwrap_err()
             .to_string()
             .contains("buckets_seconds"));

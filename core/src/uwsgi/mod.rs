@@ -23,7 +23,7 @@ pub mod modifier;
 pub mod packet;
 pub mod response;
 
-pub use config::{UwsgiFilterConfig, UwsgiFilterSettings, UWSGI_TCP_KEYS};
+pub use config::{UwsgiTcpConfig, UwsgiTcpSettings, UWSGI_TCP_KEYS};
 pub use decoder::{decode_head, DecodeError, HeadDecoder, Progress, DEFAULT_HEAD_LIMIT};
 pub use exchange::{ConnectionTracker, Event, Exchange, PROTOCOL};
 pub use modifier::Payload;

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use uwsgi_red_core::red::aggregate::{Observation, RedAggregate};
-use uwsgi_red_core::red::{RedConfig, RedSettings, RequestFacts};
+use uwsgi_red_core::red::{RedFilterConfig, RedFilterSettings, RequestFacts};
 
 use crate::bindings::exports::uwsgi_red::core::{metrics as wm, red as wred};
 use crate::{red_families, u32_of, Component};
@@ -14,14 +14,14 @@ use crate::{red_families, u32_of, Component};
 /// component instance is single-threaded.
 #[derive(Debug)]
 pub struct RecorderCore {
-    settings: RedSettings,
+    settings: RedFilterSettings,
     protocol: &'static str,
     aggregate: RedAggregate,
 }
 
 impl RecorderCore {
     pub fn new(options: wred::RecorderOptions) -> Result<Self, wred::ConfigError> {
-        let config = RedConfig {
+        let config = RedFilterConfig {
             service: Some(options.service),
             // `route` is given explicitly; there is no host route name.
             use_route_name: false,
@@ -29,7 +29,7 @@ impl RecorderCore {
             collapse_ids: options.collapse_ids,
             max_series: options.max_series as usize,
             buckets_seconds: options.buckets_seconds,
-            ..RedConfig::default()
+            ..RedFilterConfig::default()
         };
         let settings = config.validate().map_err(|e| wred::ConfigError {
             path: e.path,
@@ -90,7 +90,7 @@ impl wred::Guest for Component {
     type Recorder = Recorder;
 
     fn default_options() -> wred::RecorderOptions {
-        let d = RedConfig::default();
+        let d = RedFilterConfig::default();
         wred::RecorderOptions {
             service: "unknown".to_string(),
             route_patterns: d.route_patterns,

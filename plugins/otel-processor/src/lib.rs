@@ -16,7 +16,7 @@ pub mod status;
 pub use logs::LogSeries;
 pub use status::Refusal;
 pub use uwsgi_red_core::statsd::NameBudget;
-pub use uwsgi_red_core::statsd::ProcessorConfig;
+pub use uwsgi_red_core::statsd::OtelProcessorConfig;
 
 /// Instrumentation scope of everything this processor creates.
 pub const SCOPE_NAME: &str = "uwsgi-red/otel-processor";
@@ -63,10 +63,10 @@ impl Outcome {
 }
 
 /// Config as cached by the guest: a bad config is remembered as its error.
-pub type LoadedConfig = Result<ProcessorConfig, String>;
+pub type LoadedConfig = Result<OtelProcessorConfig, String>;
 
 pub fn load_config(json: &[u8]) -> LoadedConfig {
-    ProcessorConfig::from_json(json).map_err(|e| e.to_string())
+    OtelProcessorConfig::from_json(json).map_err(|e| e.to_string())
 }
 
 /// The input back, with why.

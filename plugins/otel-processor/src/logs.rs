@@ -13,7 +13,7 @@ use uwsgi_red_core::red::{normalize_method, OTHER_METHOD};
 use uwsgi_red_core::statsd::error_type;
 
 use crate::otlp::{bool_value, double_value, get_str, int_value, set_attr, str_value};
-use crate::ProcessorConfig;
+use crate::OtelProcessorConfig;
 
 /// Marks every record this processor looked at: `true` when parsed.
 pub const ATTR_PARSED: &str = "uwsgi_red.log.parsed";
@@ -97,7 +97,7 @@ fn overflow(rec: &mut LogRecord, status: u16) {
     }
 }
 
-pub fn annotate(cfg: &ProcessorConfig, series: &mut LogSeries, data: &mut LogsData) {
+pub fn annotate(cfg: &OtelProcessorConfig, series: &mut LogSeries, data: &mut LogsData) {
     let routes = cfg.routes();
     for rl in &mut data.resource_logs {
         let service = rl
@@ -118,7 +118,7 @@ pub fn annotate(cfg: &ProcessorConfig, series: &mut LogSeries, data: &mut LogsDa
 /// Parses one record's body into attributes; for a request line, returns
 /// the label set its series would have (not yet admitted: see [`LogSeries`]).
 pub fn annotate_record(
-    cfg: &ProcessorConfig,
+    cfg: &OtelProcessorConfig,
     routes: &RouteNormalizer,
     rec: &mut LogRecord,
 ) -> Option<SeriesKey> {

@@ -18,7 +18,7 @@ use uwsgi_red_core::statsd::{
 };
 
 use crate::otlp::{int_value, set_attr, str_value};
-use crate::ProcessorConfig;
+use crate::OtelProcessorConfig;
 
 const SERVICE_NAME: &str = "service.name";
 
@@ -38,12 +38,16 @@ pub struct Kept {
 
 /// Rewrites `data` in place; returns how many metrics kept their original
 /// name because `names` refused them (a new name with the budget full).
-pub fn rewrite(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut MetricsData) -> u64 {
+pub fn rewrite(cfg: &OtelProcessorConfig, names: &mut NameBudget, data: &mut MetricsData) -> u64 {
     rewrite_all(cfg, names, data).over_budget
 }
 
 /// [`rewrite`], with every reason a metric was left as it was.
-pub fn rewrite_all(cfg: &ProcessorConfig, names: &mut NameBudget, data: &mut MetricsData) -> Kept {
+pub fn rewrite_all(
+    cfg: &OtelProcessorConfig,
+    names: &mut NameBudget,
+    data: &mut MetricsData,
+) -> Kept {
     let mut kept_by = Kept::default();
     let mut out = Vec::with_capacity(data.resource_metrics.len());
     for mut rm in std::mem::take(&mut data.resource_metrics) {
@@ -111,7 +115,7 @@ enum Routed {
     Rewritten(String, Metric),
 }
 
-fn route(cfg: &ProcessorConfig, names: &mut NameBudget, metric: Metric) -> Routed {
+fn route(cfg: &OtelProcessorConfig, names: &mut NameBudget, metric: Metric) -> Routed {
     let Some((source, m)) = classify(&metric.name, &cfg.uwsgi_prefixes) else {
         return Routed::Keep(metric);
     };
@@ -149,7 +153,7 @@ fn route(cfg: &ProcessorConfig, names: &mut NameBudget, metric: Metric) -> Route
 /// every `|c` of an interval, and an interval at least as long as the push
 /// period may hold two pushes. Gauges (`|g`) keep their last value and are
 /// never affected; a point without a start time cannot be judged.
-fn summed_interval(cfg: &ProcessorConfig, metric: &Metric) -> Option<u64> {
+fn summed_interval(cfg: &OtelProcessorConfig, metric: &Metric) -> Option<u64> {
     let Some(Data::Sum(s)) = &metric.data else {
         return None;
     };
@@ -208,7 +212,7 @@ impl MetricGroup {
 // The Err side hands the caller's own metric back; boxing it would cost an
 // allocation per pass-through metric to satisfy a size heuristic.
 #[allow(clippy::result_large_err)]
-fn convert(cfg: &ProcessorConfig, mp: &Mapping, mut metric: Metric) -> Result<Metric, Metric> {
+fn convert(cfg: &OtelProcessorConfig, mp: &Mapping, mut metric: Metric) -> Result<Metric, Metric> {
     let data = match (mp.instrument, metric.data.take()) {
         (Instrument::DeltaCounter, Some(Data::Sum(mut s))) => {
             rescale_points(&mut s.data_points, mp);

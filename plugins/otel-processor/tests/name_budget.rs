@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     Sum,
 };
 use otel_processor::metrics::rewrite;
-use otel_processor::{load_config, process_metrics, NameBudget, ProcessorConfig, Refusal};
+use otel_processor::{load_config, process_metrics, NameBudget, OtelProcessorConfig, Refusal};
 use prost::Message;
 use uwsgi_red_core::statsd::budget::DEFAULT_MAX_NAMES;
 
@@ -79,7 +79,7 @@ fn split(data: MetricsData) -> (Vec<Metric>, Vec<Metric>) {
 fn a_million_distinct_names_rewrite_exactly_the_budget() {
     const TOTAL: usize = 1_000_000;
     const PER_BATCH: usize = 10_000;
-    let cfg = ProcessorConfig::default();
+    let cfg = OtelProcessorConfig::default();
     let mut names = NameBudget::default();
     let (mut rewritten, mut kept, mut over) = (0usize, 0usize, 0u64);
     for start in (0..TOTAL).step_by(PER_BATCH) {
@@ -123,7 +123,7 @@ fn a_million_distinct_names_rewrite_exactly_the_budget() {
 
 #[test]
 fn names_not_ours_never_touch_the_budget() {
-    let cfg = ProcessorConfig::default();
+    let cfg = OtelProcessorConfig::default();
     let mut names = NameBudget::new(1);
     let mut data = batch(
         (0..100)

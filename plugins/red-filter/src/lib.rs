@@ -41,7 +41,7 @@ use uwsgi_red_core::red::names::REASON_CONFIG;
 use uwsgi_red_core::red::HostRecorder;
 use uwsgi_red_core::red::Interner;
 use uwsgi_red_core::red::RequestFacts;
-use uwsgi_red_core::red::{Exposition, RedConfig, RedSettings};
+use uwsgi_red_core::red::{Exposition, RedFilterConfig, RedFilterSettings};
 
 use count::Counted;
 use facts::{Source, View, Wanted};
@@ -57,7 +57,7 @@ proxy_wasm::main! {{
 }}
 
 struct State {
-    settings: RedSettings,
+    settings: RedFilterSettings,
     /// One admission decision per label set, shared by both expositions.
     admitter: Admitter,
     /// Label sets and decisions by raw request facts.
@@ -90,7 +90,7 @@ struct RedRoot {
 
 /// Labels the shared state must be able to hold: a configured label the
 /// format cannot store is a configuration error, found before any count.
-fn check_labels(settings: &RedSettings) -> Result<(), ConfigError> {
+fn check_labels(settings: &RedFilterSettings) -> Result<(), ConfigError> {
     if let Some(s) = &settings.service {
         if !fits_format(s) {
             return Err(ConfigError::new("service", "too long for the shared state"));
@@ -109,7 +109,7 @@ fn check_labels(settings: &RedSettings) -> Result<(), ConfigError> {
 
 /// The key namespace of this configuration: the instance (`service`) plus
 /// everything that shapes the shared values (cap, bucket bounds).
-fn namespace(settings: &RedSettings) -> String {
+fn namespace(settings: &RedFilterSettings) -> String {
     let bounds: Vec<u64> = settings
         .buckets
         .bounds()
@@ -128,7 +128,7 @@ fn now_s() -> u64 {
 }
 
 impl RedRoot {
-    fn start(&mut self, settings: RedSettings) {
+    fn start(&mut self, settings: RedFilterSettings) {
         let ns = namespace(&settings);
         let policy = Admission::new(&ns, settings.max_series);
         let mut host = matches!(settings.exposition, Exposition::Host | Exposition::Both)
@@ -191,7 +191,7 @@ impl RootContext for RedRoot {
         // counted under the old configuration is stored before it goes.
         self.flush();
         let raw = self.get_plugin_configuration().unwrap_or_default();
-        match RedConfig::from_json(&raw).and_then(|s| check_labels(&s).map(|()| s)) {
+        match RedFilterConfig::from_json(&raw).and_then(|s| check_labels(&s).map(|()| s)) {
             Ok(settings) => self.start(settings),
             Err(e) => {
                 self.state = None;
@@ -367,7 +367,7 @@ fn now_ns() -> Option<u64> {
 }
 
 /// Which facts this configuration needs.
-fn wanted(settings: &RedSettings) -> Wanted {
+fn wanted(settings: &RedFilterSettings) -> Wanted {
     Wanted {
         route_name: settings.use_route_name,
         upstream: settings.service.is_none(),
@@ -497,11 +497,15 @@ mod tests {
 
     #[test]
     fn time_to_first_byte_is_on_unless_configured_off() {
-        assert!(RedConfig::from_json(b"{}").unwrap().time_to_first_byte);
-        let off = RedConfig::from_json(br#"{"time_to_first_byte":false}"#).unwrap();
+        assert!(
+            RedFilterConfig::from_json(b"{}")
+                .unwrap()
+                .time_to_first_byte
+        );
+        let off = RedFilterConfig::from_json(br#"{"time_to_first_byte":false}"#).unwrap();
         assert!(!off.time_to_first_byte);
         assert_eq!(
-            RedConfig::from_json(br#"{"time_to_first_byte":"no"}"#)
+            RedFilterConfig::from_json(br#"{"time_to_first_byte":"no"}"#)
                 .unwrap_err()
                 .path,
             "time_to_first_byte"
@@ -510,9 +514,10 @@ mod tests {
 
     #[test]
     fn only_the_facts_the_configuration_uses_are_read() {
-        let w = wanted(&RedConfig::from_json(b"{}").unwrap());
+        let w = wanted(&RedFilterConfig::from_json(b"{}").unwrap());
         assert!(w.route_name && w.upstream);
-        let fixed = RedConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
+        let fixed =
+            RedFilterConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
         let w = wanted(&fixed);
         assert!(!w.route_name && !w.upstream);
     }

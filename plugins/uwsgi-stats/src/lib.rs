@@ -34,7 +34,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use uwsgi_red_core::red::names::REASON_CONFIG;
 use uwsgi_red_core::red::HostRecorder;
 use uwsgi_red_core::scrape_access::is_page;
-use uwsgi_red_core::stats::{AdminConfig, PluginConfig, TargetConfig};
+use uwsgi_red_core::stats::{AdminConfig, TargetConfig, UwsgiStatsConfig};
 
 use keys::{metrics_key, snapshot_key};
 
@@ -215,8 +215,8 @@ impl RootContext for Root {
             };
             return true;
         }
-        match PluginConfig::from_json(&bytes) {
-            Ok(PluginConfig::Poller(c)) => {
+        match UwsgiStatsConfig::from_json(&bytes) {
+            Ok(UwsgiStatsConfig::Poller(c)) => {
                 let _ = hostcalls::set_tick_period(Duration::from_millis(c.interval_ms));
                 log(
                     LogLevel::Info,
@@ -229,7 +229,7 @@ impl RootContext for Root {
                 self.role = Role::Poller(Box::new(Poller::new(c)));
                 true
             }
-            Ok(PluginConfig::Admin(c)) => {
+            Ok(UwsgiStatsConfig::Admin(c)) => {
                 self.role = Role::Admin(c);
                 true
             }

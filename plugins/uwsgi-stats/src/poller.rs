@@ -229,7 +229,7 @@ mod tests {
     use super::*;
     use uwsgi_red_core::prom::MetricType;
     use uwsgi_red_core::red::HostError;
-    use uwsgi_red_core::stats::PluginConfig;
+    use uwsgi_red_core::stats::UwsgiStatsConfig;
 
     #[derive(Default)]
     struct Host(Vec<(String, u64)>);
@@ -254,7 +254,7 @@ mod tests {
     }
 
     fn poller() -> Poller {
-        let PluginConfig::Poller(c) = PluginConfig::from_json(
+        let UwsgiStatsConfig::Poller(c) = UwsgiStatsConfig::from_json(
             br#"{"targets":[{"name":"a","cluster":"ca"},{"name":"b","cluster":"cb"}],"max_document_bytes":4096}"#,
         )
         .unwrap() else {
@@ -381,7 +381,8 @@ mod tests {
             "daemons":[{"cmd":"/bin/d --key=s3cr3t-T0KEN","pid":9}]}"#;
         let run = |extra: &str| {
             let json = format!(r#"{{"targets":[{{"name":"a","cluster":"ca"}}]{extra}}}"#);
-            let PluginConfig::Poller(c) = PluginConfig::from_json(json.as_bytes()).unwrap() else {
+            let UwsgiStatsConfig::Poller(c) = UwsgiStatsConfig::from_json(json.as_bytes()).unwrap()
+            else {
                 panic!()
             };
             let mut p = Poller::new(c);

@@ -29,7 +29,7 @@ use uwsgi_red_core::red::{HostRecorder, MetricsHost, SeriesNames};
 use uwsgi_red_core::uwsgi::{
     ConnectionTracker, Event, Exchange, DECODE_ERRORS_TOTAL, DECODE_ERROR_REASONS,
 };
-use uwsgi_red_core::uwsgi::{UwsgiFilterConfig, UwsgiFilterSettings};
+use uwsgi_red_core::uwsgi::{UwsgiTcpConfig, UwsgiTcpSettings};
 use uwsgi_red_proxy_wasm::read::REASON_INVALID_UTF8;
 use uwsgi_red_proxy_wasm::{ProxyKv, ProxyMetrics};
 
@@ -51,14 +51,14 @@ fn now_us() -> u64 {
 /// Per-VM (so per Envoy worker) metric state shared by all connections.
 #[derive(Debug)]
 struct Metrics {
-    settings: UwsgiFilterSettings,
+    settings: UwsgiTcpSettings,
     admitter: Admitter,
     recorder: HostRecorder,
     reasons: HashMap<&'static str, Option<u32>>,
 }
 
 impl Metrics {
-    fn new(settings: UwsgiFilterSettings) -> Self {
+    fn new(settings: UwsgiTcpSettings) -> Self {
         let red = &settings.red;
         let ns = admission::namespace(
             "uwsgi_tcp",
@@ -145,7 +145,7 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match UwsgiFilterConfig::from_json(&bytes) {
+        match UwsgiTcpConfig::from_json(&bytes) {
             Ok(settings) => {
                 self.metrics = Some(Rc::new(RefCell::new(Metrics::new(settings))));
             }
