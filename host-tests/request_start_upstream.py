@@ -5,9 +5,12 @@ check there is exactly one. Speaks HTTP/1.1 (Envoy's router) and the uwsgi
 protocol (nginx uwsgi_pass), told apart by the first byte (a uwsgi packet
 starts with modifier1 0). One request per connection, then close.
 """
+import http.client
+import re
 import socketserver
 import struct
 import threading
+import time
 
 MAX_HEAD = 65536
 BODY = b"ok\n"
@@ -93,3 +96,70 @@ class RecordingUpstream(socketserver.ThreadingTCPServer):
     def stop(self):
         self.shutdown()
         self.server_close()
+
+
+OUTER_STAMP = b"t=1700000000.123"
+STAMP_RE = re.compile(rb"t=([0-9]{16})")
+STAMP_REQUESTS = 20
+
+
+def now_us():
+    return time.time_ns() // 1000
+
+
+def send_stamped(port, upstreams, n=STAMP_REQUESTS):
+    """n requests, every other one with an outer proxy's X-Request-Start;
+    per request: (had_outer, index of the upstream that got it, the values
+    it carried, client time before sending and after the answer, in µs)."""
+    out = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        for i in range(n):
+            outer = i % 2 == 1
+            headers = {"X-Request-Start": OUTER_STAMP.decode()} if outer else {}
+            t0 = now_us()
+            conn.request("GET", f"/stamp/{i}", headers=headers)
+            r = conn.getresponse()
+            r.read()
+            t1 = now_us()
+            assert r.status == 200, r.status
+            got = [(k, s) for k, up in enumerate(upstreams) for s in up.take()]
+            assert len(got) == 1, got
+            out.append((outer, got[0][0], got[0][1], t0, t1))
+    finally:
+        conn.close()
+    return out
+
+
+def assert_own_stamp(values, t0, t1, resolution_us=1):
+    """Exactly one value, `t=` and 16 digits of µs since the epoch, taken
+    between the client's send and its answer, to the host clock's
+    resolution (nginx: ms, from a clock read once per event-loop turn, and
+    its nanoseconds can fall 1 µs short of the ms: ...312999)."""
+    assert len(values) == 1, values
+    m = STAMP_RE.fullmatch(values[0])
+    assert m, values
+    t = int(m.group(1))
+    assert t0 - resolution_us <= t <= t1, (t0, t, t1)
+
+
+def assert_stamps(sent, mode, resolution_us=1):
+    """What send_stamped's requests carried under request_start `mode`:
+    keep: an outer proxy's value as it was, else the proxy's own; replace:
+    always the proxy's own, once; off: nothing added, an outer value
+    untouched."""
+    for outer, _, values, t0, t1 in sent:
+        if mode == "replace" or (mode == "keep" and not outer):
+            assert_own_stamp(values, t0, t1, resolution_us)
+        elif outer:
+            assert values == [OUTER_STAMP], (mode, values)
+        else:
+            assert values == [], (mode, values)
+
+
+def per_backend(sent, upstreams):
+    """{address: requests that upstream received} from send_stamped."""
+    counts = {}
+    for _, k, _, _, _ in sent:
+        counts[upstreams[k].address] = counts.get(upstreams[k].address, 0) + 1
+    return counts

@@ -6,7 +6,6 @@ show, with the labels it should have.
 import http.client
 import json
 import random
-import re
 import string
 import subprocess
 import time
@@ -22,7 +21,7 @@ from envoy_red import render
 from harness import start_gunicorn, start_uwsgi
 from harness.envoy import envoy_label_value
 from harness.prom import parse_prometheus
-from request_start_upstream import RecordingUpstream
+from request_start_upstream import STAMP_REQUESTS, RecordingUpstream, assert_stamps, per_backend, send_stamped
 
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/prom/{id}"], "max_series": 1000}
 
@@ -482,45 +481,12 @@ def test_hostile_paths_cannot_split_labels(stacks):
 # records every X-Request-Start value a request carried, so "exactly one"
 # and "within the request's time window" are checked on what arrived.
 
-OUTER_STAMP = b"t=1700000000.123"
-STAMP_RE = re.compile(rb"t=([0-9]{16})")
 STAMP_MODES = {
     # keep + upstream_label, in both expositions at once (host and self).
     "keep": {"request_start": "keep", "upstream_label": True, "exposition": "both", "flush_interval_ms": 100},
     "replace": {"request_start": "replace"},
     "off": {},
 }
-STAMP_REQUESTS = 20
-
-
-def now_us():
-    return time.time_ns() // 1000
-
-
-def send_stamped(port, upstreams, n=STAMP_REQUESTS):
-    """n requests, every other one with an outer proxy's X-Request-Start;
-    per request: (had_outer, index of the upstream that got it, the values
-    it carried, client time before sending and after the answer, in µs)."""
-    out = []
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        for i in range(n):
-            outer = i % 2 == 1
-            headers = {"X-Request-Start": OUTER_STAMP.decode()} if outer else {}
-            t0 = now_us()
-            conn.request("GET", f"/stamp/{i}", headers=headers)
-            r = conn.getresponse()
-            r.read()
-            t1 = now_us()
-            assert r.status == 200, r.status
-            got = [(k, s) for k, up in enumerate(upstreams) for s in up.take()]
-            assert len(got) == 1, got
-            out.append((outer, got[0][0], got[0][1], t0, t1))
-    finally:
-        conn.close()
-    return out
-
-
 def two_backend_envoy(logdir, name, upstreams, plugin_config):
     wasm("red-filter")
     listen, admin = free_port(), free_port()
@@ -551,36 +517,12 @@ def stamped(logdir):
             u.stop()
 
 
-def assert_own_stamp(values, t0, t1, resolution_us=1):
-    """Exactly one value, `t=` and 16 digits of µs since the epoch, taken
-    between the client's send and its answer (to the host clock's
-    resolution: nginx's clock is cached per event-loop turn, in ms)."""
-    assert len(values) == 1, values
-    m = STAMP_RE.fullmatch(values[0])
-    assert m, values
-    t = int(m.group(1))
-    assert t0 - t0 % resolution_us <= t <= t1, (t0, t, t1)
-
-
 @pytest.mark.parametrize("mode", list(STAMP_MODES))
 def test_upstream_gets_exactly_one_request_start(stamped, mode):
     """keep: an outer proxy's value arrives as it was, else Envoy's own;
     replace: always Envoy's own, once; off: nothing added, an outer value
     untouched."""
-    for outer, _, values, t0, t1 in stamped["sent"][mode]:
-        if mode == "replace" or (mode == "keep" and not outer):
-            assert_own_stamp(values, t0, t1)
-        elif outer:
-            assert values == [OUTER_STAMP], (mode, values)
-        else:
-            assert values == [], (mode, values)
-
-
-def per_backend(sent, upstreams):
-    counts = {}
-    for _, k, _, _, _ in sent:
-        counts[upstreams[k].address] = counts.get(upstreams[k].address, 0) + 1
-    return counts
+    assert_stamps(stamped["sent"][mode], mode)
 
 
 def test_upstream_label_is_the_backend_address_with_exact_counts(stamped):
