@@ -29,6 +29,7 @@ module before the first request (Cranelift, no tiering), so the count
 repeats to within a few hundred instructions per request from run to run
 (nginx's own timers) and does not depend on machine load.
 """
+import json
 import os
 import re
 import shutil
@@ -58,7 +59,15 @@ VARIANTS = {
     "noop": [ONE_WORKER, DIRECT, ("module red dist/red-filter.wasm;", "module red dist/noop-filter.wasm;")],
     "red": [ONE_WORKER, DIRECT],
 }
-NAMES = {"none": "no filter", "noop": "empty Wasm filter", "red": "red-filter"}
+# Optional features, each on alone over the example's configuration (where
+# each is off): what turning it on costs a request.
+for _kind, _feature, _name in (("red_stamp", {"request_start": "keep"}, "red-filter, stamp keep"),
+                               ("red_upstream", {"upstream_label": True}, "red-filter, upstream")):
+    _cfg = {**json.loads(PLUGIN_LINE.search((ROOT / "examples/nginx-wasm/nginx.conf").read_text()).group(1)),
+            **_feature}
+    VARIANTS[_kind] = [ONE_WORKER, DIRECT, Sub(PLUGIN_LINE, f"proxy_wasm red '{json.dumps(_cfg)}';")]
+NAMES = {"none": "no filter", "noop": "empty Wasm filter", "red": "red-filter", "red_stamp": "red, stamp keep",
+         "red_upstream": "red, upstream"}
 for _label, _dist in (i.split("=", 1) for i in os.environ.get("BENCH_ALT_DISTS", "").split(",") if i):
     VARIANTS[f"red_{_label}"] = [ONE_WORKER, DIRECT, ("module red dist/red-filter.wasm;",
                                                       f"module red {Path(_dist).resolve()}/red-filter.wasm;")]
@@ -138,6 +147,9 @@ def print_instructions(counts):
     for kind in VARIANTS:
         if kind.startswith("red_"):
             print(f"{NAMES[kind]}: {over[kind]:+.0f} instructions, {over[kind] / over['noop']:.2f}x the empty filter's")
+    for kind in ("red_stamp", "red_upstream"):
+        if kind in counts:
+            print(f"BENCH nginx_{kind}_instructions_over_red {counts[kind] - counts['red']:.0f} instructions")
 
 
 def main():

@@ -54,7 +54,12 @@ from harness import DIST, ROOT, Hosts, free_port, red_filter_config  # noqa: E40
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 CONNS = 8
-VARIANTS = os.environ.get("BENCH_VARIANTS", "none,noop,http,http_nottfb,access_log").split(",")
+VARIANTS = os.environ.get("BENCH_VARIANTS",
+                          "none,noop,http,http_nottfb,access_log,http_stamp,http_upstream").split(",")
+# Optional features, each on alone over the default configuration (where
+# each is off): what turning it on costs a request.
+FEATURES = {"http_stamp": {"request_start": "keep"}, "http_stamp_replace": {"request_start": "replace"},
+            "http_upstream": {"upstream_label": True}}
 # Other builds of red-filter.wasm (e.g. the previous commit's) timed in the same
 # interleaved run as "http_<label>" and "access_log_<label>": before/after from one run.
 ALT_DISTS = dict(item.split("=", 1) for item in os.environ.get("BENCH_ALT_DISTS", "").split(",") if item)
@@ -73,6 +78,8 @@ COUNT_REQUESTS = 200
 INSTRUMENT_TARGET = ROOT / "target" / "instrument"
 NAMES = {"none": "no filter", "noop": "no-op Wasm filter", "http": "red-filter (HTTP)",
          "access_log": "red-filter (access log)", "http_nottfb": "red-filter (HTTP, no TTFB)",
+         "http_stamp": "red-filter (HTTP, stamp keep)", "http_stamp_replace": "red-filter (HTTP, stamp replace)",
+         "http_upstream": "red-filter (HTTP, upstream)",
          **{f"http_{k}": f"{k}: HTTP" for k in ALT_DISTS},
          **{f"access_log_{k}": f"{k}: access log" for k in ALT_DISTS}}
 
@@ -81,6 +88,8 @@ def variant(kind, plugin_config):
     """(filter_kind, wasm_path, plugin_config) of a timed variant."""
     if kind == "http_nottfb":
         return "http", None, {**plugin_config, "time_to_first_byte": False}
+    if kind in FEATURES:
+        return "http", None, {**plugin_config, **FEATURES[kind]}
     for label, dist in ALT_DISTS.items():
         if kind.endswith("_" + label):
             return kind.removesuffix("_" + label), Path(dist) / "red-filter.wasm", plugin_config
@@ -289,6 +298,10 @@ def main():
             for kind in VARIANTS:
                 if kind not in ("none", "noop", "http", "access_log"):
                     print(f"{NAMES[kind]}: {ins[kind]:+.0f} instructions, {ins[kind] / ins['noop']:.2f}x the no-op's")
+            for kind in FEATURES:
+                if kind in instructions:
+                    print(f"BENCH red_{kind.removeprefix('http_')}_instructions_over_http "
+                          f"{instructions[kind] - instructions['http']:.0f} instructions")
         print(f"BENCH red_access_log_vs_noop_ratio {al_over / noop_over:.2f} x")
         print(f"BENCH red_filter_vs_noop_ratio {red_over / noop_over:.2f} x")
         for name, c in costs.items():

@@ -75,15 +75,11 @@ impl Default for Interner {
 
 fn key(f: &RequestFacts<'_>) -> u64 {
     let mut h = DefaultHasher::new();
-    (
-        f.method,
-        f.path,
-        f.route_name,
-        f.code,
-        f.upstream,
-        f.upstream_address,
-    )
-        .hash(&mut h);
+    (f.method, f.path, f.route_name, f.code, f.upstream).hash(&mut h);
+    // Only when read (`upstream_label`): off, the key costs what it did.
+    if let Some(a) = f.upstream_address {
+        a.hash(&mut h);
+    }
     h.finish()
 }
 

@@ -1,10 +1,12 @@
+use std::hash::{Hash, Hasher};
+
 use super::method::{normalize_method, OTHER_METHOD};
 use super::names::OVERFLOW_ROUTE;
 
 /// The bounded label set of one RED series. Every field is either from a
 /// closed set (method, code) or passed through the route normaliser and the
 /// cardinality limiter (route, service).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LabelSet {
     pub method: &'static str,
     /// HTTP status code; 0 when the proxy saw no response (reset, timeout).
@@ -16,6 +18,24 @@ pub struct LabelSet {
     /// The backend address that answered (`host:port`), when configured
     /// (red-filter `upstream_label`); `None` leaves the label out.
     pub upstream: Option<String>,
+}
+
+/// The derived hash of the six labels, then `upstream` only when present:
+/// a set without it hashes exactly as before the label existed (admission
+/// hashes already in shared data stay valid), and hashing it costs a
+/// request nothing when `upstream_label` is off.
+impl Hash for LabelSet {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.method.hash(state);
+        self.code.hash(state);
+        self.code_class.hash(state);
+        self.route.hash(state);
+        self.service.hash(state);
+        self.protocol.hash(state);
+        if let Some(u) = &self.upstream {
+            u.hash(state);
+        }
+    }
 }
 
 /// Every label name a RED series can carry, in export order.
@@ -167,6 +187,18 @@ mod tests {
         assert_eq!(o.pairs()[2].1, "5xx");
         assert_eq!(o.route, "__overflow__");
         assert_eq!(o.upstream, None);
+    }
+
+    #[test]
+    fn a_set_without_upstream_hashes_as_the_six_labels() {
+        use crate::red::admission::stable_hash;
+        let l = LabelSet::new("GET", 200, "/a".into(), "s".into(), "http");
+        assert_eq!(
+            stable_hash(&l),
+            stable_hash(&("GET", 200u16, "2xx", "/a", "s", "http"))
+        );
+        let u = l.clone().with_upstream(Some(String::new()));
+        assert_ne!(stable_hash(&l), stable_hash(&u));
     }
 
     #[test]
