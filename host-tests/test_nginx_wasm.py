@@ -588,3 +588,27 @@ def test_nginx_upstream_label_is_the_backend_address_with_exact_counts(ngx_stamp
     assert got == want, (got, want)
     off = settled_total(ngx_stamped["hosts"]["off"].port, STAMP_REQUESTS, "off")
     assert all("upstream" not in l for l, _ in samples(off, "uwsgi_red_requests_total"))
+
+
+def test_nginx_upstream_label_after_a_failed_try_is_the_backend_that_answered(logdir):
+    """A dead server first: nginx tries it, then the live one, and
+    `$upstream_addr` reads "dead:port, live:port"; the label is the last
+    address, the backend whose answer the client got."""
+    up = RecordingUpstream()
+    dead = free_port()
+    ng = NginxWasm(logdir, "ngx-stamp-tries", free_port(), upstream=dead,
+                   plugin_config=dict(EXAMPLE, upstream_label=True),
+                   extra=[(f"server 127.0.0.1:{dead};", f"server 127.0.0.1:{dead};\n        server {up.address};"),
+                          ("worker_processes 2;", "worker_processes 1;"),
+                          ("log_format red_check '", "log_format red_check '$upstream_addr|")])
+    try:
+        ng.wait_loaded(1)
+        sent = send_stamped(ng.port, [up], n=4)
+        tries = [l.split("|")[0] for l in ng.access_log()]
+        assert tries[0] == f"127.0.0.1:{dead}, {up.address}" and len(tries) == 4, tries
+        t = settled_total(ng.port, len(sent), "tries")
+        got = {l["upstream"]: v for l, v in samples(t, "uwsgi_red_requests_total")}
+        assert got == {up.address: 4}, got
+    finally:
+        ng.stop()
+        up.stop()
