@@ -103,7 +103,7 @@ def measure(ng, path):
     return (cpu_seconds(pids) - before) / n * 1e6, n
 
 
-CG_REQUESTS = 300
+CG_REQUESTS = int(os.environ.get("BENCH_CG_REQUESTS", "300"))
 
 
 def instructions_per_request(logdir, kind, upstream):

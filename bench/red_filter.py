@@ -159,7 +159,7 @@ def count_costs(hosts, up, plugin_config):
     return costs
 
 
-CG_REQUESTS = 300
+CG_REQUESTS = int(os.environ.get("BENCH_CG_REQUESTS", "300"))
 
 
 def real_envoy():

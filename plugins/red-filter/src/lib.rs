@@ -42,7 +42,7 @@ use uwsgi_red_core::red::names::REASON_CONFIG;
 use uwsgi_red_core::red::HostRecorder;
 use uwsgi_red_core::red::Interner;
 use uwsgi_red_core::red::RequestFacts;
-use uwsgi_red_core::red::{Exposition, RedFilterConfig, RedFilterSettings};
+use uwsgi_red_core::red::{Exposition, RedFilterConfig, RedFilterSettings, RequestStart};
 
 use count::Counted;
 use facts::{Source, View, Wanted};
@@ -297,7 +297,10 @@ impl HttpContext for RedStream {
             self.scrape = true;
             return Action::Pause;
         }
-        stamp::apply(state.settings.request_start, &mut stamp::Proxy, start);
+        // Checked here so that off costs not even a call.
+        if state.settings.request_start != RequestStart::Off {
+            stamp::apply(state.settings.request_start, &mut stamp::Proxy, start);
+        }
         Action::Continue
     }
 
