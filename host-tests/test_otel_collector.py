@@ -396,6 +396,28 @@ def test_uwsgi_log_queue_time_histogram_and_errors_exact(collector):
               for l, _ in samples(text, "uwsgi_request_queue_duration_seconds_bucket")}
     assert labels == {frozenset({"job", "http_request_method", "http_route"})}, labels
 
+    # gunicorn with the documented gunicorn.conf.py: the same metric and
+    # errors under its own job (the capture: core/tests/vectors/SOURCES.md).
+    shutil.copy(VECTORS / "gunicorn_access_queue.log", tmp / "gunicorn" / "queue-gunicorn.log")
+    g_want = {("GET", "/b"): (1, 0.223128), ("GET", "/spoof"): (1, 0.195985)}
+    g_slow = [0.180638, 0.174616, 0.247236, 0.348562, 0.399958]
+
+    def gunicorn_prom():
+        text = get(f"http://127.0.0.1:{collector['prom_red']}/metrics")
+        key = lambda l: (l["http_request_method"], l["http_route"])  # noqa: E731
+        count = {key(l): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_count",
+                                               job="gunicorn-app")}
+        total = {key(l): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_sum", job="gunicorn-app")}
+        err = {l["uwsgi_red_queue_error"]: v for l, v in samples(text, "uwsgi_request_queue_errors_total",
+                                                                 job="gunicorn-app")}
+        return {k: (count[k], total.get(k)) for k in count}, err
+    g_hist, g_err = wait_for(lambda: (r := gunicorn_prom()) and len(r[0]) == 3 and r, 30,
+                             what="gunicorn queue histograms")
+    assert g_err == {"missing": 1}
+    assert {k: v for k, v in g_hist.items() if k != ("GET", "/slow")} == g_want
+    assert g_hist[("GET", "/slow")][0] == len(g_slow)
+    assert g_hist[("GET", "/slow")][1] == pytest.approx(sum(g_slow), abs=1e-12)
+
     # The log records: exactly one of the two attributes, with the value.
     want_rec = {p: q for _, p, _, q in QUEUE_LINES} | QUEUE_CAPTURE
     recs = {a["url.path"]: a for _, a, _ in log_records(tmp)
@@ -405,6 +427,37 @@ def test_uwsgi_log_queue_time_histogram_and_errors_exact(collector):
         a = recs[path]
         got = a.get("uwsgi_red.queue.error", a.get("uwsgi_red.queue.duration"))
         assert got == q and ("uwsgi_red.queue.error" in a) != ("uwsgi_red.queue.duration" in a), (path, a)
+
+
+def test_gunicorn_conf_of_the_example_logs_queue_time(collector):
+    """The shipped gunicorn.conf.py on a real gunicorn: each request gets a
+    queue time from its own start stamp, or `missing` without a stamp."""
+    tmp = collector["tmp"]
+    port = free_port()
+    log = tmp / "gunicorn" / "queue-live.log"
+    g = Proc("gunicorn-queue", [gunicorn_bin(), "-c", str(EXAMPLE.parent / "gunicorn.conf.py"), "--chdir", str(APPS),
+                                "-w", "1", "-b", f"127.0.0.1:{port}", "--access-logfile", str(log),
+                                "app:application"], tmp)
+    try:
+        wait_port(port, 20, g)
+        sent = []
+        for i in range(3):
+            sent.append(time.time_ns() // 1000)
+            code, _, _ = http("GET", f"http://127.0.0.1:{port}/live/{i}", headers={"X-Request-Start": f"t={sent[-1]}"})
+            assert code == 200
+        code, _, _ = http("GET", f"http://127.0.0.1:{port}/live/none")
+        assert code == 200
+        done = time.time_ns() // 1000
+    finally:
+        g.stop()
+    recs = wait_for(lambda: (r := [a for _, a, _ in log_records(tmp) if a.get("log.file.name") == "queue-live.log"])
+                    and len(r) == 4 and r, 30, what="4 records from the live gunicorn")
+    by_path = {a["url.path"]: a for a in recs}
+    assert by_path["/live/none"]["uwsgi_red.queue.error"] == "missing"
+    for i in range(3):
+        q = by_path[f"/live/{i}"]["uwsgi_red.queue.duration"]
+        # Between the stamp and the end of the run: a real, bounded value.
+        assert 0 <= q <= (done - sent[i]) / 1e6, (i, q)
 
 
 # --- untouched pass-through ---------------------------------------------------
