@@ -318,7 +318,7 @@ fn logs_uwsgi_queue_attribute_per_line() {
     assert_eq!(
         err,
         format!(
-            "uwsgi-red: logs: {}: note: queue time on 3 line(s); none on 5 \
+            "uwsgi-red: logs: {}: note: queue time on 3 line(s) (mean 0.010137 s); none on 5 \
 (stamp missing 3, unparsable 1, skewed 1)\n",
             vector("uwsgi_reqlog_queue.log")
         )
@@ -366,7 +366,7 @@ fn logs_gunicorn_queue_attribute_per_line() {
     assert_eq!(
         err,
         format!(
-            "uwsgi-red: logs: {path}: note: queue time on 7 line(s); none on 1 \
+            "uwsgi-red: logs: {path}: note: queue time on 7 line(s) (mean 0.252875 s); none on 1 \
 (stamp missing 1, unparsable 0, skewed 0)\n"
         )
     );
