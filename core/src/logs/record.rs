@@ -73,12 +73,13 @@ pub struct RequestRecord<'a> {
     pub headers: Option<u32>,
     pub headers_bytes: Option<u64>,
     pub switches: Option<u64>,
-    /// uWSGI `%(tmicros)` of the documented queue-time format: the
-    /// request start (after `accept()`), µs since the epoch.
+    /// The request start of the documented queue-time formats, µs since
+    /// the epoch: uWSGI's `%(tmicros)` (after `accept()`), or for gunicorn
+    /// the example `gunicorn.conf.py`'s `pre_request` stamp.
     pub start_us: Option<u64>,
     /// The proxy's `X-Request-Start` as logged next to `start_us`; `None`
-    /// when the log says `-` (uWSGI prints that for an absent or empty
-    /// header) or has no such field.
+    /// when the log says `-` (uWSGI and gunicorn print that for an absent
+    /// header, uWSGI for an empty one too) or has no such field.
     pub request_start: Option<&'a str>,
 }
 
