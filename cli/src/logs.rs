@@ -4,7 +4,10 @@
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use otel_processor::logs::{annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED};
+use otel_processor::logs::{
+    annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED, ATTR_QUEUE_DURATION,
+    ATTR_QUEUE_ERROR,
+};
 use otel_processor::OtelProcessorConfig;
 use serde_json::{Map, Value};
 use uwsgi_red_core::red::RouteNormalizer;
@@ -85,7 +88,7 @@ pub fn annotate_line(
 }
 
 /// What `annotate` found besides the JSON lines.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
     /// Lines recognised (of the requested format).
     pub parsed: usize,
@@ -97,6 +100,32 @@ pub struct Summary {
     pub unread_times: usize,
     /// The first of those: its line number (1-based) and the reason.
     pub first_unread: Option<(usize, String)>,
+    /// Lines with `uwsgi_red.queue.duration`.
+    pub queue_times: usize,
+    /// Their sum, in seconds.
+    pub queue_seconds: f64,
+    /// Lines with `uwsgi_red.queue.error`, per value (`missing`,
+    /// `unparsable`, `skewed`), in that order.
+    pub queue_errors: [usize; 3],
+}
+
+impl Summary {
+    /// The stderr note on queue times, when any line logs a request start.
+    pub fn queue_note(&self) -> Option<String> {
+        let [missing, unparsable, skewed] = self.queue_errors;
+        let without = missing.saturating_add(unparsable).saturating_add(skewed);
+        (self.queue_times > 0 || without > 0).then(|| {
+            let mean = match self.queue_times {
+                0 => String::new(),
+                n => format!(" (mean {:.6} s)", self.queue_seconds / n as f64),
+            };
+            format!(
+                "queue time on {} line(s){mean}; none on {without} (stamp missing {missing}, \
+unparsable {unparsable}, skewed {skewed})",
+                self.queue_times
+            )
+        })
+    }
 }
 
 /// One JSON line per non-empty input line, and what was found, under the
@@ -113,6 +142,19 @@ pub fn annotate(cfg: &OtelProcessorConfig, text: &str, format: Format) -> (Strin
         let (v, ok) = annotate_line(cfg, &routes, line, format);
         if ok {
             sum.parsed += 1;
+            if let Some(q) = v.get(ATTR_QUEUE_DURATION).and_then(Value::as_f64) {
+                sum.queue_times += 1;
+                sum.queue_seconds += q;
+            }
+            let slot = match v.get(ATTR_QUEUE_ERROR).and_then(Value::as_str) {
+                Some("missing") => sum.queue_errors.get_mut(0),
+                Some("unparsable") => sum.queue_errors.get_mut(1),
+                Some("skewed") => sum.queue_errors.get_mut(2),
+                _ => None,
+            };
+            if let Some(n) = slot {
+                *n += 1;
+            }
             let gunicorn_timed = v
                 .get(ATTR_FORMAT)
                 .and_then(Value::as_str)

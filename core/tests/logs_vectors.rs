@@ -239,3 +239,123 @@ fn near_misses_are_unparsed() {
         (Some(1234), None, None, Some(3), 201)
     );
 }
+
+/// The documented queue-time `log-format`, captured from uWSGI 2.0.30 with
+/// curl sending each kind of `X-Request-Start` (SOURCES.md).
+#[test]
+fn uwsgi_queue_format_every_line() {
+    use uwsgi_red_core::logs::QueueError;
+    let all = lines("uwsgi_reqlog_queue.log");
+    let got: Vec<_> = all
+        .iter()
+        .map(|l| {
+            let r = parse_line(l).unwrap_or_else(|| panic!("unparsed: {l}"));
+            assert_eq!(
+                (r.format, r.remote_user, r.app),
+                (LogFormat::Uwsgi, None, None)
+            );
+            assert_eq!((r.worker_requests, r.total_requests), (None, None));
+            (
+                r.path,
+                r.start_us.unwrap() % 1_000_000,
+                r.queue_micros().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/a", 111_016, Err(QueueError::Missing)),
+            // t=1796652821099032 (µs)
+            ("/b", 117_810, Ok(18_778)),
+            // t=1796652821.119 (nginx ${msec} shape)
+            ("/c", 125_217, Ok(6_217)),
+            // bare milliseconds
+            ("/d", 132_417, Ok(5_417)),
+            // a header that mimics uWSGI's own text
+            ("/e", 138_647, Err(QueueError::Unparsable)),
+            // 5 s in the future
+            ("/f", 146_805, Err(QueueError::Skewed)),
+            // empty header: uWSGI prints `-`
+            ("/g", 153_584, Err(QueueError::Missing)),
+            ("/h", 160_014, Err(QueueError::Missing)),
+        ]
+    );
+    let e = uwsgi::parse(&all[4]).unwrap();
+    assert_eq!(
+        (e.request_start, e.duration_us, e.status, e.core),
+        (
+            Some("garbage here => generated 1 bytes"),
+            Some(71),
+            200,
+            Some(0)
+        )
+    );
+    let b = uwsgi::parse(&all[1]).unwrap();
+    assert_eq!((b.path, b.query), ("/b", Some("x=1")));
+    assert_eq!(b.queue_seconds(), Some(Ok(0.018778)));
+    // The default format (no tmicros) has no queue to report.
+    let plain = lines("uwsgi_reqlog_http_socket.log");
+    assert_eq!(uwsgi::parse(&plain[0]).unwrap().queue_micros(), None);
+}
+
+/// gunicorn 27.0.1 with the documented `gunicorn.conf.py` (a `pre_request`
+/// hook stamps the start; the access log ends in the queue-time fields):
+/// one sync worker, then 4 concurrent clients on a 50 ms route.
+#[test]
+fn gunicorn_queue_format_every_line() {
+    use uwsgi_red_core::logs::{DurationField, QueueError};
+    let all = lines("gunicorn_access_queue.log");
+    let got: Vec<_> = all
+        .iter()
+        .map(|l| {
+            let r = gunicorn::parse_with(l, DurationField::D)
+                .unwrap_or_else(|| panic!("unparsed: {l}"));
+            assert_eq!(r.format, LogFormat::GunicornWithMillis);
+            assert_eq!(r.user_agent, Some("curl/7.88.1"));
+            (r.path, r.queue_micros().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/a", Err(QueueError::Missing)),
+            ("/b", Ok(223_128)),
+            ("/slow", Ok(180_638)),
+            // The client's own X-Uwsgi-Red-Tmicros: 5 is overridden by
+            // the hook's (appended last, and the last header wins).
+            ("/spoof", Ok(195_985)),
+            ("/slow", Ok(174_616)),
+            ("/slow", Ok(247_236)),
+            ("/slow", Ok(348_562)),
+            ("/slow", Ok(399_958)),
+        ]
+    );
+    let slow = gunicorn::parse_with(&all[2], DurationField::D).unwrap();
+    assert_eq!(
+        (slow.duration_us, slow.request_start),
+        (Some(61_899), Some("t=1796653430.510"))
+    );
+    // Client text shaped like the fields, at either end, splits correctly.
+    let tricky = all[1].replace("\"curl/7.88.1\"", "\"curl tmicros=1 x_request_start=t=1\"")
+        + " tmicros=2 x_request_start=x";
+    let r = gunicorn::parse_with(&tricky, DurationField::D).unwrap();
+    assert_eq!(
+        (r.user_agent, r.start_us, r.request_start),
+        (
+            Some("curl tmicros=1 x_request_start=t=1"),
+            Some(1_796_653_430_492_713),
+            Some("t=1796653430269585 tmicros=2 x_request_start=x")
+        )
+    );
+    // The default gunicorn formats have no queue to report.
+    for name in [
+        "gunicorn_access_default.log",
+        "gunicorn_access_custom_M.log",
+    ] {
+        for l in lines(name) {
+            let r = gunicorn::parse_with(&l, DurationField::M).unwrap();
+            assert_eq!((r.start_us, r.queue_micros()), (None, None), "{l}");
+        }
+    }
+}
