@@ -147,6 +147,7 @@ impl RedRoot {
                 settings.max_series,
                 settings.metrics_path.clone(),
                 settings.scrape_access.clone(),
+                settings.exemplars,
             )
         });
         if let Some(l) = &mut local {

@@ -4,10 +4,12 @@
 //! `uwsgi_red_core::red::shared`; this module moves bytes to the host.
 
 use std::borrow::Borrow;
+use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use uwsgi_red_core::prom::Format;
-use uwsgi_red_core::red::shared::{self, Delta, Layout};
+use uwsgi_red_core::red::names::REASON_INVALID_TRACEPARENT;
+use uwsgi_red_core::red::shared::{self, parse_traceparent, Delta, Layout};
 use uwsgi_red_core::red::Buckets;
 use uwsgi_red_core::red::Decision;
 use uwsgi_red_core::red::LabelSet;
@@ -105,6 +107,8 @@ pub struct SelfServed {
     delta: Delta,
     pub metrics_path: String,
     access: ScrapeAccess,
+    /// Read `traceparent` and keep exemplars (config `exemplars`).
+    exemplars: bool,
 }
 
 impl SelfServed {
@@ -114,11 +118,13 @@ impl SelfServed {
         cap: usize,
         metrics_path: String,
         access: ScrapeAccess,
+        exemplars: bool,
     ) -> Self {
         Self {
             delta: Delta::new(buckets, Layout::new(namespace, cap)),
             metrics_path,
             access,
+            exemplars,
         }
     }
 
@@ -147,6 +153,30 @@ impl SelfServed {
             secs(duration_ns),
             ttfb_ns.map(secs),
         );
+        if self.exemplars {
+            self.exemplar(labels.borrow(), decision, secs(duration_ns));
+        }
+    }
+
+    /// The request's W3C `traceparent` (bytes, read only when exemplars
+    /// are on) becomes the exemplar of the bucket it was counted in. No
+    /// header: nothing; an invalid one: counted, no exemplar.
+    fn exemplar(&mut self, labels: &LabelSet, decision: Decision, seconds: f64) {
+        let Some(raw) = props::request_header_bytes("traceparent") else {
+            return;
+        };
+        let Ok(trace_id) = parse_traceparent(&raw) else {
+            self.delta.internal_error(REASON_INVALID_TRACEPARENT);
+            return;
+        };
+        crate::count::host_call(false);
+        let now_ns = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0);
+        self.delta
+            .record_exemplar(labels, decision, seconds, trace_id, now_ns);
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {

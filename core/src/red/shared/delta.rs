@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use litemap::LiteMap;
 
+use super::exemplar::{Exemplar, Exemplars, TraceId};
 use super::format::fits_format;
 use crate::red::admission::{shard_count, stable_hash, Decision};
 use crate::red::aggregate::Series;
@@ -53,6 +54,8 @@ pub struct Delta {
     pub(super) buckets: Buckets,
     pub(super) layout: Layout,
     pub(super) shards: LiteMap<usize, BTreeMap<LabelSet, Series>>,
+    /// Exemplars by the same shards; only filled when exemplars are on.
+    pub(super) exemplars: LiteMap<usize, BTreeMap<LabelSet, Exemplars>>,
     pub(super) dropped: u64,
     pub(super) internal: LiteMap<&'static str, u64>,
 }
@@ -63,6 +66,7 @@ impl Delta {
             buckets,
             layout,
             shards: LiteMap::new(),
+            exemplars: LiteMap::new(),
             dropped: 0,
             internal: LiteMap::new(),
         }
@@ -124,6 +128,45 @@ impl Delta {
         let mut s = Series::new(buckets);
         s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
         map.insert(key.clone(), s);
+    }
+
+    /// Keeps a request's trace id as the exemplar of its bucket, in the
+    /// series [`record_ref`](Self::record_ref) counted it in (called after
+    /// it, with the same labels, decision and duration). Its own call, so
+    /// a configuration without exemplars never runs any of this.
+    pub fn record_exemplar(
+        &mut self,
+        labels: &LabelSet,
+        decision: Decision,
+        duration_seconds: f64,
+        trace_id: TraceId,
+        time_ns: u64,
+    ) {
+        let admitted = matches!(decision, Decision::Admitted)
+            && fits_format(&labels.route)
+            && fits_format(&labels.service);
+        let folded;
+        let key = if admitted {
+            labels
+        } else {
+            folded = labels.overflow();
+            &folded
+        };
+        let shard = self.layout.shard_of(key);
+        let buckets = &self.buckets;
+        let e = Exemplar {
+            trace_id,
+            value: duration_seconds,
+            time_ns,
+        };
+        let map = self.exemplars.entry(shard).or_default();
+        if let Some(x) = map.get_mut(key) {
+            x.observe(buckets, e);
+            return;
+        }
+        let mut x = Exemplars::new(buckets);
+        x.observe(buckets, e);
+        map.insert(key.clone(), x);
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {
