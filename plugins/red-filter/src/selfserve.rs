@@ -17,6 +17,7 @@ use uwsgi_red_core::scrape_access::{is_page, maybe_page, ScrapeAccess};
 
 use uwsgi_red_proxy_wasm::read;
 
+use crate::facts::{self, Source};
 use crate::metrics::{ProxyKv, REASON_SEND_RESPONSE};
 use crate::props;
 
@@ -95,6 +96,14 @@ fn serve(local: &mut SelfServed, now_s: u64, invalid_utf8: &mut bool) -> bool {
         ("content-type", content_type),
         ("cache-control", "no-store"),
     ];
+    // ngx_wasm_module appends a line feed to every local response body;
+    // the page's own last one is left to it, so the bytes sent are the
+    // page exactly (OpenMetrics allows nothing after `# EOF\n`).
+    let body = if *local.host.get_or_insert_with(facts::probe) == Source::Nginx {
+        body.strip_suffix('\n').unwrap_or(&body)
+    } else {
+        &body
+    };
     if hostcalls::send_http_response(200, headers, Some(body.as_bytes())).is_err() {
         local.internal_error(REASON_SEND_RESPONSE);
         return false;
@@ -109,6 +118,8 @@ pub struct SelfServed {
     access: ScrapeAccess,
     /// Read `traceparent` and keep exemplars (config `exemplars`).
     exemplars: bool,
+    /// Which host answers the scrape; probed on the first one.
+    host: Option<Source>,
 }
 
 impl SelfServed {
@@ -125,6 +136,7 @@ impl SelfServed {
             metrics_path,
             access,
             exemplars,
+            host: None,
         }
     }
 
