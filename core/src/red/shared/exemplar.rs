@@ -377,3 +377,12 @@ mod tests {
         assert_eq!(timestamp_text(0), "0.000");
     }
 }
+
+#[cfg(test)]
+mod size {
+    /// What the README states as the memory bound of one series' slots.
+    #[test]
+    fn slot_size() {
+        assert_eq!(std::mem::size_of::<Option<super::Exemplar>>(), 40);
+    }
+}
