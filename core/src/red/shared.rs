@@ -356,8 +356,7 @@ mod tests {
             (1, &slow, 5.0, 4, 1_000_000_000_001_000_000),
         ];
         for (vm, l, d, t, ns) in reqs {
-            vms[vm].record_ref(l, Decision::Admitted, d, None);
-            vms[vm].record_exemplar(l, Decision::Admitted, d, trace(t), ns);
+            vms[vm].record_traced(l, Decision::Admitted, d, None, trace(t), ns);
         }
         // A request without a trace: counted, no exemplar.
         vms[0].record_ref(&fast, Decision::Admitted, 0.05, None);
@@ -410,13 +409,13 @@ mod tests {
         let b = Buckets::new(vec![0.1]).unwrap();
         let mut d = Delta::new(b.clone(), layout(1));
         let l = labels("/x", 404);
-        d.record_ref(&l, Decision::Refused, 0.01, None);
-        d.record_exemplar(&l, Decision::Refused, 0.01, trace(9), 1);
+        d.record_traced(&l, Decision::Refused, 0.01, None, trace(9), 1);
         let mut kv = LocalKv::new();
         ensure_created(&mut kv, d.layout(), &b, 1).unwrap();
         let lay = d.layout().clone();
         assert_eq!(flush(&mut d, &mut kv, 1).failed, None);
         let (s, _) = read(&mut kv, &lay, &b);
+        assert_eq!((s.dropped(), s.requests()), (1, 1));
         let x = s.exemplars(&l.overflow()).unwrap();
         assert_eq!(x.get(0).unwrap().trace_id, trace(9));
         assert!(s.exemplars(&l).is_none());

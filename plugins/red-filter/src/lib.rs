@@ -393,6 +393,7 @@ fn timing(clock: Option<Clock>) -> Option<Timing> {
             return Some(Timing {
                 duration_ns: end.saturating_sub(start),
                 ttfb_ns,
+                end_ns: Some(end),
             });
         }
     }
@@ -411,6 +412,8 @@ fn ttfb(clock: Option<Clock>) -> Option<u64> {
 struct Timing {
     duration_ns: u64,
     ttfb_ns: Option<u64>,
+    /// The clock at the end, when the filter read it (exemplar time).
+    end_ns: Option<u64>,
 }
 
 fn duration_from_attributes() -> Option<Timing> {
@@ -418,6 +421,7 @@ fn duration_from_attributes() -> Option<Timing> {
     Some(Timing {
         duration_ns: u64::try_from(d).unwrap_or(0),
         ttfb_ns: None,
+        end_ns: None,
     })
 }
 
@@ -479,7 +483,13 @@ fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
         }
     };
     if let Some(local) = local {
-        local.record(labels, decision, timing.duration_ns, timing.ttfb_ns);
+        local.record(
+            labels,
+            decision,
+            timing.duration_ns,
+            timing.ttfb_ns,
+            timing.end_ns,
+        );
     }
     if let Some(host) = host {
         host.record_ref(

@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use uwsgi_red_core::prom::Format;
 use uwsgi_red_core::red::names::REASON_INVALID_TRACEPARENT;
-use uwsgi_red_core::red::shared::{self, parse_traceparent, Delta, Layout};
+use uwsgi_red_core::red::shared::{self, parse_traceparent, Delta, Layout, TraceId};
 use uwsgi_red_core::red::Buckets;
 use uwsgi_red_core::red::Decision;
 use uwsgi_red_core::red::LabelSet;
@@ -150,45 +150,54 @@ impl SelfServed {
     }
 
     /// Owned or borrowed labels: a borrowed known series costs no
-    /// allocation.
+    /// allocation. `end_ns`: the clock when the request ended, if the
+    /// caller read it (the exemplar's time; read here otherwise).
     pub fn record(
         &mut self,
         labels: impl Borrow<LabelSet>,
         decision: Decision,
         duration_ns: u64,
         ttfb_ns: Option<u64>,
+        end_ns: Option<u64>,
     ) {
         let secs = |ns: u64| ns as f64 / 1e9;
-        self.delta.record_ref(
-            labels.borrow(),
-            decision,
-            secs(duration_ns),
-            ttfb_ns.map(secs),
-        );
-        if self.exemplars {
-            self.exemplar(labels.borrow(), decision, secs(duration_ns));
+        let trace_id = if self.exemplars {
+            self.trace_id()
+        } else {
+            None
+        };
+        match trace_id {
+            None => self.delta.record_ref(
+                labels.borrow(),
+                decision,
+                secs(duration_ns),
+                ttfb_ns.map(secs),
+            ),
+            Some(id) => {
+                let time_ns = end_ns.or_else(now_ns).unwrap_or(0);
+                self.delta.record_traced(
+                    labels.borrow(),
+                    decision,
+                    secs(duration_ns),
+                    ttfb_ns.map(secs),
+                    id,
+                    time_ns,
+                );
+            }
         }
     }
 
     /// The request's W3C `traceparent` (bytes, read only when exemplars
-    /// are on) becomes the exemplar of the bucket it was counted in. No
-    /// header: nothing; an invalid one: counted, no exemplar.
-    fn exemplar(&mut self, labels: &LabelSet, decision: Decision, seconds: f64) {
-        let Some(raw) = props::request_header_bytes("traceparent") else {
-            return;
-        };
-        let Ok(trace_id) = parse_traceparent(&raw) else {
-            self.delta.internal_error(REASON_INVALID_TRACEPARENT);
-            return;
-        };
-        crate::count::host_call(false);
-        let now_ns = hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            .unwrap_or(0);
-        self.delta
-            .record_exemplar(labels, decision, seconds, trace_id, now_ns);
+    /// are on). No header: none; an invalid one: counted, none.
+    fn trace_id(&mut self) -> Option<TraceId> {
+        let raw = props::request_header_bytes("traceparent")?;
+        match parse_traceparent(&raw) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.delta.internal_error(REASON_INVALID_TRACEPARENT);
+                None
+            }
+        }
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {
@@ -213,4 +222,14 @@ impl SelfServed {
         }
         (format.content_type(), state.encode_text(format))
     }
+}
+
+/// The host clock, for an exemplar whose caller had no reading (the
+/// access-logger form).
+fn now_ns() -> Option<u64> {
+    crate::count::host_call(false);
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
 }

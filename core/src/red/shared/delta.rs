@@ -102,57 +102,29 @@ impl Delta {
         duration_seconds: f64,
         ttfb_seconds: Option<f64>,
     ) {
-        let too_long = !(fits_format(&labels.route) && fits_format(&labels.service));
-        let folded;
-        let key = match decision {
-            Decision::Admitted if !too_long => labels,
-            other => {
-                match other {
-                    Decision::Undecided(u) => self.internal_error(u.reason()),
-                    Decision::Admitted => self.internal_error(REASON_LABEL_TOO_LONG),
-                    Decision::Refused => {}
-                }
-                self.dropped = self.dropped.saturating_add(1);
-                folded = labels.overflow();
-                &folded
-            }
-        };
-        let is_error = key.is_error();
+        let mut folded = None;
+        let key = self.key(labels, decision, &mut folded);
         let shard = self.layout.shard_of(key);
-        let buckets = &self.buckets;
-        let map = self.shards.entry(shard).or_default();
-        if let Some(s) = map.get_mut(key) {
-            s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
-            return;
-        }
-        let mut s = Series::new(buckets);
-        s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
-        map.insert(key.clone(), s);
+        self.observe(shard, key, duration_seconds, ttfb_seconds);
     }
 
-    /// Keeps a request's trace id as the exemplar of its bucket, in the
-    /// series [`record_ref`](Self::record_ref) counted it in (called after
-    /// it, with the same labels, decision and duration). Its own call, so
+    /// [`record_ref`](Self::record_ref) for a request with a trace id
+    /// (`exemplars` on): the id becomes the exemplar of the bucket the
+    /// request lands in, in the series it is counted in. Its own call, so
     /// a configuration without exemplars never runs any of this.
-    pub fn record_exemplar(
+    pub fn record_traced(
         &mut self,
         labels: &LabelSet,
         decision: Decision,
         duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
         trace_id: TraceId,
         time_ns: u64,
     ) {
-        let admitted = matches!(decision, Decision::Admitted)
-            && fits_format(&labels.route)
-            && fits_format(&labels.service);
-        let folded;
-        let key = if admitted {
-            labels
-        } else {
-            folded = labels.overflow();
-            &folded
-        };
+        let mut folded = None;
+        let key = self.key(labels, decision, &mut folded);
         let shard = self.layout.shard_of(key);
+        self.observe(shard, key, duration_seconds, ttfb_seconds);
         let buckets = &self.buckets;
         let e = Exemplar {
             trace_id,
@@ -167,6 +139,51 @@ impl Delta {
         let mut x = Exemplars::new(buckets);
         x.observe(buckets, e);
         map.insert(key.clone(), x);
+    }
+
+    /// The series a request is counted in: its own, or the overflow series
+    /// (counted as dropped, and by reason when the decision could not be
+    /// made), held in `folded`.
+    #[inline(always)]
+    fn key<'a>(
+        &mut self,
+        labels: &'a LabelSet,
+        decision: Decision,
+        folded: &'a mut Option<LabelSet>,
+    ) -> &'a LabelSet {
+        let too_long = !(fits_format(&labels.route) && fits_format(&labels.service));
+        match decision {
+            Decision::Admitted if !too_long => labels,
+            other => {
+                match other {
+                    Decision::Undecided(u) => self.internal_error(u.reason()),
+                    Decision::Admitted => self.internal_error(REASON_LABEL_TOO_LONG),
+                    Decision::Refused => {}
+                }
+                self.dropped = self.dropped.saturating_add(1);
+                folded.insert(labels.overflow())
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn observe(
+        &mut self,
+        shard: usize,
+        key: &LabelSet,
+        duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
+    ) {
+        let is_error = key.is_error();
+        let buckets = &self.buckets;
+        let map = self.shards.entry(shard).or_default();
+        if let Some(s) = map.get_mut(key) {
+            s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
+            return;
+        }
+        let mut s = Series::new(buckets);
+        s.observe(buckets, is_error, duration_seconds, ttfb_seconds);
+        map.insert(key.clone(), s);
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {
