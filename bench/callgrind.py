@@ -29,26 +29,26 @@ def valgrind_argv(out, separate_threads=False):
     return argv + [f"--callgrind-out-file={Path(out) / 'cg.out'}"]
 
 
-def get(conn, path):
-    conn.request("GET", path)
+def get(conn, path, headers=None):
+    conn.request("GET", path, headers=headers or {})
     r = conn.getresponse()
     r.read()
     if r.status != 200:
         raise RuntimeError(f"{path}: status {r.status}")
 
 
-def per_request(name, proc, log, port, path, requests, dumps):
+def per_request(name, proc, log, port, path, requests, dumps, headers=None):
     """Instructions per request on `path` of the callgrind-wrapped `proc`
     (stopped here): the largest of the `dumps` files (a glob in the dump
     directory; with separate threads the worker thread runs every request, the
-    others only timers)."""
+    others only timers). `headers` go with every request."""
     out = Path(log).parent
     try:
         deadline = time.monotonic() + START_DEADLINE_S
         while True:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                get(conn, path)
+                get(conn, path, headers)
                 break
             except OSError:
                 pass
@@ -56,13 +56,13 @@ def per_request(name, proc, log, port, path, requests, dumps):
                 raise RuntimeError(f"{name}: host under valgrind did not answer; see {log}")
             time.sleep(1)
         for _ in range(WARMUP):
-            get(conn, path)
+            get(conn, path, headers)
 
         def vgdb(*cmd):
             subprocess.run(["vgdb", f"--pid={proc.pid}", *cmd], check=True, capture_output=True, timeout=120)
         vgdb("instrumentation", "on")
         for _ in range(requests):
-            get(conn, path)
+            get(conn, path, headers)
         vgdb("instrumentation", "off")
         vgdb("dump")
         conn.close()

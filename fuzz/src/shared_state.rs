@@ -2,7 +2,8 @@
 //! land past the `URED` magic and header instead of dying on them.
 //!
 //! The input builds a real state (label sets with Unicode routes and
-//! services, durations, internal-error reasons) from observed requests in
+//! services, durations, exemplars with trace ids and times, internal-error
+//! reasons) from observed requests in
 //! merged parts, then a list of byte patches, a cut and an insertion damages its
 //! encoding. Properties:
 //! - the valid encoding decodes to the same state (round trip);
@@ -13,7 +14,7 @@
 use arbitrary::{Result, Unstructured};
 use uwsgi_red_core::red::histogram::Buckets;
 use uwsgi_red_core::red::labels::LabelSet;
-use uwsgi_red_core::red::shared::SharedState;
+use uwsgi_red_core::red::shared::{SharedState, TraceId};
 
 use crate::text::field;
 
@@ -36,7 +37,16 @@ fn build(u: &mut Unstructured<'_>, buckets: &Buckets) -> Result<SharedState> {
             );
             let d = f64::from(u.int_in_range(0u32..=20_000_000)?) / 1e6;
             let ttfb = if u.arbitrary()? { Some(d / 2.0) } else { None };
-            part.observe(labels, d, ttfb);
+            // Some requests carry a trace (few distinct ids and times, so
+            // merges meet ties and replacements).
+            let trace = TraceId::from_bytes([u.int_in_range(0u8..=3)?; 16]);
+            match trace {
+                Some(id) if u.arbitrary()? => {
+                    let t = u64::from(u.int_in_range(0u8..=4)?) * 1_000_000_007;
+                    part.observe_with_exemplar(labels, d, ttfb, id, t);
+                }
+                _ => part.observe(labels, d, ttfb),
+            }
         }
         for _ in 0..u.int_in_range(0..=2)? {
             part.add_internal(u.choose(&REASONS)?, u.int_in_range(1..=1000)?);

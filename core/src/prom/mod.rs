@@ -3,4 +3,4 @@
 mod float;
 pub mod text;
 
-pub use text::{format_value, Format, HistogramCounts, MetricType, TextEncoder};
+pub use text::{format_value, Format, HistogramCounts, MetricType, TextEncoder, TextExemplar};

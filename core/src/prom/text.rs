@@ -189,6 +189,32 @@ pub trait HistogramCounts {
     fn count(&self) -> u64;
 }
 
+/// An OpenMetrics exemplar as the encoder writes it after a sample:
+/// ` # {labels} value timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextExemplar<'a> {
+    pub labels: &'a [(&'a str, &'a str)],
+    pub value: f64,
+    /// Seconds since the epoch, already written as text (a float in the
+    /// spec; integer arithmetic keeps it exact).
+    pub timestamp: Option<&'a str>,
+}
+
+/// The OpenMetrics limit on an exemplar's label set: label names and
+/// values together, in UTF-8 code points.
+pub const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
+
+impl TextExemplar<'_> {
+    /// Whether the label set is within [`MAX_EXEMPLAR_LABEL_CHARS`].
+    pub fn fits(&self) -> bool {
+        self.labels
+            .iter()
+            .map(|(k, v)| k.chars().count().saturating_add(v.chars().count()))
+            .fold(0usize, usize::saturating_add)
+            <= MAX_EXEMPLAR_LABEL_CHARS
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct TextEncoder {
     out: String,
@@ -233,11 +259,47 @@ impl TextEncoder {
     }
 
     pub fn sample<L: AsRef<str>>(&mut self, name: &str, labels: &[(&str, L)], value: f64) {
+        self.sample_with_exemplar(name, labels, value, None);
+    }
+
+    /// A sample with an exemplar, written only in OpenMetrics (Prometheus
+    /// text has no exemplars) and only when its label set is within the
+    /// spec's limit.
+    pub fn sample_with_exemplar<L: AsRef<str>>(
+        &mut self,
+        name: &str,
+        labels: &[(&str, L)],
+        value: f64,
+        exemplar: Option<&TextExemplar<'_>>,
+    ) {
         self.out.push_str(name);
         self.write_labels(labels, None);
         self.out.push(' ');
         self.out.push_str(&format_value(value));
+        self.write_exemplar(exemplar);
         self.out.push('\n');
+    }
+
+    fn write_exemplar(&mut self, exemplar: Option<&TextExemplar<'_>>) {
+        let Some(e) = exemplar else { return };
+        if self.format != Format::OpenMetrics || !e.fits() {
+            return;
+        }
+        self.out.push_str(" # ");
+        // An exemplar's label set is written even when empty: `{}`.
+        self.out.push('{');
+        for (i, (k, v)) in e.labels.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let _ = write!(self.out, "{k}=\"{}\"", escape_label_value(v));
+        }
+        self.out.push_str("} ");
+        self.out.push_str(&format_value(e.value));
+        if let Some(t) = e.timestamp {
+            self.out.push(' ');
+            self.out.push_str(t);
+        }
     }
 
     /// `_bucket` lines (cumulative, with `le`), then `_sum` and `_count`.
@@ -248,6 +310,20 @@ impl TextEncoder {
         labels: &[(&str, L)],
         bounds: &[f64],
         h: &H,
+    ) {
+        self.histogram_with_exemplars(name, labels, bounds, h, |_, _| {});
+    }
+
+    /// [`histogram`](Self::histogram) with an exemplar per bucket line:
+    /// `exemplar(i, f)` calls `f` with the exemplar of bucket `i` (`+Inf`
+    /// last) when there is one. Exemplars appear only in OpenMetrics.
+    pub fn histogram_with_exemplars<L: AsRef<str>, H: HistogramCounts>(
+        &mut self,
+        name: &str,
+        labels: &[(&str, L)],
+        bounds: &[f64],
+        h: &H,
+        mut exemplar: impl FnMut(usize, &mut dyn FnMut(&TextExemplar<'_>)),
     ) {
         // The label text is escaped once and reused by every bucket line:
         // a scrape of 1 000 series writes ~34 000 of them.
@@ -261,9 +337,14 @@ impl TextEncoder {
             .iter()
             .map(|b| format_le(*b, format))
             .chain(["+Inf".to_string()]);
-        for (le, cum) in les.zip(h.cumulative()) {
+        let openmetrics = format == Format::OpenMetrics;
+        for (i, (le, cum)) in les.zip(h.cumulative()).enumerate() {
             self.out.push_str(&head);
-            let _ = writeln!(self.out, "le=\"{le}\"}} {cum}");
+            let _ = write!(self.out, "le=\"{le}\"}} {cum}");
+            if openmetrics {
+                exemplar(i, &mut |e| self.write_exemplar(Some(e)));
+            }
+            self.out.push('\n');
         }
         self.sample(&format!("{name}_sum"), labels, h.sum());
         self.sample(&format!("{name}_count"), labels, h.count() as f64);
@@ -392,6 +473,62 @@ d"#
         assert!(text.contains("d_seconds_bucket{a=\"b\",le=\"1.0\"} 1\n"));
         assert!(text.contains("d_seconds_bucket{a=\"b\",le=\"+Inf\"} 1\n"));
         assert!(text.ends_with("d_seconds_count{a=\"b\"} 1\n# EOF\n"));
+    }
+
+    #[test]
+    fn exemplars_only_in_openmetrics_and_within_the_label_limit() {
+        let id = "a".repeat(32);
+        let ok = TextExemplar {
+            labels: &[("trace_id", &id)],
+            value: 0.25,
+            timestamp: Some("1700000000.123"),
+        };
+        let long = "b".repeat(MAX_EXEMPLAR_LABEL_CHARS - 1);
+        let too_long = TextExemplar {
+            labels: &[("ab", &long)],
+            value: 1.0,
+            timestamp: None,
+        };
+        let at_limit = TextExemplar {
+            labels: &[("a", &long)],
+            value: 1.0,
+            timestamp: None,
+        };
+        assert!(ok.fits() && at_limit.fits() && !too_long.fits());
+        let write = |format| {
+            let mut e = TextEncoder::with_format(format);
+            e.sample_with_exemplar("x_total", &[("a", "b")], 3.0, Some(&ok));
+            e.sample_with_exemplar("y_total", &[] as &[(&str, &str)], 1.0, Some(&too_long));
+            e.sample_with_exemplar("z_total", &[] as &[(&str, &str)], 1.0, Some(&at_limit));
+            e.histogram_with_exemplars(
+                "d",
+                &[("a", "b")],
+                &[0.5, 1.0],
+                &Fixed(vec![1, 1, 2], 2.25),
+                |i, f| {
+                    if i == 0 {
+                        f(&ok);
+                    }
+                },
+            );
+            e.finish()
+        };
+        assert_eq!(
+            write(Format::OpenMetrics),
+            format!(
+                "x_total{{a=\"b\"}} 3 # {{trace_id=\"{id}\"}} 0.25 1700000000.123\n\
+                 y_total 1\nz_total 1 # {{a=\"{long}\"}} 1\n\
+                 d_bucket{{a=\"b\",le=\"0.5\"}} 1 # {{trace_id=\"{id}\"}} 0.25 1700000000.123\n\
+                 d_bucket{{a=\"b\",le=\"1.0\"}} 1\nd_bucket{{a=\"b\",le=\"+Inf\"}} 2\n\
+                 d_sum{{a=\"b\"}} 2.25\nd_count{{a=\"b\"}} 2\n# EOF\n"
+            )
+        );
+        assert_eq!(
+            write(Format::Prometheus),
+            "x_total{a=\"b\"} 3\ny_total 1\nz_total 1\n\
+             d_bucket{a=\"b\",le=\"0.5\"} 1\nd_bucket{a=\"b\",le=\"1\"} 1\nd_bucket{a=\"b\",le=\"+Inf\"} 2\n\
+             d_sum{a=\"b\"} 2.25\nd_count{a=\"b\"} 2\n"
+        );
     }
 
     #[test]

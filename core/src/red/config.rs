@@ -137,7 +137,7 @@ pub mod keys {
 }
 
 /// red-filter's keys, in the order they are reported.
-pub const RED_KEYS: [Key; 14] = [
+pub const RED_KEYS: [Key; 15] = [
     keys::SERVICE,
     Key::new(
         "use_route_name",
@@ -185,6 +185,11 @@ pub const RED_KEYS: [Key; 14] = [
         Ty::Bool,
         "HTTP filter: record time to first byte",
     ),
+    Key::new(
+        "exemplars",
+        Ty::Bool,
+        "self/both mode: keep the W3C traceparent trace id of the latest request per duration bucket, shown in OpenMetrics scrapes",
+    ),
     ALLOW_CIDRS_KEY,
     BEARER_TOKEN_KEY,
     Key::new(
@@ -225,6 +230,10 @@ pub struct RedFilterConfig {
     /// request). Off, the filter reads the clock only where the host gives
     /// no duration of its own.
     pub time_to_first_byte: bool,
+    /// `self`/`both` mode: read each request's `traceparent` and keep the
+    /// latest trace id per duration bucket as an OpenMetrics exemplar. Off,
+    /// nothing is read.
+    pub exemplars: bool,
     /// `self`/`both` mode: client ranges allowed to scrape (absent: loopback
     /// only; empty: nobody, the filter measures and never answers).
     pub scrape_allow_cidrs: Option<Vec<String>>,
@@ -250,6 +259,7 @@ impl Default for RedFilterConfig {
             metrics_path: "/metrics".to_string(),
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             time_to_first_byte: true,
+            exemplars: false,
             scrape_allow_cidrs: None,
             scrape_bearer_token: None,
             request_start: RequestStart::Off,
@@ -276,6 +286,7 @@ impl FromNode for RedFilterConfig {
             time_to_first_byte: f
                 .take("time_to_first_byte")?
                 .unwrap_or(d.time_to_first_byte),
+            exemplars: f.take("exemplars")?.unwrap_or(d.exemplars),
             scrape_allow_cidrs: f.take("scrape_allow_cidrs")?,
             scrape_bearer_token: f.take("scrape_bearer_token")?,
             request_start: f.take("request_start")?.unwrap_or(d.request_start),
@@ -340,6 +351,7 @@ pub struct RedFilterSettings {
     pub metrics_path: String,
     pub flush_interval_ms: u64,
     pub time_to_first_byte: bool,
+    pub exemplars: bool,
     /// Who the self-served page is answered to.
     pub scrape_access: ScrapeAccess,
     pub request_start: RequestStart,
@@ -434,6 +446,7 @@ impl RedFilterConfig {
             metrics_path: self.metrics_path,
             flush_interval_ms: self.flush_interval_ms,
             time_to_first_byte: self.time_to_first_byte,
+            exemplars: self.exemplars,
             scrape_access,
             request_start: self.request_start,
             upstream_label: self.upstream_label,
@@ -478,6 +491,19 @@ mod tests {
         assert_eq!(
             RedFilterConfig::from_json(b"{}").unwrap().flush_interval_ms,
             DEFAULT_FLUSH_INTERVAL_MS
+        );
+    }
+
+    #[test]
+    fn exemplars_are_off_unless_configured() {
+        assert!(!RedFilterConfig::from_json(b"{}").unwrap().exemplars);
+        let on = RedFilterConfig::from_json(br#"{"exposition":"self","exemplars":true}"#).unwrap();
+        assert!(on.exemplars);
+        assert_eq!(
+            RedFilterConfig::from_json(br#"{"exemplars":1}"#)
+                .unwrap_err()
+                .path,
+            "exemplars"
         );
     }
 

@@ -44,3 +44,6 @@ pub const REASON_UNDECODABLE: &str = "shared_state_undecodable";
 /// A label longer than the shared-state format holds was folded into the
 /// overflow series.
 pub const REASON_LABEL_TOO_LONG: &str = "label_too_long";
+/// Self mode with `exemplars` on: a request's `traceparent` header was not
+/// a valid W3C trace context (it gets no exemplar and is counted as usual).
+pub const REASON_INVALID_TRACEPARENT: &str = "invalid_traceparent";

@@ -41,10 +41,15 @@ use super::kv::{CasWrite, KvError, KvStore};
 use super::names::{REASON_CAS_CONTENDED, REASON_UNDECODABLE};
 
 mod delta;
+mod exemplar;
 mod format;
 
 pub use super::kv::Versioned;
 pub use delta::{Delta, Layout};
+pub use exemplar::{
+    parse_traceparent, timestamp_text, Exemplar, Exemplars, TraceId, TraceparentError,
+    TRACE_ID_LABEL,
+};
 pub use format::{fits_format, DecodeError, SharedState, MAX_LABEL_BYTES};
 
 /// Why a flush left (part of) the delta for the next one.
@@ -131,12 +136,17 @@ pub fn flush<S: KvStore>(delta: &mut Delta, kv: &mut S, now_s: u64) -> FlushRepo
         let Some(pending) = delta.shards.get(&shard) else {
             continue;
         };
+        let exemplars = delta.exemplars.get(&shard);
         let result = cas_update(kv, &key, &delta.buckets, 0, &mut report, |s| {
-            s.add_series(pending.iter())
+            s.add_series(pending.iter());
+            if let Some(e) = exemplars {
+                s.add_exemplars(e.iter());
+            }
         });
         match result {
             Ok(()) => {
                 delta.shards.remove(&shard);
+                delta.exemplars.remove(&shard);
             }
             Err(e) => fail(&mut report, e),
         }
@@ -320,6 +330,95 @@ mod tests {
             SharedState::decode(&bytes, &other),
             Err(DecodeError::BucketsMismatch)
         );
+    }
+
+    fn trace(n: u8) -> TraceId {
+        TraceId::from_bytes([n; 16]).unwrap()
+    }
+
+    /// Exemplars go through a flush and a read like the counts: latest per
+    /// bucket, `_total` the series' latest, only in OpenMetrics.
+    #[test]
+    fn exemplars_flush_and_show_only_in_openmetrics() {
+        let b = Buckets::new(vec![0.1, 1.0]).unwrap();
+        let lay = layout(10);
+        let mut kv = LocalKv::new();
+        ensure_created(&mut kv, &lay, &b, 7).unwrap();
+        let (fast, slow) = (labels("/fast", 200), labels("/slow", 200));
+        let mut vms = [
+            Delta::new(b.clone(), lay.clone()),
+            Delta::new(b.clone(), lay.clone()),
+        ];
+        let reqs = [
+            (0, &fast, 0.01, 1, 1_000_000_000_000_001_000),
+            (1, &fast, 0.02, 2, 1_000_000_000_002_000_000),
+            (0, &slow, 0.5, 3, 1_000_000_000_003_000_000),
+            (1, &slow, 5.0, 4, 1_000_000_000_001_000_000),
+        ];
+        for (vm, l, d, t, ns) in reqs {
+            vms[vm].record_traced(l, Decision::Admitted, d, None, trace(t), ns);
+        }
+        // A request without a trace: counted, no exemplar.
+        vms[0].record_ref(&fast, Decision::Admitted, 0.05, None);
+        for d in &mut vms {
+            assert_eq!(flush(d, &mut kv, 7).failed, None);
+            assert!(d.is_empty());
+            assert!(d.exemplars.is_empty());
+        }
+        let (s, problems) = read(&mut kv, &lay, &b);
+        assert!(problems.is_empty());
+        let x = s.exemplars(&fast).unwrap();
+        assert_eq!(x.iter().count(), 1);
+        assert_eq!(x.get(0).unwrap().trace_id, trace(2));
+        let x = s.exemplars(&slow).unwrap();
+        assert_eq!(x.get(1).unwrap().trace_id, trace(3));
+        assert_eq!(x.get(2).unwrap().trace_id, trace(4));
+        assert_eq!(x.latest().unwrap().trace_id, trace(3));
+
+        let om = s.encode_text(Format::OpenMetrics);
+        let id = |n: u8| format!("{n:02x}").repeat(16);
+        let lbl = |r: &str| {
+            format!("method=\"GET\",code=\"200\",code_class=\"2xx\",route=\"{r}\",service=\"app\",protocol=\"http\"")
+        };
+        for line in [
+            format!("uwsgi_red_requests_total{{{}}} 3 # {{trace_id=\"{}\"}} 1 1000000000.002\n", lbl("/fast"), id(2)),
+            format!("uwsgi_red_requests_total{{{}}} 2 # {{trace_id=\"{}\"}} 1 1000000000.003\n", lbl("/slow"), id(3)),
+            format!("uwsgi_red_request_duration_seconds_bucket{{{},le=\"0.1\"}} 3 # {{trace_id=\"{}\"}} 0.02 1000000000.002\n", lbl("/fast"), id(2)),
+            format!("uwsgi_red_request_duration_seconds_bucket{{{},le=\"1.0\"}} 3\n", lbl("/fast")),
+            format!("uwsgi_red_request_duration_seconds_bucket{{{},le=\"1.0\"}} 1 # {{trace_id=\"{}\"}} 0.5 1000000000.003\n", lbl("/slow"), id(3)),
+            format!("uwsgi_red_request_duration_seconds_bucket{{{},le=\"+Inf\"}} 2 # {{trace_id=\"{}\"}} 5 1000000000.001\n", lbl("/slow"), id(4)),
+            format!("uwsgi_red_errors_total{{{}}} 0\n", lbl("/slow")),
+        ] {
+            assert!(om.contains(&line), "{line} not in\n{om}");
+        }
+        assert_eq!(om.matches(" # {trace_id=").count(), 5, "{om}");
+        let text = s.encode_text(Format::Prometheus);
+        assert_eq!(text.matches("trace_id").count(), 0);
+        assert_eq!(text.matches(" # ").count(), 0);
+        // The version byte: 3 with exemplars, and still 2 without.
+        assert_eq!(s.encode().get(4), Some(&3));
+        let mut counts_only = SharedState::new(b.clone());
+        counts_only.observe(fast.clone(), 0.01, None);
+        assert_eq!(counts_only.encode().get(4), Some(&2));
+    }
+
+    /// Refused or undecided label sets: the exemplar follows the request
+    /// into the overflow series.
+    #[test]
+    fn exemplar_of_a_folded_request_is_on_the_overflow_series() {
+        let b = Buckets::new(vec![0.1]).unwrap();
+        let mut d = Delta::new(b.clone(), layout(1));
+        let l = labels("/x", 404);
+        d.record_traced(&l, Decision::Refused, 0.01, None, trace(9), 1);
+        let mut kv = LocalKv::new();
+        ensure_created(&mut kv, d.layout(), &b, 1).unwrap();
+        let lay = d.layout().clone();
+        assert_eq!(flush(&mut d, &mut kv, 1).failed, None);
+        let (s, _) = read(&mut kv, &lay, &b);
+        assert_eq!((s.dropped(), s.requests()), (1, 1));
+        let x = s.exemplars(&l.overflow()).unwrap();
+        assert_eq!(x.get(0).unwrap().trace_id, trace(9));
+        assert!(s.exemplars(&l).is_none());
     }
 
     /// A value this VM cannot read (foreign bytes under its key) is never

@@ -148,6 +148,7 @@ impl RedRoot {
                 settings.max_series,
                 settings.metrics_path.clone(),
                 settings.scrape_access.clone(),
+                settings.exemplars,
             )
         });
         if let Some(l) = &mut local {
@@ -398,6 +399,7 @@ fn timing(clock: Option<Clock>) -> Option<Timing> {
             return Some(Timing {
                 duration_ns: end.saturating_sub(start),
                 ttfb_ns,
+                end_ns: Some(end),
             });
         }
     }
@@ -416,6 +418,8 @@ fn ttfb(clock: Option<Clock>) -> Option<u64> {
 struct Timing {
     duration_ns: u64,
     ttfb_ns: Option<u64>,
+    /// The clock at the end, when the filter read it (exemplar time).
+    end_ns: Option<u64>,
 }
 
 fn duration_from_attributes() -> Option<Timing> {
@@ -423,6 +427,7 @@ fn duration_from_attributes() -> Option<Timing> {
     Some(Timing {
         duration_ns: u64::try_from(d).unwrap_or(0),
         ttfb_ns: None,
+        end_ns: None,
     })
 }
 
@@ -485,7 +490,13 @@ fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
         }
     };
     if let Some(local) = local {
-        local.record(labels, decision, timing.duration_ns, timing.ttfb_ns);
+        local.record(
+            labels,
+            decision,
+            timing.duration_ns,
+            timing.ttfb_ns,
+            timing.end_ns,
+        );
     }
     if let Some(host) = host {
         host.record_ref(

@@ -4,10 +4,12 @@
 //! `uwsgi_red_core::red::shared`; this module moves bytes to the host.
 
 use std::borrow::Borrow;
+use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use uwsgi_red_core::prom::Format;
-use uwsgi_red_core::red::shared::{self, Delta, Layout};
+use uwsgi_red_core::red::names::REASON_INVALID_TRACEPARENT;
+use uwsgi_red_core::red::shared::{self, parse_traceparent, Delta, Layout, TraceId};
 use uwsgi_red_core::red::Buckets;
 use uwsgi_red_core::red::Decision;
 use uwsgi_red_core::red::LabelSet;
@@ -15,6 +17,7 @@ use uwsgi_red_core::scrape_access::{is_page, maybe_page, ScrapeAccess};
 
 use uwsgi_red_proxy_wasm::read;
 
+use crate::facts::{self, Source};
 use crate::metrics::{ProxyKv, REASON_SEND_RESPONSE};
 use crate::props;
 
@@ -93,6 +96,14 @@ fn serve(local: &mut SelfServed, now_s: u64, invalid_utf8: &mut bool) -> bool {
         ("content-type", content_type),
         ("cache-control", "no-store"),
     ];
+    // ngx_wasm_module appends a line feed to every local response body;
+    // the page's own last one is left to it, so the bytes sent are the
+    // page exactly (OpenMetrics allows nothing after `# EOF\n`).
+    let body = if *local.host.get_or_insert_with(facts::probe) == Source::Nginx {
+        body.strip_suffix('\n').unwrap_or(&body)
+    } else {
+        &body
+    };
     if hostcalls::send_http_response(200, headers, Some(body.as_bytes())).is_err() {
         local.internal_error(REASON_SEND_RESPONSE);
         return false;
@@ -105,6 +116,10 @@ pub struct SelfServed {
     delta: Delta,
     pub metrics_path: String,
     access: ScrapeAccess,
+    /// Read `traceparent` and keep exemplars (config `exemplars`).
+    exemplars: bool,
+    /// Which host answers the scrape; probed on the first one.
+    host: Option<Source>,
 }
 
 impl SelfServed {
@@ -114,11 +129,14 @@ impl SelfServed {
         cap: usize,
         metrics_path: String,
         access: ScrapeAccess,
+        exemplars: bool,
     ) -> Self {
         Self {
             delta: Delta::new(buckets, Layout::new(namespace, cap)),
             metrics_path,
             access,
+            exemplars,
+            host: None,
         }
     }
 
@@ -132,21 +150,54 @@ impl SelfServed {
     }
 
     /// Owned or borrowed labels: a borrowed known series costs no
-    /// allocation.
+    /// allocation. `end_ns`: the clock when the request ended, if the
+    /// caller read it (the exemplar's time; read here otherwise).
     pub fn record(
         &mut self,
         labels: impl Borrow<LabelSet>,
         decision: Decision,
         duration_ns: u64,
         ttfb_ns: Option<u64>,
+        end_ns: Option<u64>,
     ) {
         let secs = |ns: u64| ns as f64 / 1e9;
-        self.delta.record_ref(
-            labels.borrow(),
-            decision,
-            secs(duration_ns),
-            ttfb_ns.map(secs),
-        );
+        let trace_id = if self.exemplars {
+            self.trace_id()
+        } else {
+            None
+        };
+        match trace_id {
+            None => self.delta.record_ref(
+                labels.borrow(),
+                decision,
+                secs(duration_ns),
+                ttfb_ns.map(secs),
+            ),
+            Some(id) => {
+                let time_ns = end_ns.or_else(now_ns).unwrap_or(0);
+                self.delta.record_traced(
+                    labels.borrow(),
+                    decision,
+                    secs(duration_ns),
+                    ttfb_ns.map(secs),
+                    id,
+                    time_ns,
+                );
+            }
+        }
+    }
+
+    /// The request's W3C `traceparent` (bytes, read only when exemplars
+    /// are on). No header: none; an invalid one: counted, none.
+    fn trace_id(&mut self) -> Option<TraceId> {
+        let raw = props::request_header_bytes("traceparent")?;
+        match parse_traceparent(&raw) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.delta.internal_error(REASON_INVALID_TRACEPARENT);
+                None
+            }
+        }
     }
 
     pub fn internal_error(&mut self, reason: &'static str) {
@@ -171,4 +222,14 @@ impl SelfServed {
         }
         (format.content_type(), state.encode_text(format))
     }
+}
+
+/// The host clock, for an exemplar whose caller had no reading (the
+/// access-logger form).
+fn now_ns() -> Option<u64> {
+    crate::count::host_call(false);
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use litemap::LiteMap;
 
+use super::exemplar::{Exemplar, Exemplars, TraceId};
 use super::format::fits_format;
 use crate::red::admission::{shard_count, stable_hash, Decision};
 use crate::red::aggregate::Series;
@@ -53,6 +54,8 @@ pub struct Delta {
     pub(super) buckets: Buckets,
     pub(super) layout: Layout,
     pub(super) shards: LiteMap<usize, BTreeMap<LabelSet, Series>>,
+    /// Exemplars by the same shards; only filled when exemplars are on.
+    pub(super) exemplars: LiteMap<usize, BTreeMap<LabelSet, Exemplars>>,
     pub(super) dropped: u64,
     pub(super) internal: LiteMap<&'static str, u64>,
 }
@@ -63,6 +66,7 @@ impl Delta {
             buckets,
             layout,
             shards: LiteMap::new(),
+            exemplars: LiteMap::new(),
             dropped: 0,
             internal: LiteMap::new(),
         }
@@ -98,9 +102,57 @@ impl Delta {
         duration_seconds: f64,
         ttfb_seconds: Option<f64>,
     ) {
+        let mut folded = None;
+        let key = self.key(labels, decision, &mut folded);
+        let shard = self.layout.shard_of(key);
+        self.observe(shard, key, duration_seconds, ttfb_seconds);
+    }
+
+    /// [`record_ref`](Self::record_ref) for a request with a trace id
+    /// (`exemplars` on): the id becomes the exemplar of the bucket the
+    /// request lands in, in the series it is counted in. Its own call, so
+    /// a configuration without exemplars never runs any of this.
+    pub fn record_traced(
+        &mut self,
+        labels: &LabelSet,
+        decision: Decision,
+        duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
+        trace_id: TraceId,
+        time_ns: u64,
+    ) {
+        let mut folded = None;
+        let key = self.key(labels, decision, &mut folded);
+        let shard = self.layout.shard_of(key);
+        self.observe(shard, key, duration_seconds, ttfb_seconds);
+        let buckets = &self.buckets;
+        let e = Exemplar {
+            trace_id,
+            value: duration_seconds,
+            time_ns,
+        };
+        let map = self.exemplars.entry(shard).or_default();
+        if let Some(x) = map.get_mut(key) {
+            x.observe(buckets, e);
+            return;
+        }
+        let mut x = Exemplars::new(buckets);
+        x.observe(buckets, e);
+        map.insert(key.clone(), x);
+    }
+
+    /// The series a request is counted in: its own, or the overflow series
+    /// (counted as dropped, and by reason when the decision could not be
+    /// made), held in `folded`.
+    #[inline(always)]
+    fn key<'a>(
+        &mut self,
+        labels: &'a LabelSet,
+        decision: Decision,
+        folded: &'a mut Option<LabelSet>,
+    ) -> &'a LabelSet {
         let too_long = !(fits_format(&labels.route) && fits_format(&labels.service));
-        let folded;
-        let key = match decision {
+        match decision {
             Decision::Admitted if !too_long => labels,
             other => {
                 match other {
@@ -109,12 +161,20 @@ impl Delta {
                     Decision::Refused => {}
                 }
                 self.dropped = self.dropped.saturating_add(1);
-                folded = labels.overflow();
-                &folded
+                folded.insert(labels.overflow())
             }
-        };
+        }
+    }
+
+    #[inline(always)]
+    fn observe(
+        &mut self,
+        shard: usize,
+        key: &LabelSet,
+        duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
+    ) {
         let is_error = key.is_error();
-        let shard = self.layout.shard_of(key);
         let buckets = &self.buckets;
         let map = self.shards.entry(shard).or_default();
         if let Some(s) = map.get_mut(key) {

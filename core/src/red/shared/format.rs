@@ -8,6 +8,7 @@ use std::fmt;
 
 use litemap::LiteMap;
 
+use super::exemplar::{bucket_index, Exemplar, Exemplars, TraceId};
 use crate::prom::text::Format;
 use crate::red::aggregate::Series;
 use crate::red::config::MAX_SERIES_LIMIT;
@@ -16,7 +17,12 @@ use crate::red::labels::{code_class, LabelSet};
 use crate::red::method::{normalize_method, OTHER_METHOD};
 
 const MAGIC: &[u8; 4] = b"URED";
+/// Written when the state holds no exemplar, byte for byte what modules
+/// without exemplars write and read.
 const VERSION: u8 = 2;
+/// The same layout plus each series' exemplar slots. A module that only
+/// knows [`VERSION`] refuses it as unsupported (counted, left alone).
+const VERSION_EXEMPLARS: u8 = 3;
 /// Protocol labels a state may hold; `LabelSet::protocol` is `&'static str`.
 const PROTOCOLS: [&str; 2] = ["http", "uwsgi"];
 const CODE_CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -47,6 +53,8 @@ pub struct SharedState {
     series: BTreeMap<LabelSet, Series>,
     dropped: u64,
     internal: LiteMap<String, u64>,
+    /// Latest exemplars per bucket; only for label sets in `series`.
+    exemplars: BTreeMap<LabelSet, Exemplars>,
     /// Unix seconds when the state was created (meta key only): a new
     /// value means the counters restarted.
     pub(super) started_s: u64,
@@ -62,6 +70,8 @@ pub enum DecodeError {
     TooLarge(&'static str),
     BadLabel(&'static str),
     BadHistogram,
+    /// An exemplar slot that no request of its bucket could have written.
+    BadExemplar,
     Overflow,
     TrailingBytes,
 }
@@ -78,6 +88,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TooLarge(what) => write!(f, "shared RED state: {what} over its limit"),
             DecodeError::BadLabel(what) => write!(f, "shared RED state: invalid {what} label"),
             DecodeError::BadHistogram => f.write_str("shared RED state: inconsistent histogram"),
+            DecodeError::BadExemplar => f.write_str("shared RED state: inconsistent exemplar"),
             DecodeError::Overflow => f.write_str("shared RED state: counter overflow"),
             DecodeError::TrailingBytes => f.write_str("shared RED state has trailing bytes"),
         }
@@ -93,8 +104,37 @@ impl SharedState {
             series: BTreeMap::new(),
             dropped: 0,
             internal: LiteMap::new(),
+            exemplars: BTreeMap::new(),
             started_s: 0,
         }
+    }
+
+    /// The exemplars of one series, if it has any.
+    pub fn exemplars(&self, labels: &LabelSet) -> Option<&Exemplars> {
+        self.exemplars.get(labels)
+    }
+
+    /// [`observe`](Self::observe) with the request's exemplar (tests,
+    /// fuzzing and tools; VMs record into a [`super::Delta`]).
+    pub fn observe_with_exemplar(
+        &mut self,
+        labels: LabelSet,
+        duration_seconds: f64,
+        ttfb_seconds: Option<f64>,
+        trace_id: TraceId,
+        time_ns: u64,
+    ) {
+        let e = Exemplar {
+            trace_id,
+            value: duration_seconds,
+            time_ns,
+        };
+        let buckets = &self.buckets;
+        self.exemplars
+            .entry(labels.clone())
+            .or_insert_with(|| Exemplars::new(buckets))
+            .observe(buckets, e);
+        self.observe(labels, duration_seconds, ttfb_seconds);
     }
 
     pub fn series(&self) -> impl Iterator<Item = (&LabelSet, &Series)> {
@@ -152,6 +192,25 @@ impl SharedState {
         }
     }
 
+    /// Merges exemplars of series this state holds (a flush adds them
+    /// with their series, so every one has its series).
+    pub(super) fn add_exemplars<'a>(
+        &mut self,
+        exemplars: impl Iterator<Item = (&'a LabelSet, &'a Exemplars)>,
+    ) {
+        for (labels, e) in exemplars {
+            if !self.series.contains_key(labels) {
+                continue;
+            }
+            match self.exemplars.get_mut(labels) {
+                Some(mine) => mine.merge(e),
+                None => {
+                    self.exemplars.insert(labels.clone(), e.clone());
+                }
+            }
+        }
+    }
+
     pub(super) fn add_totals<'a>(
         &mut self,
         dropped: u64,
@@ -170,6 +229,7 @@ impl SharedState {
     /// Adds another state (a scrape merging shards and totals).
     pub fn merge(&mut self, other: &SharedState) {
         self.add_series(other.series.iter());
+        self.add_exemplars(other.exemplars.iter());
         self.add_totals(other.dropped, other.internal());
         if self.started_s == 0 {
             self.started_s = other.started_s;
@@ -179,13 +239,14 @@ impl SharedState {
     /// Prometheus text or OpenMetrics, second-based histograms.
     pub fn encode_text(&self, format: Format) -> String {
         let internal: Vec<(&str, u64)> = self.internal().collect();
-        crate::red::expose::encode(
+        crate::red::expose::encode_with_exemplars(
             format,
             &self.buckets,
             self.series.iter(),
             self.dropped,
             Some(&internal),
             Some(self.started_s),
+            &self.exemplars,
         )
     }
 
@@ -197,12 +258,21 @@ impl SharedState {
     /// set: the upstream string follows), requests, errors,
     /// and two histograms (bucket counts, `+Inf` last, then the sum as f64
     /// LE). Strings are a varint length and UTF-8 bytes.
+    /// Version 3 (written only when some series has an exemplar) adds to
+    /// each series, after its histograms: the count of filled exemplar
+    /// slots, then per slot its bucket index byte (increasing), the
+    /// 16-byte trace id, the value as f64 LE and the time in ns.
     pub fn encode(&self) -> Vec<u8> {
+        let with_exemplars = self.exemplars.values().any(|e| !e.is_empty());
         let nb = self.buckets.bounds().len();
         let per_series = nb.saturating_add(1).saturating_mul(8).saturating_add(64);
         let mut out = Vec::with_capacity(self.series.len().saturating_mul(per_series));
         out.extend_from_slice(MAGIC);
-        out.push(VERSION);
+        out.push(if with_exemplars {
+            VERSION_EXEMPLARS
+        } else {
+            VERSION
+        });
         // MAX_BUCKETS (64) fits a byte.
         out.push(u8::try_from(nb).unwrap_or(u8::MAX));
         for b in self.buckets.bounds() {
@@ -233,6 +303,9 @@ impl SharedState {
             put_varint(&mut out, s.errors);
             put_histogram(&mut out, &s.duration);
             put_histogram(&mut out, &s.ttfb);
+            if with_exemplars {
+                put_exemplars(&mut out, self.exemplars.get(l));
+            }
         }
         out
     }
@@ -245,7 +318,7 @@ impl SharedState {
             return Err(DecodeError::BadMagic);
         }
         let version = r.byte()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_EXEMPLARS {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let nb = usize::from(r.byte()?);
@@ -279,12 +352,20 @@ impl SharedState {
             if errors > requests || duration.count() != requests || ttfb.count() > requests {
                 return Err(DecodeError::BadHistogram);
             }
+            let exemplars = if version == VERSION_EXEMPLARS {
+                r.exemplars(buckets, &duration)?
+            } else {
+                None
+            };
             let s = Series {
                 requests,
                 errors,
                 duration,
                 ttfb,
             };
+            if let Some(e) = exemplars {
+                state.exemplars.insert(labels.clone(), e);
+            }
             if state.series.insert(labels, s).is_some() {
                 return Err(DecodeError::BadLabel("duplicate series"));
             }
@@ -361,6 +442,21 @@ fn put_histogram(out: &mut Vec<u8>, h: &Histogram) {
     out.extend_from_slice(&h.sum().to_le_bytes());
 }
 
+fn put_exemplars(out: &mut Vec<u8>, e: Option<&Exemplars>) {
+    let Some(e) = e else {
+        out.push(0);
+        return;
+    };
+    put_varint(out, e.iter().count() as u64);
+    for (i, x) in e.iter() {
+        // Slots are one per bucket plus `+Inf`: MAX_BUCKETS + 1 fits a byte.
+        out.push(u8::try_from(i).unwrap_or(u8::MAX));
+        out.extend_from_slice(&x.trace_id.bytes());
+        out.extend_from_slice(&x.value.to_le_bytes());
+        put_varint(out, x.time_ns);
+    }
+}
+
 struct Reader<'a> {
     b: &'a [u8],
 }
@@ -413,6 +509,48 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).map_err(|_| DecodeError::BadLabel("utf-8"))
     }
 
+    /// One series' exemplar slots; each must sit in a bucket its duration
+    /// histogram counted, in the bucket its value falls in, so a state
+    /// read back is one a module could have written.
+    fn exemplars(
+        &mut self,
+        buckets: &Buckets,
+        duration: &Histogram,
+    ) -> Result<Option<Exemplars>, DecodeError> {
+        let mut e = Exemplars::new(buckets);
+        let n = self.len(e.slot_count(), "exemplar slots")?;
+        let mut next = 0usize;
+        for _ in 0..n {
+            let slot = usize::from(self.byte()?);
+            if slot < next || duration.counts().get(slot).is_none_or(|c| *c == 0) {
+                return Err(DecodeError::BadExemplar);
+            }
+            next = slot.saturating_add(1);
+            let id: [u8; 16] = self
+                .take(16)?
+                .try_into()
+                .map_err(|_| DecodeError::Truncated)?;
+            let trace_id = TraceId::from_bytes(id).ok_or(DecodeError::BadExemplar)?;
+            let value = self.f64()?;
+            let time_ns = self.varint()?;
+            if !value.is_finite()
+                || value.is_sign_negative()
+                || bucket_index(buckets, value) != slot
+            {
+                return Err(DecodeError::BadExemplar);
+            }
+            e.put(
+                slot,
+                Exemplar {
+                    trace_id,
+                    value,
+                    time_ns,
+                },
+            );
+        }
+        Ok((n > 0).then_some(e))
+    }
+
     fn histogram(&mut self, buckets: &Buckets) -> Result<Histogram, DecodeError> {
         let counts = (0..=buckets.bounds().len())
             .map(|_| self.varint())
@@ -423,6 +561,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -451,6 +590,136 @@ mod props {
         }
         s.add_series(m.iter());
         s.encode()
+    }
+
+    /// Requests with a trace id (`Some(n)`: 16 bytes of `n`, 0 has none)
+    /// and a time.
+    fn traced_state(reqs: &[(LabelSet, f64, u8, u64)]) -> SharedState {
+        let b = Buckets::default();
+        let mut s = SharedState::new(b.clone());
+        for (l, d, t, ns) in reqs {
+            match TraceId::from_bytes([*t; 16]) {
+                Some(id) => s.observe_with_exemplar(l.clone(), *d, None, id, *ns),
+                None => s.observe(l.clone(), *d, None),
+            }
+        }
+        s
+    }
+
+    fn arb_traced() -> impl Strategy<Value = Vec<(LabelSet, f64, u8, u64)>> {
+        prop::collection::vec((arb_labels(), 0.0f64..20.0, 0u8..4, any::<u64>()), 0..40)
+    }
+
+    proptest! {
+        /// States with exemplars round-trip; merging parts in either order
+        /// gives the state of all requests (latest per bucket commutes).
+        #[test]
+        fn exemplar_states_round_trip_and_merge(reqs in arb_traced(), split in any::<prop::sample::Index>()) {
+            let b = Buckets::default();
+            let all = traced_state(&reqs);
+            let bytes = all.encode();
+            let back = SharedState::decode(&bytes, &b).unwrap();
+            prop_assert_eq!(&back, &all);
+            prop_assert_eq!(back.encode(), bytes.clone());
+            let has = reqs.iter().any(|r| r.2 != 0);
+            prop_assert_eq!(bytes[4], if has { VERSION_EXEMPLARS } else { VERSION });
+            let at = split.index(reqs.len() + 1);
+            let (x, y) = (traced_state(&reqs[..at]), traced_state(&reqs[at..]));
+            let mut xy = x.clone();
+            xy.merge(&y);
+            let mut yx = y;
+            yx.merge(&x);
+            prop_assert_eq!(xy.encode(), yx.encode());
+            prop_assert_eq!(xy.encode(), bytes);
+        }
+
+        /// Every exemplar sits in the bucket its value falls in, and the
+        /// latest time of a series is its `_total` exemplar's.
+        #[test]
+        fn exemplars_are_in_their_bucket(reqs in arb_traced()) {
+            let b = Buckets::default();
+            let s = traced_state(&reqs);
+            for (l, series) in s.series() {
+                let Some(x) = s.exemplars(l) else { continue };
+                for (i, e) in x.iter() {
+                    prop_assert_eq!(bucket_index(&b, e.value), i);
+                    prop_assert!(series.duration.counts()[i] > 0);
+                }
+                let latest = reqs.iter().filter(|r| &r.0 == l && r.2 != 0).map(|r| r.3).max();
+                prop_assert_eq!(x.latest().map(|e| e.time_ns), latest);
+            }
+        }
+
+        /// Damaged exemplar states never panic, and what still decodes
+        /// re-encodes stably.
+        #[test]
+        fn mutated_exemplar_states_never_panic(
+            reqs in arb_traced(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let b = Buckets::default();
+            let mut bytes = traced_state(&reqs).encode();
+            for (i, v) in &flips {
+                let at = i.index(bytes.len());
+                bytes[at] ^= v | 1;
+            }
+            if let Ok(s) = SharedState::decode(&bytes, &b) {
+                let again = s.encode();
+                prop_assert!(again.len() <= bytes.len());
+                prop_assert_eq!(SharedState::decode(&again, &b).unwrap(), s);
+            }
+        }
+    }
+
+    /// Exemplar slots a module could not have written are refused.
+    #[test]
+    fn inconsistent_exemplars_are_refused() {
+        let b = Buckets::new(vec![0.1, 1.0]).unwrap();
+        let l = LabelSet::new("GET", 200, "/a".into(), "s".into(), "http");
+        let mut s = SharedState::new(b.clone());
+        s.observe_with_exemplar(
+            l.clone(),
+            0.5,
+            None,
+            TraceId::from_bytes([7; 16]).unwrap(),
+            9,
+        );
+        let good = s.encode();
+        assert_eq!(SharedState::decode(&good, &b).unwrap(), s);
+        // The exemplar section: count 1, slot 1, 16 id bytes, f64, varint 9.
+        let tail = good.len() - 1 - 8 - 16 - 1 - 1;
+        assert_eq!(&good[tail..tail + 2], &[1, 1]);
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = good.clone();
+            f(&mut v);
+            SharedState::decode(&v, &b)
+        };
+        let bad = Err(DecodeError::BadExemplar);
+        assert_eq!(with(&|v| v[tail + 1] = 0), bad, "slot with no count");
+        assert_eq!(with(&|v| v[tail + 1] = 2), bad, "slot with no count");
+        assert_eq!(
+            with(&|v| v[tail + 2..tail + 18].fill(0)),
+            bad,
+            "zero trace id"
+        );
+        assert_eq!(
+            with(&|v| v[tail + 18..tail + 26].copy_from_slice(&0.05f64.to_le_bytes())),
+            bad,
+            "value of another bucket"
+        );
+        assert_eq!(
+            with(&|v| v[tail + 18..tail + 26].copy_from_slice(&(-0.0f64).to_le_bytes())),
+            bad
+        );
+        assert_eq!(
+            with(&|v| v[tail] = 4),
+            Err(DecodeError::TooLarge("exemplar slots")),
+            "more slots than buckets"
+        );
+        // A version-2 reader's view: the same bytes under version 2 have
+        // trailing data, never a silent misread.
+        assert_eq!(with(&|v| v[4] = VERSION), Err(DecodeError::TrailingBytes));
+        assert_eq!(with(&|v| v[4] = 4), Err(DecodeError::UnsupportedVersion(4)));
     }
 
     proptest! {
