@@ -33,6 +33,10 @@ pub const LOGS_USAGE: &str = "usage: uwsgi-red logs <file|-> [--format auto|uwsg
   declared, a note on stderr says how many request times were read as %(D)s. A request
   time of another shape (a decimal under D or M, an integer under L) is never guessed:
   its line carries uwsgi_red.log.duration_error and no duration, and the exit is 1.
+  uWSGI lines in the documented queue-time log-format (... tmicros=%(tmicros)
+  x_request_start=%(var.HTTP_X_REQUEST_START)) also get uwsgi_red.queue.duration (seconds,
+  request start minus the proxy's X-Request-Start, clamped at 0) or uwsgi_red.queue.error
+  (missing | unparsable | skewed); a note on stderr counts them.
   Exit 1 when no line at all is recognised, on a refused --config, or on such a line.";
 
 pub const STATSD_USAGE: &str = "usage: uwsgi-red statsd <file|-> [--config <file>]
@@ -195,6 +199,9 @@ pub fn logs(args: &[String]) -> Result<String, Failure> {
             sum.gunicorn_times,
             field.describe()
         );
+    }
+    if let Some(note) = sum.queue_note() {
+        eprintln!("uwsgi-red: logs: {path}: note: {note}");
     }
     if let Some((line, why)) = sum.first_unread {
         // The JSON lines are still the answer; the exit status says that

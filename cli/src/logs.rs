@@ -4,7 +4,10 @@
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use otel_processor::logs::{annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED};
+use otel_processor::logs::{
+    annotate_record, ATTR_DURATION_ERROR, ATTR_FORMAT, ATTR_PARSED, ATTR_QUEUE_DURATION,
+    ATTR_QUEUE_ERROR,
+};
 use otel_processor::OtelProcessorConfig;
 use serde_json::{Map, Value};
 use uwsgi_red_core::red::RouteNormalizer;
@@ -97,6 +100,26 @@ pub struct Summary {
     pub unread_times: usize,
     /// The first of those: its line number (1-based) and the reason.
     pub first_unread: Option<(usize, String)>,
+    /// Lines with `uwsgi_red.queue.duration`.
+    pub queue_times: usize,
+    /// Lines with `uwsgi_red.queue.error`, per value (`missing`,
+    /// `unparsable`, `skewed`), in that order.
+    pub queue_errors: [usize; 3],
+}
+
+impl Summary {
+    /// The stderr note on queue times, when any line logs a request start.
+    pub fn queue_note(&self) -> Option<String> {
+        let [missing, unparsable, skewed] = self.queue_errors;
+        let without = missing.saturating_add(unparsable).saturating_add(skewed);
+        (self.queue_times > 0 || without > 0).then(|| {
+            format!(
+                "queue time on {} line(s); none on {without} (stamp missing {missing}, \
+unparsable {unparsable}, skewed {skewed})",
+                self.queue_times
+            )
+        })
+    }
 }
 
 /// One JSON line per non-empty input line, and what was found, under the
@@ -113,6 +136,18 @@ pub fn annotate(cfg: &OtelProcessorConfig, text: &str, format: Format) -> (Strin
         let (v, ok) = annotate_line(cfg, &routes, line, format);
         if ok {
             sum.parsed += 1;
+            if v.get(ATTR_QUEUE_DURATION).is_some() {
+                sum.queue_times += 1;
+            }
+            let slot = match v.get(ATTR_QUEUE_ERROR).and_then(Value::as_str) {
+                Some("missing") => sum.queue_errors.get_mut(0),
+                Some("unparsable") => sum.queue_errors.get_mut(1),
+                Some("skewed") => sum.queue_errors.get_mut(2),
+                _ => None,
+            };
+            if let Some(n) = slot {
+                *n += 1;
+            }
             let gunicorn_timed = v
                 .get(ATTR_FORMAT)
                 .and_then(Value::as_str)

@@ -309,6 +309,53 @@ fn logs_gunicorn_lines_exact() {
     );
 }
 
+/// The documented queue-time log-format, captured from uWSGI: every line
+/// gets exactly one of the two queue attributes, and stderr counts them.
+#[test]
+fn logs_uwsgi_queue_attribute_per_line() {
+    let (code, out, err) = run(&["logs", &vector("uwsgi_reqlog_queue.log")], b"");
+    assert_eq!(code, 0);
+    assert_eq!(
+        err,
+        format!(
+            "uwsgi-red: logs: {}: note: queue time on 3 line(s); none on 5 \
+(stamp missing 3, unparsable 1, skewed 1)\n",
+            vector("uwsgi_reqlog_queue.log")
+        )
+    );
+    let got: Vec<(String, serde_json::Value, serde_json::Value)> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["url.path"].as_str().unwrap().to_string(),
+                v["uwsgi_red.queue.duration"].clone(),
+                v["uwsgi_red.queue.error"].clone(),
+            )
+        })
+        .collect();
+    use serde_json::json as j;
+    assert_eq!(
+        got,
+        [
+            ("/a".into(), j!(null), j!("missing")),
+            ("/b".into(), j!(0.018778), j!(null)),
+            ("/c".into(), j!(0.006217), j!(null)),
+            ("/d".into(), j!(0.005417), j!(null)),
+            ("/e".into(), j!(null), j!("unparsable")),
+            ("/f".into(), j!(null), j!("skewed")),
+            ("/g".into(), j!(null), j!("missing")),
+            ("/h".into(), j!(null), j!("missing")),
+        ]
+    );
+    // No user: `(-)` is not a user name.
+    assert!(!out.contains("enduser.id"), "{out}");
+    // A line without the queue fields carries neither attribute, and no note.
+    let (code, out, err) = run(&["logs", &vector("uwsgi_reqlog_http_socket.log")], b"");
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(!out.contains("uwsgi_red.queue"), "{out}");
+}
+
 #[test]
 fn logs_uwsgi_line_and_unrecognised_line() {
     let text = "*** Starting uWSGI 2.0.30 ***\n\

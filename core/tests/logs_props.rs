@@ -75,3 +75,46 @@ proptest! {
         }
     }
 }
+
+const UWSGI_QUEUE: &str = "[pid: 4329|app: -|req: -/-] 127.0.0.1 (-) {26 vars in 297 bytes} [Mon Dec  7 14:13:41 2026] GET /b?x=1 => generated 3 bytes in 86 micros (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any stamp text after the queue fields: the line still parses with
+    /// every uWSGI field intact, the stamp is exactly the logged text, and
+    /// a queue time is reported only when the stamp reads as a time not
+    /// later than the start beyond the tolerance.
+    #[test]
+    fn queue_fields_any_stamp(start in any::<u64>(), stamp in "\\PC{0,40}|t=[0-9]{9,21}(\\.[0-9]{0,8})?") {
+        use uwsgi_red_core::logs::{time, QueueError, QUEUE_SKEW_TOLERANCE_US};
+        let line = format!("{UWSGI_QUEUE} tmicros={start} x_request_start={stamp}");
+        let r = parse_line(&line).expect("parsed");
+        prop_assert_eq!((r.path, r.status, r.duration_us, r.core), ("/b", 200, Some(86), Some(0)));
+        prop_assert_eq!(r.start_us, Some(start));
+        let logged = Some(stamp.as_str()).filter(|s| !s.is_empty() && *s != "-");
+        prop_assert_eq!(r.request_start, logged);
+        let q = r.queue_micros().expect("start logged");
+        match (logged, logged.and_then(time::parse_request_start)) {
+            (None, _) => prop_assert_eq!(q, Err(QueueError::Missing)),
+            (Some(_), None) => prop_assert_eq!(q, Err(QueueError::Unparsable)),
+            (Some(_), Some(s)) if s <= start => prop_assert_eq!(q, Ok(start - s)),
+            (Some(_), Some(s)) if s - start <= QUEUE_SKEW_TOLERANCE_US => prop_assert_eq!(q, Ok(0)),
+            (Some(_), Some(_)) => prop_assert_eq!(q, Err(QueueError::Skewed)),
+        }
+    }
+
+    /// A stamp printed from µs in each unit the agents accept reads back
+    /// to those µs (truncated to the unit's resolution).
+    #[test]
+    fn stamp_units_round_trip(us in 1_000_000_000_000_000u64..99_999_999_999_999_999) {
+        use uwsgi_red_core::logs::time::parse_request_start;
+        let (s, frac) = (us / 1_000_000, us % 1_000_000);
+        prop_assert_eq!(parse_request_start(&format!("t={us}")), Some(us));
+        prop_assert_eq!(parse_request_start(&format!("{s}.{frac:06}")), Some(us));
+        prop_assert_eq!(parse_request_start(&format!("t={s}.{:03}", frac / 1000)), Some(us - us % 1000));
+        prop_assert_eq!(parse_request_start(&format!("{}", us / 1000)), Some(us - us % 1000));
+        let ns = u128::from(us) * 1000 + 999;
+        prop_assert_eq!(parse_request_start(&format!("t={ns}")), (ns <= u128::from(u64::MAX)).then_some(us));
+    }
+}

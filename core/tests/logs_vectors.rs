@@ -239,3 +239,62 @@ fn near_misses_are_unparsed() {
         (Some(1234), None, None, Some(3), 201)
     );
 }
+
+/// The documented queue-time `log-format`, captured from uWSGI 2.0.30 with
+/// curl sending each kind of `X-Request-Start` (SOURCES.md).
+#[test]
+fn uwsgi_queue_format_every_line() {
+    use uwsgi_red_core::logs::QueueError;
+    let all = lines("uwsgi_reqlog_queue.log");
+    let got: Vec<_> = all
+        .iter()
+        .map(|l| {
+            let r = parse_line(l).unwrap_or_else(|| panic!("unparsed: {l}"));
+            assert_eq!(
+                (r.format, r.remote_user, r.app),
+                (LogFormat::Uwsgi, None, None)
+            );
+            assert_eq!((r.worker_requests, r.total_requests), (None, None));
+            (
+                r.path,
+                r.start_us.unwrap() % 1_000_000,
+                r.queue_micros().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/a", 111_016, Err(QueueError::Missing)),
+            // t=1796652821099032 (µs)
+            ("/b", 117_810, Ok(18_778)),
+            // t=1796652821.119 (nginx ${msec} shape)
+            ("/c", 125_217, Ok(6_217)),
+            // bare milliseconds
+            ("/d", 132_417, Ok(5_417)),
+            // a header that mimics uWSGI's own text
+            ("/e", 138_647, Err(QueueError::Unparsable)),
+            // 5 s in the future
+            ("/f", 146_805, Err(QueueError::Skewed)),
+            // empty header: uWSGI prints `-`
+            ("/g", 153_584, Err(QueueError::Missing)),
+            ("/h", 160_014, Err(QueueError::Missing)),
+        ]
+    );
+    let e = uwsgi::parse(&all[4]).unwrap();
+    assert_eq!(
+        (e.request_start, e.duration_us, e.status, e.core),
+        (
+            Some("garbage here => generated 1 bytes"),
+            Some(71),
+            200,
+            Some(0)
+        )
+    );
+    let b = uwsgi::parse(&all[1]).unwrap();
+    assert_eq!((b.path, b.query), ("/b", Some("x=1")));
+    assert_eq!(b.queue_seconds(), Some(Ok(0.018778)));
+    // The default format (no tmicros) has no queue to report.
+    let plain = lines("uwsgi_reqlog_http_socket.log");
+    assert_eq!(uwsgi::parse(&plain[0]).unwrap().queue_micros(), None);
+}

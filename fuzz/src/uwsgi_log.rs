@@ -1,10 +1,12 @@
 //! uWSGI request-log lines. Raw input (first byte even): parsing never
 //! panics and every field borrows from the line. Structured input (odd):
 //! a line printed from generated fields, Unicode included, parses back to
-//! exactly those fields (round trip).
+//! exactly those fields (round trip), with or without the queue-time fields
+//! (`tmicros=`, `x_request_start=` with any text), whose queue time agrees
+//! with `time::queue_micros` of exactly the logged stamp.
 
 use arbitrary::{Result, Unstructured};
-use uwsgi_red_core::logs::{parse_line, uwsgi, LogFormat};
+use uwsgi_red_core::logs::{parse_line, time, uwsgi, LogFormat};
 
 use crate::text::field;
 
@@ -32,6 +34,14 @@ fn raw(line: &str) {
             None => r.path.to_string(),
         };
         assert_eq!(joined, r.target);
+        if let Some(stamp) = r.request_start {
+            assert!(line.contains(stamp) && r.start_us.is_some());
+        }
+        match (r.start_us, r.queue_micros()) {
+            (None, None) => {}
+            (Some(s), Some(q)) => assert_eq!(q, time::queue_micros(s, r.request_start)),
+            other => panic!("start and queue disagree: {other:?}"),
+        }
     }
     // The format sniffing of the processor agrees with the direct parser.
     if let Some(r) = r {
@@ -68,22 +78,46 @@ fn structured(u: &mut Unstructured<'_>) -> Result<()> {
         u.arbitrary()?,
         u.arbitrary()?,
     );
+    let queue: Option<(u64, String)> = if u.arbitrary()? {
+        let stamp = if u.arbitrary()? {
+            format!("t={}", u.arbitrary::<u64>()?)
+        } else {
+            field(u, 40, &[])?
+        };
+        Some((u.arbitrary()?, stamp))
+    } else {
+        None
+    };
     let dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let line = format!(
         "[pid: {pid}|app: {}|req: {}/{}] {addr} ({user}) {{{vars} vars in {vars_bytes} bytes}} [{time}] \
 {method} {target} => generated {bytes} bytes in {dur} {} ({proto} {status}) {headers} headers in \
-{headers_bytes} bytes ({switches} switches on core {core})\n",
+{headers_bytes} bytes ({switches} switches on core {core}){}\n",
         app.map_or("-".to_string(), |a| a.to_string()),
         dash(wr),
         dash(tr),
         if micros { "micros" } else { "msecs" },
+        queue
+            .as_ref()
+            .map_or(String::new(), |(t, s)| format!(" tmicros={t} x_request_start={s}")),
     );
     let r = uwsgi::parse(&line).unwrap_or_else(|| panic!("not parsed: {line:?}"));
     assert_eq!(r.pid, Some(pid));
     assert_eq!(r.app, app);
     assert_eq!((r.worker_requests, r.total_requests), (wr, tr));
     assert_eq!(r.remote_addr, addr);
-    assert_eq!(r.remote_user, Some(user.as_str()).filter(|u| !u.is_empty()));
+    assert_eq!(
+        r.remote_user,
+        Some(user.as_str()).filter(|u| !u.is_empty() && *u != "-")
+    );
+    match &queue {
+        Some((t, s)) => {
+            let logged = Some(s.trim_end_matches(['\r', '\n']))
+                .filter(|s| !s.is_empty() && *s != "-");
+            assert_eq!((r.start_us, r.request_start), (Some(*t), logged));
+        }
+        None => assert_eq!((r.start_us, r.request_start), (None, None)),
+    }
     assert_eq!((r.vars, r.vars_bytes), (Some(vars), Some(vars_bytes)));
     assert_eq!(r.time, time);
     assert_eq!((r.method, r.target), (method.as_str(), target.as_str()));

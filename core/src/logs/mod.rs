@@ -19,6 +19,7 @@ pub mod uwsgi;
 
 pub use gunicorn::DurationField;
 pub use record::{LogFormat, RequestRecord};
+pub use time::{QueueError, QUEUE_SKEW_TOLERANCE_US};
 
 /// Tries every known format. uWSGI first: its lines carry a fixed `[pid: `
 /// marker, so it rejects foreign lines fastest.

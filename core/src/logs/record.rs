@@ -73,6 +73,13 @@ pub struct RequestRecord<'a> {
     pub headers: Option<u32>,
     pub headers_bytes: Option<u64>,
     pub switches: Option<u64>,
+    /// uWSGI `%(tmicros)` of the documented queue-time format: the
+    /// request start (after `accept()`), µs since the epoch.
+    pub start_us: Option<u64>,
+    /// The proxy's `X-Request-Start` as logged next to `start_us`; `None`
+    /// when the log says `-` (uWSGI prints that for an absent or empty
+    /// header) or has no such field.
+    pub request_start: Option<&'a str>,
 }
 
 impl<'a> RequestRecord<'a> {
@@ -106,11 +113,26 @@ impl<'a> RequestRecord<'a> {
             headers: None,
             headers_bytes: None,
             switches: None,
+            start_us: None,
+            request_start: None,
         }
     }
 
     pub fn duration_seconds(&self) -> Option<f64> {
         self.duration_us.map(|us| us as f64 / 1e6)
+    }
+
+    /// Queue time in µs (request start minus the proxy stamp, see
+    /// [`super::time::queue_micros`]), or why there is none; `None` for a
+    /// line that logs no request start (then there is nothing to report).
+    pub fn queue_micros(&self) -> Option<Result<u64, super::time::QueueError>> {
+        let start = self.start_us?;
+        Some(super::time::queue_micros(start, self.request_start))
+    }
+
+    /// [`Self::queue_micros`] in seconds.
+    pub fn queue_seconds(&self) -> Option<Result<f64, super::time::QueueError>> {
+        self.queue_micros().map(|q| q.map(|us| us as f64 / 1e6))
     }
 
     /// `HTTP/1.1` -> `1.1`, as OpenTelemetry's `network.protocol.version`.

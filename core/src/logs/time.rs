@@ -4,6 +4,108 @@
 //! bytes matched against a fixed shape, never sliced by offset: a zone such
 //! as `+0é0` (multibyte characters where digits belong) is malformed, not a
 //! panic.
+//!
+//! Also the proxy's request stamp (`X-Request-Start`) and the queue time
+//! derived from it: see [`parse_request_start`] and [`queue_micros`].
+
+/// How far a proxy stamp may lie *after* the app's request start and still
+/// be read as "no queue" (0) rather than as clock skew. The proxy and the
+/// app read different clocks when they run on different hosts: NTP keeps
+/// hosts of one network within about a millisecond (a few in clouds), and a
+/// queue shorter than this is below anything a queue-time panel resolves.
+/// A stamp later than the start by more is `Skewed`: counted, never read
+/// as a queue time. (On one host the stamp always comes first.)
+pub const QUEUE_SKEW_TOLERANCE_US: u64 = 10_000;
+
+/// Why a request with a known start has no queue time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueError {
+    /// No stamp (`-`, the header was absent or empty).
+    Missing,
+    /// A stamp that is no time since the epoch in s, ms, µs or ns.
+    Unparsable,
+    /// A stamp later than the request start by more than
+    /// [`QUEUE_SKEW_TOLERANCE_US`]: the clocks disagree.
+    Skewed,
+}
+
+impl QueueError {
+    /// The value of `uwsgi_red.queue.error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueError::Missing => "missing",
+            QueueError::Unparsable => "unparsable",
+            QueueError::Skewed => "skewed",
+        }
+    }
+}
+
+/// An `X-Request-Start` value to µs since the epoch, the way the APM agents
+/// read it (New Relic, Scout, Judoscale): an optional `t=`, then a number
+/// of seconds, milliseconds, microseconds or nanoseconds since the epoch,
+/// with an optional fraction (nginx `t=${msec}` prints `1700000000.123`).
+/// The unit is told apart by the number of integer digits, i.e. by
+/// magnitude: 10-11 digits seconds, 13-14 ms, 16-17 µs, 19-20 ns (each
+/// range covers 2001-09-09 to year 5138). Anything else, a leading zero, a
+/// sign, an exponent, a second number, is `None`: a stamp that fits no unit
+/// is not guessed at. A fraction finer than a µs is truncated.
+pub fn parse_request_start(s: &str) -> Option<u64> {
+    let s = s.trim_matches([' ', '\t']);
+    let s = s.strip_prefix("t=").unwrap_or(s);
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    if int.starts_with('0') {
+        return None;
+    }
+    // µs per unit, as a power of ten; ns divide by 1000 below.
+    let (scale_exp, ns) = match int.len() {
+        10 | 11 => (6u32, false),
+        13 | 14 => (3, false),
+        16 | 17 => (0, false),
+        19 | 20 => (0, true),
+        _ => return None,
+    };
+    let whole = super::digits::<u64>(int)?;
+    let frac_us = match frac {
+        None => 0,
+        Some(f) => {
+            if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Only the digits above a µs count; the rest is truncated.
+            let keep = usize::try_from(scale_exp).ok()?.min(f.len());
+            let kept = f.get(..keep)?;
+            let pad = scale_exp.checked_sub(u32::try_from(keep).ok()?)?;
+            if kept.is_empty() {
+                0
+            } else {
+                super::digits::<u64>(kept)?.checked_mul(10u64.checked_pow(pad)?)?
+            }
+        }
+    };
+    let us = if ns {
+        whole.checked_div(1000)?
+    } else {
+        whole.checked_mul(10u64.checked_pow(scale_exp)?)?
+    };
+    us.checked_add(frac_us)
+}
+
+/// Queue time in µs: the app's request start (`start_us`, µs since the
+/// epoch) minus the proxy stamp `stamp` (`None` when the log has none).
+/// A stamp at most [`QUEUE_SKEW_TOLERANCE_US`] after the start gives 0;
+/// later than that it is [`QueueError::Skewed`].
+pub fn queue_micros(start_us: u64, stamp: Option<&str>) -> Result<u64, QueueError> {
+    let stamp = stamp.ok_or(QueueError::Missing)?;
+    let stamp_us = parse_request_start(stamp).ok_or(QueueError::Unparsable)?;
+    match start_us.checked_sub(stamp_us) {
+        Some(q) => Ok(q),
+        None if stamp_us.saturating_sub(start_us) <= QUEUE_SKEW_TOLERANCE_US => Ok(0),
+        None => Err(QueueError::Skewed),
+    }
+}
 
 /// gunicorn `%(t)s`: `[22/Nov/2026:04:12:31 +0000]` (brackets optional) to
 /// Unix nanoseconds. `None` for anything malformed or before 1970.
@@ -109,6 +211,87 @@ mod tests {
                 (200, t.as_str(), None)
             );
         }
+    }
+
+    #[test]
+    fn request_start_units_by_magnitude() {
+        let us = 1_700_000_000_123_456u64;
+        for (s, want) in [
+            ("t=1700000000123456", Some(us)),
+            ("1700000000123456", Some(us)),
+            (" t=1700000000123456 ", Some(us)),
+            ("t=1700000000.123456", Some(us)),
+            ("t=1700000000.123", Some(us - 456)),
+            ("t=1700000000.1234567", Some(us)),
+            ("t=1700000000", Some(us - 123_456)),
+            ("1700000000123", Some(us - 456)),
+            ("t=1700000000123.456", Some(us)),
+            ("t=1700000000123456.9", Some(us)),
+            ("1700000000123456789", Some(us)),
+            ("t=1700000000123456789", Some(us)),
+            // Year 5138 edges: 11 digits of s, 14 of ms, 17 of µs, 20 of ns.
+            ("99999999999", Some(99_999_999_999_000_000)),
+            ("99999999999999", Some(99_999_999_999_999_000)),
+            ("99999999999999999", Some(99_999_999_999_999_999)),
+            ("18446744073709551615", Some(18_446_744_073_709_551)),
+        ] {
+            assert_eq!(parse_request_start(s), want, "{s}");
+        }
+        for bad in [
+            "",
+            "-",
+            "t=",
+            "t=abc",
+            "t=170000000",
+            "t=170000000012",
+            "t=170000000012345",
+            "t=170000000012345678",
+            "t=123456789012345678901",
+            "t=0700000000",
+            "t=1700000000.",
+            "t=.5",
+            "t=1700000000.1x",
+            "t=-1700000000",
+            "t=+1700000000",
+            "t=1.7e9",
+            "t=1700000000 t=1700000001",
+            "t=1700000000123456, D=12",
+            "T=1700000000",
+            "t=1700000000,5",
+            "99999999999999999999",
+            "t=1700000000.12é",
+            "t=17000000€0",
+        ] {
+            assert_eq!(parse_request_start(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn queue_is_start_minus_stamp_clamped_within_tolerance() {
+        let start = 1_700_000_000_500_000u64;
+        assert_eq!(queue_micros(start, Some("t=1700000000350000")), Ok(150_000));
+        assert_eq!(queue_micros(start, Some("t=1700000000.350")), Ok(150_000));
+        assert_eq!(queue_micros(start, Some("1700000000350")), Ok(150_000));
+        assert_eq!(queue_micros(start, Some("t=1700000000500000")), Ok(0));
+        let edge = start + QUEUE_SKEW_TOLERANCE_US;
+        assert_eq!(queue_micros(start, Some(&format!("t={edge}"))), Ok(0));
+        assert_eq!(
+            queue_micros(start, Some(&format!("t={}", edge + 1))),
+            Err(QueueError::Skewed)
+        );
+        assert_eq!(queue_micros(start, None), Err(QueueError::Missing));
+        assert_eq!(
+            queue_micros(start, Some("soon")),
+            Err(QueueError::Unparsable)
+        );
+        assert_eq!(
+            queue_micros(0, Some("t=1700000000")),
+            Err(QueueError::Skewed)
+        );
+        assert_eq!(
+            queue_micros(u64::MAX, Some("t=1700000000")),
+            Ok(u64::MAX - 1_700_000_000_000_000)
+        );
     }
 
     #[test]

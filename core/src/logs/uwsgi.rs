@@ -6,11 +6,21 @@
 //!
 //! `--log-micros` logs `in N micros` instead of `msecs`. A logger prefix
 //! before `[pid: ` (e.g. a custom date) is skipped.
+//!
+//! The documented queue-time format (`log-format`, README of the Collector
+//! example) is the same line with `app: -|req: -/-`, `in N micros`, `(-)`
+//! for no user, and two fields appended:
+//! ` tmicros=<request start, µs since the epoch> x_request_start=<stamp or ->`.
+//! The stamp is the rest of the line (a header value may hold spaces and
+//! any text, ` => generated ` included), so the fields are found by the
+//! *first* `) tmicros=<digits> x_request_start=`: everything before it is
+//! uWSGI's own text, in which a request target holds no space.
 
 use super::{digits, method, status, LogFormat, RequestRecord};
 
 pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     let line = line.trim_end_matches(['\r', '\n']);
+    let (line, queue) = split_queue_fields(line);
     let (_prefix, rest) = line.split_once("[pid: ")?;
 
     // [pid: P|app: A|req: W/T]
@@ -55,7 +65,7 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     r.duration_us = Some(duration_us);
     r.response_bytes = Some(digits(bytes)?);
     r.remote_addr = remote_addr;
-    r.remote_user = Some(user).filter(|u| !u.is_empty());
+    r.remote_user = Some(user).filter(|u| !u.is_empty() && *u != "-");
     r.time = time;
     r.pid = Some(pid);
     r.app = app;
@@ -67,7 +77,42 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     r.headers_bytes = Some(digits(headers_bytes)?);
     r.switches = Some(digits(switches)?);
     r.core = Some(digits(core)?);
+    if let Some((start_us, stamp)) = queue {
+        r.start_us = Some(start_us);
+        r.request_start = Some(stamp).filter(|s| !s.is_empty() && *s != "-");
+    }
     Some(r)
+}
+
+/// The line without the queue-time fields, and their values (request start
+/// in µs, raw stamp) when the first `) tmicros=<digits> x_request_start=`
+/// is there. Each candidate scans only its own digit run (a candidate
+/// starts with `)`, no digit), so the search is linear in the line.
+fn split_queue_fields(line: &str) -> (&str, Option<(u64, &str)>) {
+    const MARK: &str = ") tmicros=";
+    const STAMP: &str = " x_request_start=";
+    for (i, _) in line.match_indices(MARK) {
+        let Some((head, after)) = line.split_at_checked(i) else {
+            continue;
+        };
+        let Some(after) = after.strip_prefix(MARK) else {
+            continue;
+        };
+        let end = after
+            .bytes()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(after.len());
+        let Some((micros, rest)) = after.split_at_checked(end) else {
+            continue;
+        };
+        let (Some(start), Some(stamp)) = (digits::<u64>(micros), rest.strip_prefix(STAMP)) else {
+            continue;
+        };
+        // Keep the `)` that closes uWSGI's own text.
+        let head = line.get(..head.len().saturating_add(1)).unwrap_or(head);
+        return (head, Some((start, stamp)));
+    }
+    (line, None)
 }
 
 /// uWSGI prints `-` (or -1) where it has no app or request number yet.

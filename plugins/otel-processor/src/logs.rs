@@ -25,6 +25,14 @@ pub const ATTR_FORMAT: &str = "uwsgi_red.log.format";
 /// read (never guessed), and this says why, naming the field and the value.
 pub const ATTR_DURATION_ERROR: &str = "uwsgi_red.log.duration_error";
 
+/// Queue time in seconds (double): the app's request start (uWSGI
+/// `tmicros`) minus the proxy's `X-Request-Start`, clamped at 0 within
+/// core's `QUEUE_SKEW_TOLERANCE_US`. Only on lines that log a request start.
+pub const ATTR_QUEUE_DURATION: &str = "uwsgi_red.queue.duration";
+/// Instead of the duration, why there is none: `missing` | `unparsable` |
+/// `skewed` (core's `QueueError`). Counted, never guessed.
+pub const ATTR_QUEUE_ERROR: &str = "uwsgi_red.queue.error";
+
 /// `true` on a record whose label set was refused by the series cap: its
 /// method, route and status code attributes are the overflow series'.
 pub const ATTR_OVERFLOW: &str = "uwsgi_red.series.overflow";
@@ -193,6 +201,11 @@ fn apply(rec: &mut LogRecord, r: &RequestRecord<'_>, format: &str, key: &SeriesK
     }
     if let Some(s) = r.duration_seconds() {
         set_attr(a, "http.server.request.duration", double_value(s));
+    }
+    match r.queue_seconds() {
+        Some(Ok(s)) => set_attr(a, ATTR_QUEUE_DURATION, double_value(s)),
+        Some(Err(e)) => set_attr(a, ATTR_QUEUE_ERROR, str_value(e.as_str())),
+        None => {}
     }
     if let Some(b) = r.response_bytes {
         set_attr(a, "http.response.body.size", int_value(b as i64));
