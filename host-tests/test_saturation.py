@@ -26,11 +26,11 @@ backlogs queues the same in both: printed). The oracle table is printed as
 `ORACLE` lines (and `BENCH` lines).
 """
 import http.client
+import json
 import re
 import subprocess
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -47,17 +47,16 @@ MIXED_CLIENTS = 6
 MIXED_PER_CLIENT = 30
 LISTEN = 8
 SPIKE_CLIENTS = 32
-SPIKE_PER_CLIENT = 2
-# Measured 1.5-1.9 (two runs of 64 requests, loaded 2-core machine).
-SPIKE_RATIO = 1.3
+SPIKE_PER_CLIENT = 1
+# Measured 3.8-4.1 (least_conn ~175 ms, the central-queue value; one uWSGI
+# 660-720 ms, the dropped handshakes' 1 s retransmissions on top).
+SPIKE_RATIO = 2.0
 # The documented uWSGI log format (plugins/otel-processor, core::logs).
 LOG_FORMAT = ("[pid: %(pid)|app: -|req: -/-] %(addr) (%(user)) {%(vars) vars in %(pktsize) bytes} "
               "[%(ctime)] %(method) %(uri) => generated %(rsize) bytes in %(micros) micros "
               "(%(proto) %(status)) %(headers) headers in %(hsize) bytes "
               "(%(switches) switches on core %(core)) tmicros=%(tmicros) "
               "x_request_start=%(var.HTTP_X_REQUEST_START)")
-LINE = re.compile(rb" (\S+) => generated \d+ bytes in (\d+) micros \(\S+ (\d{3})\) .*"
-                  rb" tmicros=(\d+) x_request_start=(\S+)$")
 ORACLE = []
 
 
@@ -77,25 +76,31 @@ def uwsgi(hosts, name, processes, http_port=None, listen=None):
     return up
 
 
-UWSGI_PARAMS = "\n".join(f"            uwsgi_param {k} {v};" for k, v in [
+UWSGI_PARAMS = [
     ("QUERY_STRING", "$query_string"), ("REQUEST_METHOD", "$request_method"),
     ("CONTENT_TYPE", "$content_type"), ("CONTENT_LENGTH", "$content_length"),
     ("REQUEST_URI", "$request_uri"), ("PATH_INFO", "$document_uri"),
     ("SERVER_PROTOCOL", "$server_protocol"), ("REMOTE_ADDR", "$remote_addr"),
-    ("REMOTE_PORT", "$remote_port"), ("SERVER_NAME", "$server_name"), ("SERVER_PORT", "$server_port"),
-    # The stamp a stock nginx can send: seconds since the epoch with
-    # milliseconds, the industry's X-Request-Start convention.
-    ("HTTP_X_REQUEST_START", '"t=${msec}"')])
+    ("REMOTE_PORT", "$remote_port"), ("SERVER_NAME", "$server_name"), ("SERVER_PORT", "$server_port")]
+# The stamp a stock nginx can send: seconds since the epoch with
+# milliseconds, the industry's X-Request-Start convention. (It would replace
+# red-filter's own stamp: one or the other per location.)
+STOCK_STAMP = ("HTTP_X_REQUEST_START", '"t=${msec}"')
 
 
 def nginx_conf(prefix, servers):
-    """One nginx worker; per server (service, listen port, backend ports, least_conn)
-    a red-filter instance in self mode whose `service` label names the setup."""
+    """One nginx worker; per server (service, listen port, backend ports,
+    least_conn, stamp) a red-filter instance in self mode whose `service`
+    label names the setup, with the `upstream` label; stamp "stock" sends
+    nginx's `t=${msec}`, "filter" red-filter's `request_start`."""
     blocks = []
-    for service, port, backends, least_conn in servers:
+    for service, port, backends, least_conn, stamp in servers:
         ups = "".join(f"        server 127.0.0.1:{p};\n" for p in backends)
-        red = ('{"service": "%s", "exposition": "self", "metrics_path": "/metrics", '
-               '"scrape_allow_cidrs": ["127.0.0.1/32"], "flush_interval_ms": 200}' % service)
+        red = json.dumps({"service": service, "exposition": "self", "metrics_path": "/metrics",
+                          "scrape_allow_cidrs": ["127.0.0.1/32"], "flush_interval_ms": 200,
+                          "upstream_label": True, "request_start": "replace" if stamp == "filter" else "off"})
+        params = UWSGI_PARAMS + ([STOCK_STAMP] if stamp == "stock" else [])
+        params = "\n".join(f"            uwsgi_param {k} {v};" for k, v in params)
         blocks.append(f"""
     upstream {service} {{
 {"        least_conn;" if least_conn else ""}
@@ -105,7 +110,7 @@ def nginx_conf(prefix, servers):
         access_log {prefix}/access.log oracle;
         proxy_wasm red '{red}';
         location / {{
-{UWSGI_PARAMS}
+{params}
             uwsgi_pass {service};
         }}
         location = /metrics {{
@@ -133,16 +138,19 @@ def stack(hosts):
     one = uwsgi(hosts, "one", 1, http_port=free_port())
     four = uwsgi(hosts, "four", 4, http_port=free_port(), listen=LISTEN)
     singles = [uwsgi(hosts, f"single{i}", 1, listen=LISTEN) for i in range(4)]
-    ports = {s: free_port() for s in ("w1", "w4", "lc4")}
-    servers = [("w1", ports["w1"], [one.port], False), ("w4", ports["w4"], [four.port], False),
-               ("lc4", ports["lc4"], [s.port for s in singles], True)]
+    ports = {s: free_port() for s in ("w1", "w1f", "w4", "lc4")}
+    servers = [("w1", ports["w1"], [one.port], False, "stock"),
+               ("w1f", ports["w1f"], [one.port], False, "filter"),
+               ("w4", ports["w4"], [four.port], False, "stock"),
+               ("lc4", ports["lc4"], [s.port for s in singles], True, "stock")]
     prefix = hosts.logdir / "ngx-prefix"
     prefix.mkdir(parents=True, exist_ok=True)
     ng = hosts.add(NginxWasm(hosts.logdir, "ngx", ports["w1"], nginx_conf(prefix, servers)))
     envoys = {}
     for name, up in (("e1", one), ("e4", four)):
         listen, admin = free_port(), free_port()
-        cfg = red_filter_config(listen, admin, up.http_port)
+        cfg = red_filter_config(listen, admin, up.http_port,
+                                plugin_config={"request_start": "replace", "upstream_label": True})
         envoys[name] = hosts.envoy(name, cfg, admin, listen_port=listen)
     ng.wait_loaded(1)
     yield {"one": one, "four": four, "singles": singles, "ng": ng, "ports": ports, "envoys": envoys,
@@ -217,45 +225,41 @@ def stats_of(up):
     return run, int(req), ups
 
 
-def stamp_us(raw):
-    """X-Request-Start `t=<epoch>` in s (nginx ${msec}), ms or µs, told apart
-    by magnitude like the agents that read it; None when absent."""
-    if not raw.startswith(b"t="):
-        return None
-    t = Decimal(raw[2:].decode())
-    digits = len(str(int(t)))
-    scale = 1 if digits >= 16 else 1000 if digits >= 13 else 1_000_000
-    return int(t * scale)
-
-
 class LogCursor:
-    """The request lines a uWSGI appends to its log after this point."""
+    """The request lines a uWSGI appends to its log after this point,
+    decoded by `uwsgi-red logs` (the otel-processor's own code): one dict of
+    attributes per line."""
 
     def __init__(self, up):
         self.path = Path(up.requests_log)
         self.offset = self.path.stat().st_size if self.path.exists() else 0
 
-    def lines(self, expect):
+    def records(self, expect):
         def read():
-            data = self.path.read_bytes()[self.offset:]
-            return [m for m in map(LINE.search, data.splitlines()) if m]
-        wait_for(lambda: len(read()) >= expect, timeout=10, what=f"{expect} log lines in {self.path.name}")
-        got = read()
-        assert len(got) == expect, (len(got), expect)
-        return got
+            return self.path.read_bytes()[self.offset:]
+        wait_for(lambda: read().count(b"\n") >= expect, timeout=10, what=f"{expect} log lines in {self.path.name}")
+        part = self.path.with_name(f"{self.path.name}.{self.offset}")
+        part.write_bytes(read())
+        p = subprocess.run([str(DIST / "uwsgi-red"), "logs", str(part), "--format", "uwsgi"],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        recs = [json.loads(line) for line in p.stdout.decode().splitlines()]
+        assert len(recs) == expect, (len(recs), expect)
+        assert all(r.get("uwsgi_red.log.parsed") is True for r in recs), recs[:3]
+        return recs
 
 
-def log_means(matches):
-    """(mean queue s, mean app s, requests without a usable stamp)."""
+def log_means(recs):
+    """(mean queue s, mean app s, lines without a queue time): the queue is
+    uWSGI's tmicros - X-Request-Start, the app time its `micros`."""
     queues, apps, missing = [], [], 0
-    for m in matches:
-        assert m.group(3) == b"200", m.group(0)
-        apps.append(int(m.group(2)) / 1e6)
-        s = stamp_us(m.group(5))
-        if s is None:
+    for r in recs:
+        assert r["http.response.status_code"] == 200, r
+        apps.append(r["http.server.request.duration"])
+        if "uwsgi_red.queue.duration" in r:
+            queues.append(r["uwsgi_red.queue.duration"])
+        else:
             missing += 1
-            continue
-        queues.append(max(0, int(m.group(4)) - s) / 1e6)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return mean(queues), mean(apps), missing
 
@@ -265,6 +269,21 @@ def nginx_totals(port, service):
     fams = parse_prometheus(get_text(f"http://127.0.0.1:{port}/metrics"))
     pick = lambda name: sum(v for n, lab, v in fams if n == name and lab.get("service") == service)  # noqa: E731
     return pick("uwsgi_red_request_duration_seconds_sum"), int(pick("uwsgi_red_request_duration_seconds_count"))
+
+
+def nginx_per_upstream(port, service):
+    """{upstream label: (request count, duration sum s)} of one service."""
+    out = {}
+    for n, lab, v in parse_prometheus(get_text(f"http://127.0.0.1:{port}/metrics")):
+        if lab.get("service") != service:
+            continue
+        c, t = out.get(lab.get("upstream"), (0, 0.0))
+        if n == "uwsgi_red_requests_total":
+            c += int(v)
+        elif n == "uwsgi_red_request_duration_seconds_sum":
+            t += v
+        out[lab.get("upstream")] = (c, t)
+    return out
 
 
 def envoy_totals(env):
@@ -289,7 +308,7 @@ def measure(ups, send, totals):
     d_req = [a[1] - b[1] for a, b in zip(after, before)]
     d_run = [a[0] - b[0] for a, b in zip(after, before)]
     assert sum(d_req) == n, (d_req, n)
-    lines = [c.lines(d) for c, d in zip(cursors, d_req)]
+    lines = [c.records(d) for c, d in zip(cursors, d_req)]
     queue_log, app_log, missing = log_means([m for ls in lines for m in ls])
     app_stats = sum(d_run) / n
     proxy_mean = (p1[0] - p0[0]) / n
@@ -321,12 +340,7 @@ def agree(m):
 
 # ---------------------------------------------------------------- tests
 
-def test_one_worker_nginx_queue_is_three_requests(stack):
-    """1 worker, 4 closed-loop clients on the 50 ms route, stock nginx stamp."""
-    port = stack["ports"]["w1"]
-    m = measure([stack["one"]], lambda: closed_loop(port, slow_plans()),
-                lambda: nginx_totals(port, "w1"))
-    report("nginx -> uWSGI 1 worker, 4 clients", "~150 ms", m)
+def one_worker_oracle(m):
     assert m["missing"] == 0
     assert near(m["app_log"], APP_S, 0.10), m
     assert near(m["app_stats"], APP_S, 0.10), m
@@ -335,16 +349,25 @@ def test_one_worker_nginx_queue_is_three_requests(stack):
     agree(m)
 
 
-def test_one_worker_envoy_stats_path(stack):
-    """The same through Envoy's red-filter (host mode): the stats path."""
+@pytest.mark.parametrize("server", ["w1", "w1f"])
+def test_one_worker_nginx_queue_is_three_requests(stack, server):
+    """1 worker, 4 closed-loop clients on the 50 ms route; the stamp from
+    stock nginx (`t=${msec}`) or from red-filter's `request_start`."""
+    port = stack["ports"][server]
+    m = measure([stack["one"]], lambda: closed_loop(port, slow_plans()),
+                lambda: nginx_totals(port, server))
+    stamp = {"w1": "stock t=${msec}", "w1f": "red-filter request_start"}[server]
+    report(f"nginx ({stamp}) -> uWSGI 1 worker, 4 clients", "~150 ms", m)
+    one_worker_oracle(m)
+
+
+def test_one_worker_envoy(stack):
+    """The same through Envoy's red-filter (host mode, `request_start`)."""
     env = stack["envoys"]["e1"]
     m = measure([stack["one"]], lambda: closed_loop(env.listen_port, slow_plans()),
                 lambda: envoy_totals(env))
-    report("envoy -> uWSGI 1 worker, 4 clients", "~150 ms", m)
-    assert m["missing"] == m["n"]  # Envoy sends no stamp unless red-filter adds one
-    assert near(m["app_log"], APP_S, 0.10), m
-    assert near(m["app_stats"], APP_S, 0.10), m
-    assert near(m["queue_stats"], 3 * APP_S, 0.15), m
+    report("envoy (red-filter request_start) -> uWSGI 1 worker, 4 clients", "~150 ms", m)
+    one_worker_oracle(m)
 
 
 def test_four_workers_no_queue(stack):
@@ -352,15 +375,16 @@ def test_four_workers_no_queue(stack):
     port = stack["ports"]["w4"]
     m = measure([stack["four"]], lambda: closed_loop(port, slow_plans()),
                 lambda: nginx_totals(port, "w4"))
-    report("nginx -> uWSGI 4 workers, 4 clients", "< 5 ms", m)
-    assert m["missing"] == 0
-    assert m["queue_log"] < 0.005, m
-    assert m["queue_stats"] < 0.005, m
+    report("nginx (stock t=${msec}) -> uWSGI 4 workers, 4 clients", "< 5 ms", m)
     env = stack["envoys"]["e4"]
-    m = measure([stack["four"]], lambda: closed_loop(env.listen_port, slow_plans()),
+    e = measure([stack["four"]], lambda: closed_loop(env.listen_port, slow_plans()),
                 lambda: envoy_totals(env))
-    report("envoy -> uWSGI 4 workers, 4 clients", "< 5 ms", m)
-    assert m["queue_stats"] < 0.005, m
+    report("envoy (red-filter request_start) -> uWSGI 4 workers, 4 clients", "< 5 ms", e)
+    for x in (m, e):
+        assert x["missing"] == 0
+        assert x["queue_log"] < 0.005, x
+        assert x["queue_stats"] < 0.005, x
+        assert near(x["app_stats"], APP_S, 0.10), x
 
 
 class AccessCursor:
@@ -399,21 +423,33 @@ def test_least_conn_backends_join_to_each_uwsgi(stack):
     its log agrees with its stats, and both paths agree on each setup's queue."""
     singles, ports = stack["singles"], stack["ports"]
     acc = AccessCursor(stack["access_log"])
+    label0 = nginx_per_upstream(ports["lc4"], "lc4")
     lc = measure(singles, lambda: closed_loop(ports["lc4"], mixed_plans()),
                  lambda: nginx_totals(ports["lc4"], "lc4"))
     per_addr = acc.per_upstream(ports["lc4"], lc["n"])
+    label1 = nginx_per_upstream(ports["lc4"], "lc4")
+    per_label = {u: (c - label0.get(u, (0, 0.0))[0], t - label0.get(u, (0, 0.0))[1])
+                 for u, (c, t) in label1.items()}
+    per_label = {u: ct for u, ct in per_label.items() if ct[0]}
     rows = []
     for s, (d_req, d_run, lines) in zip(singles, lc["per_backend"]):
         ups = stats_of(s)[2]
         # The join: the uWSGI's listen socket, spelled as nginx spells the backend.
         assert ups == [f"127.0.0.1:{s.port}"], ups
-        assert per_addr.get(ups[0]) == d_req, (ups, per_addr, d_req)
         assert d_req > 0
-        app_log = sum(int(m.group(2)) for m in lines) / 1e6 / d_req
+        assert per_addr.get(ups[0]) == d_req, (ups, per_addr, d_req)
+        count, dur = per_label[ups[0]]
+        assert count == d_req, (ups, per_label, d_req)
+        app_log = sum(r["http.server.request.duration"] for r in lines) / d_req
+        queue_log = sum(r["uwsgi_red.queue.duration"] for r in lines) / d_req
+        app_proxy = dur / count - queue_log
         app_stats = d_run / d_req
-        rows.append(f"{ups[0]} n={d_req} app via log {app_log * 1e3:.1f} ms via stats {app_stats * 1e3:.1f} ms")
+        rows.append(f"{ups[0]} n={d_req} app via log {app_log * 1e3:.1f} ms, via proxy-queue "
+                    f"{app_proxy * 1e3:.1f} ms, via stats {app_stats * 1e3:.1f} ms")
         assert near(app_log, app_stats, 0.10), rows[-1]
-    assert sum(per_addr.values()) == lc["n"]
+        assert near(app_proxy, app_stats, 0.10), rows[-1]
+    assert sum(per_addr.values()) == lc["n"] == sum(c for c, _ in per_label.values())
+    assert len(per_label) == len(singles), per_label
     acc = AccessCursor(stack["access_log"])
     one = measure([stack["four"]], lambda: closed_loop(ports["w4"], mixed_plans()),
                   lambda: nginx_totals(ports["w4"], "w4"))
@@ -432,11 +468,12 @@ def test_least_conn_backends_join_to_each_uwsgi(stack):
           f"stats {one['queue_stats'] / max(lc['queue_stats'], 1e-6):.2f}")
 
 def test_spike_one_uwsgi_overflows_its_listen_queue(stack):
-    """A burst of 32 clients at once, every instance with the same `--listen`
-    backlog (8): four instances queue 4 x (1 + 9) connections, one instance
+    """A burst of 32 requests at once, every instance with the same `--listen`
+    backlog (8): four instances hold 4 x (1 + 9) connections, one instance
     only 4 + 9, and the kernel drops the handshakes beyond that, which come
-    back a retransmission timeout later (1 s). That wait is queue time the
-    app never sees, and both paths show the one-uWSGI setup well above."""
+    back a retransmission timeout later (1 s). Without the overflow both
+    would wait the same (7 x 50 ms / 2 on average); with it the one-uWSGI
+    setup waits well above, time the app never sees, on both paths."""
     ports = stack["ports"]
     plans = slow_plans(SPIKE_CLIENTS, SPIKE_PER_CLIENT)
     lc = measure(stack["singles"], lambda: closed_loop(ports["lc4"], plans),
