@@ -368,6 +368,13 @@ def test_one_worker_envoy(stack):
                 lambda: envoy_totals(env))
     report("envoy (red-filter request_start) -> uWSGI 1 worker, 4 clients", "~150 ms", m)
     one_worker_oracle(m)
+    # Envoy's upstream label is one of the uWSGI's listen sockets as
+    # uwsgi_upstream_info spells them (its HTTP socket): the join holds.
+    fams = parse_prometheus(get_text(f"http://127.0.0.1:{env.admin_port}/stats/prometheus"))
+    labelled = {lab.get("upstream") for n, lab, v in fams if n == "uwsgi_red_requests_total" and v}
+    one = stack["one"]
+    assert labelled == {f"127.0.0.1:{one.http_port}"}, labelled
+    assert stats_of(one)[2] == sorted([f"127.0.0.1:{one.port}", f"127.0.0.1:{one.http_port}"])
 
 
 def test_four_workers_no_queue(stack):
