@@ -134,17 +134,21 @@ def lines_of(names):
 ulines = lines_of(["uwsgi_reqlog_http_socket.log", "uwsgi_reqlog_nginx_socket.log", "uwsgi_fulllog_logdate.log"])
 rnd.shuffle(ulines)
 write_corpus("uwsgi_log", [b"\x00" + l for l in ulines[:24]]
-             + [b"\x01" + rnd.randbytes(200) for _ in range(8)])
+             + [b"\x01" + rnd.randbytes(200) for _ in range(8)]
+             + [b"\x00" + l for l in lines_of(["uwsgi_reqlog_queue.log"])])
 write_dict("uwsgi_log", ["[pid: ", "|app: ", "|req: ", "] ", " (", ") {", " vars in ", " bytes} [",
                          " => generated ", " bytes in ", " msecs (", " micros (", "HTTP/1.1 ", ") ",
-                         " headers in ", " bytes (", " switches on core ", "-", "é", "€", "😀"])
+                         " headers in ", " bytes (", " switches on core ", "-", "é", "€", "😀",
+                         ") tmicros=", " x_request_start=", "t=", "."])
 
 glines = [b'127.0.0.1 - - [22/Nov/2026:04:12:31 +0\xc3\xa90] "GET / HTTP/1.1" 200 19 "-" "curl"',
            b'127.0.0.1 - - [22/Nov/2026:04:12:31 -\xf0\x9f\x98\x80] "GET / HTTP/1.1" 200 19 "-" "curl"']
 glines += lines_of(["gunicorn_access_default.log", "gunicorn_access_custom_M.log"])
-write_corpus("gunicorn_log", [b"\x00" + l for l in glines[:24]] + [b"\x01" + rnd.randbytes(200) for _ in range(8)])
+write_corpus("gunicorn_log", [b"\x00" + l for l in glines[:24]] + [b"\x01" + rnd.randbytes(200) for _ in range(8)]
+             + [b"\x00" + l for l in lines_of(["gunicorn_access_queue.log"])])
 write_dict("gunicorn_log", [" - - [", "/Nov/", ":04:12:31 ", "+0000", "-0130", "] \"", " HTTP/1.1\"",
-                            "\" \"", " 200 ", " - ", "\"-\"", "é", "€", "😀", "+0é0", "-😀"])
+                            "\" \"", " 200 ", " - ", "\"-\"", "é", "€", "😀", "+0é0", "-😀",
+                            " tmicros=", " x_request_start=", "t="])
 
 # --- plugin configurations ---------------------------------------------------------
 def cfgs(docs):

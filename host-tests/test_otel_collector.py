@@ -332,6 +332,134 @@ def test_uwsgi_stats_push_becomes_http_semconv(collector):
     assert hist == UWSGI_RED
 
 
+# --- queue time from the documented uWSGI log-format -----------------------
+
+# The documented log-format's line (examples/otel-collector/README.md), with
+# a known request start and stamp. Every queue time is a sum of powers of
+# two, so sums are exact in binary floating point.
+QUEUE_START = 1_796_652_821_500_000
+QUEUE_LINE = ("[pid: 7|app: -|req: -/-] 127.0.0.1 (-) {{26 vars in 290 bytes}} [Mon Dec  7 14:13:41 2026] "
+              "{method} {path} => generated 3 bytes in 90 micros (HTTP/1.1 200) 1 headers in 45 bytes "
+              "(1 switches on core 0) tmicros={start} x_request_start={stamp}")
+# (method, path, X-Request-Start as logged, uwsgi_red.queue.duration or .error)
+QUEUE_LINES = [
+    ("GET", "/queue/1", f"t={QUEUE_START - 125_000}", 0.125),         # µs
+    ("GET", "/queue/2", "t=1796652821.250", 0.25),                     # nginx t=${msec}
+    ("GET", "/queue/3", "1796652821375", 0.125),                       # bare ms
+    ("GET", "/queue/4", f"t={QUEUE_START + 5_000}", 0.0),              # within the 10 ms tolerance
+    ("GET", "/queue/9", f"t={QUEUE_START + 10_000}", 0.0),             # its edge
+    ("GET", "/queue/10", f"t={(QUEUE_START - 500_000) * 1000}", 0.5),  # ns
+    ("POST", "/queue/5", f"t={QUEUE_START - 2_000_000}", 2.0),
+    ("GET", "/queue/6", "-", "missing"),
+    ("GET", "/queue/7", "t=soon", "unparsable"),
+    ("GET", "/queue/8", f"t={QUEUE_START + 10_001}", "skewed"),
+]
+# The real uWSGI capture (core/tests/vectors/SOURCES.md): path -> attribute.
+QUEUE_CAPTURE = {"/a": "missing", "/b": 0.018778, "/c": 0.006217, "/d": 0.005417, "/e": "unparsable",
+                 "/f": "skewed", "/g": "missing", "/h": "missing"}
+
+
+def test_uwsgi_log_queue_time_histogram_and_errors_exact(collector):
+    """Lines in the documented log-format with known tmicros and stamps, and
+    the real uWSGI capture, through filelog -> wasm -> signal_to_metrics ->
+    Prometheus: exact queue-time histograms per route and exact counts of
+    missing, unparsable and skewed stamps; each record carries its value."""
+    tmp = collector["tmp"]
+    text = "".join(QUEUE_LINE.format(method=m, path=p, start=QUEUE_START, stamp=st) + "\n"
+                   for m, p, st, _ in QUEUE_LINES)
+    # Written whole, under names the other tests do not count.
+    (tmp / "uwsgi" / "queue-lines.log").write_text(text)
+    shutil.copy(VECTORS / "uwsgi_reqlog_queue.log", tmp / "uwsgi" / "queue-capture.log")
+
+    want_hist = {("GET", "/queue/:id"): (6, 1.0), ("POST", "/queue/:id"): (1, 2.0),
+                 ("GET", "/b"): (1, 0.018778), ("GET", "/c"): (1, 0.006217), ("GET", "/d"): (1, 0.005417)}
+    want_err = {"missing": 4, "unparsable": 2, "skewed": 2}
+
+    def prom():
+        text = get(f"http://127.0.0.1:{collector['prom_red']}/metrics")
+        key = lambda l: (l["http_request_method"], l["http_route"])  # noqa: E731
+        count = {key(l): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_count", job="uwsgi-app")}
+        total = {key(l): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_sum", job="uwsgi-app")}
+        hist = {k: (count[k], total.get(k)) for k in count}
+        err = {l["uwsgi_red_queue_error"]: v for l, v in samples(text, "uwsgi_request_queue_errors_total",
+                                                                 job="uwsgi-app")}
+        return hist, err, text
+    hist, err, text = wait_for(lambda: (r := prom()) and r[0] == want_hist and r[1] == want_err and r, 30,
+                               what=f"queue histograms {want_hist} and errors {want_err}")
+    buckets = {float(l["le"]): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_bucket",
+                                                     job="uwsgi-app", http_request_method="GET",
+                                                     http_route="/queue/:id")}
+    # 0, 0 | 0.125, 0.125, 0.25 | 0.5
+    assert (buckets[0.005], buckets[0.1], buckets[0.25], buckets[0.5], buckets[float("inf")]) == (2, 2, 5, 6, 6)
+    # The series labels: method and route only (no status), like the RED histogram's route labels.
+    labels = {frozenset(k for k in l if k != "le" and not k.startswith("otel_scope_"))
+              for l, _ in samples(text, "uwsgi_request_queue_duration_seconds_bucket")}
+    assert labels == {frozenset({"job", "http_request_method", "http_route"})}, labels
+
+    # gunicorn with the documented gunicorn.conf.py: the same metric and
+    # errors under its own job (the capture: core/tests/vectors/SOURCES.md).
+    shutil.copy(VECTORS / "gunicorn_access_queue.log", tmp / "gunicorn" / "queue-gunicorn.log")
+    g_want = {("GET", "/b"): (1, 0.223128), ("GET", "/spoof"): (1, 0.195985)}
+    g_slow = [0.180638, 0.174616, 0.247236, 0.348562, 0.399958]
+
+    def gunicorn_prom():
+        text = get(f"http://127.0.0.1:{collector['prom_red']}/metrics")
+        key = lambda l: (l["http_request_method"], l["http_route"])  # noqa: E731
+        count = {key(l): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_count",
+                                               job="gunicorn-app")}
+        total = {key(l): v for l, v in samples(text, "uwsgi_request_queue_duration_seconds_sum", job="gunicorn-app")}
+        err = {l["uwsgi_red_queue_error"]: v for l, v in samples(text, "uwsgi_request_queue_errors_total",
+                                                                 job="gunicorn-app")}
+        return {k: (count[k], total.get(k)) for k in count}, err
+    g_hist, g_err = wait_for(lambda: (r := gunicorn_prom()) and len(r[0]) == 3 and r, 30,
+                             what="gunicorn queue histograms")
+    assert g_err == {"missing": 1}
+    assert {k: v for k, v in g_hist.items() if k != ("GET", "/slow")} == g_want
+    assert g_hist[("GET", "/slow")][0] == len(g_slow)
+    assert g_hist[("GET", "/slow")][1] == pytest.approx(sum(g_slow), abs=1e-12)
+
+    # The log records: exactly one of the two attributes, with the value.
+    want_rec = {p: q for _, p, _, q in QUEUE_LINES} | QUEUE_CAPTURE
+    recs = {a["url.path"]: a for _, a, _ in log_records(tmp)
+            if a.get("log.file.name") in ("queue-lines.log", "queue-capture.log")}
+    assert set(recs) == set(want_rec)
+    for path, q in want_rec.items():
+        a = recs[path]
+        got = a.get("uwsgi_red.queue.error", a.get("uwsgi_red.queue.duration"))
+        assert got == q and ("uwsgi_red.queue.error" in a) != ("uwsgi_red.queue.duration" in a), (path, a)
+
+
+def test_gunicorn_conf_of_the_example_logs_queue_time(collector):
+    """The shipped gunicorn.conf.py on a real gunicorn: each request gets a
+    queue time from its own start stamp, or `missing` without a stamp."""
+    tmp = collector["tmp"]
+    port = free_port()
+    log = tmp / "gunicorn" / "queue-live.log"
+    g = Proc("gunicorn-queue", [gunicorn_bin(), "-c", str(EXAMPLE.parent / "gunicorn.conf.py"), "--chdir", str(APPS),
+                                "-w", "1", "-b", f"127.0.0.1:{port}", "--access-logfile", str(log),
+                                "app:application"], tmp)
+    try:
+        wait_port(port, 20, g)
+        sent = []
+        for i in range(3):
+            sent.append(time.time_ns() // 1000)
+            code, _, _ = http("GET", f"http://127.0.0.1:{port}/live/{i}", headers={"X-Request-Start": f"t={sent[-1]}"})
+            assert code == 200
+        code, _, _ = http("GET", f"http://127.0.0.1:{port}/live/none")
+        assert code == 200
+        done = time.time_ns() // 1000
+    finally:
+        g.stop()
+    recs = wait_for(lambda: (r := [a for _, a, _ in log_records(tmp) if a.get("log.file.name") == "queue-live.log"])
+                    and len(r) == 4 and r, 30, what="4 records from the live gunicorn")
+    by_path = {a["url.path"]: a for a in recs}
+    assert by_path["/live/none"]["uwsgi_red.queue.error"] == "missing"
+    for i in range(3):
+        q = by_path[f"/live/{i}"]["uwsgi_red.queue.duration"]
+        # Between the stamp and the end of the run: a real, bounded value.
+        assert 0 <= q <= (done - sent[i]) / 1e6, (i, q)
+
+
 # --- untouched pass-through ---------------------------------------------------
 
 def test_unrelated_otlp_metric_passes_untouched(collector):

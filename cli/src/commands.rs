@@ -36,7 +36,7 @@ pub const LOGS_USAGE: &str = "usage: uwsgi-red logs <file|-> [--format auto|uwsg
   uWSGI lines in the documented queue-time log-format (... tmicros=%(tmicros)
   x_request_start=%(var.HTTP_X_REQUEST_START)) also get uwsgi_red.queue.duration (seconds,
   request start minus the proxy's X-Request-Start, clamped at 0) or uwsgi_red.queue.error
-  (missing | unparsable | skewed); a note on stderr counts them.
+  (missing | unparsable | skewed); a note on stderr counts them and gives the mean queue time.
   Exit 1 when no line at all is recognised, on a refused --config, or on such a line.";
 
 pub const STATSD_USAGE: &str = "usage: uwsgi-red statsd <file|-> [--config <file>]

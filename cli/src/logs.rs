@@ -88,7 +88,7 @@ pub fn annotate_line(
 }
 
 /// What `annotate` found besides the JSON lines.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
     /// Lines recognised (of the requested format).
     pub parsed: usize,
@@ -102,6 +102,8 @@ pub struct Summary {
     pub first_unread: Option<(usize, String)>,
     /// Lines with `uwsgi_red.queue.duration`.
     pub queue_times: usize,
+    /// Their sum, in seconds.
+    pub queue_seconds: f64,
     /// Lines with `uwsgi_red.queue.error`, per value (`missing`,
     /// `unparsable`, `skewed`), in that order.
     pub queue_errors: [usize; 3],
@@ -113,8 +115,12 @@ impl Summary {
         let [missing, unparsable, skewed] = self.queue_errors;
         let without = missing.saturating_add(unparsable).saturating_add(skewed);
         (self.queue_times > 0 || without > 0).then(|| {
+            let mean = match self.queue_times {
+                0 => String::new(),
+                n => format!(" (mean {:.6} s)", self.queue_seconds / n as f64),
+            };
             format!(
-                "queue time on {} line(s); none on {without} (stamp missing {missing}, \
+                "queue time on {} line(s){mean}; none on {without} (stamp missing {missing}, \
 unparsable {unparsable}, skewed {skewed})",
                 self.queue_times
             )
@@ -136,8 +142,9 @@ pub fn annotate(cfg: &OtelProcessorConfig, text: &str, format: Format) -> (Strin
         let (v, ok) = annotate_line(cfg, &routes, line, format);
         if ok {
             sum.parsed += 1;
-            if v.get(ATTR_QUEUE_DURATION).is_some() {
+            if let Some(q) = v.get(ATTR_QUEUE_DURATION).and_then(Value::as_f64) {
                 sum.queue_times += 1;
+                sum.queue_seconds += q;
             }
             let slot = match v.get(ATTR_QUEUE_ERROR).and_then(Value::as_str) {
                 Some("missing") => sum.queue_errors.get_mut(0),

@@ -318,7 +318,7 @@ fn logs_uwsgi_queue_attribute_per_line() {
     assert_eq!(
         err,
         format!(
-            "uwsgi-red: logs: {}: note: queue time on 3 line(s); none on 5 \
+            "uwsgi-red: logs: {}: note: queue time on 3 line(s) (mean 0.010137 s); none on 5 \
 (stamp missing 3, unparsable 1, skewed 1)\n",
             vector("uwsgi_reqlog_queue.log")
         )
@@ -354,6 +354,42 @@ fn logs_uwsgi_queue_attribute_per_line() {
     let (code, out, err) = run(&["logs", &vector("uwsgi_reqlog_http_socket.log")], b"");
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(!out.contains("uwsgi_red.queue"), "{out}");
+}
+
+/// gunicorn with the documented gunicorn.conf.py (the start stamped by a
+/// pre_request hook): the same attributes as uWSGI's lines.
+#[test]
+fn logs_gunicorn_queue_attribute_per_line() {
+    let path = vector("gunicorn_access_queue.log");
+    let (code, out, err) = run(&["logs", &path, "--duration-field", "D"], b"");
+    assert_eq!(code, 0);
+    assert_eq!(
+        err,
+        format!(
+            "uwsgi-red: logs: {path}: note: queue time on 7 line(s) (mean 0.252875 s); none on 1 \
+(stamp missing 1, unparsable 0, skewed 0)\n"
+        )
+    );
+    let queue: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["uwsgi_red.log.format"], "gunicorn_micros");
+            v.get("uwsgi_red.queue.duration")
+                .or(v.get("uwsgi_red.queue.error"))
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        queue,
+        serde_json::json!([
+            "missing", 0.223128, 0.180638, 0.195985, 0.174616, 0.247236, 0.348562, 0.399958
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    );
 }
 
 #[test]

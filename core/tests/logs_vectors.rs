@@ -298,3 +298,64 @@ fn uwsgi_queue_format_every_line() {
     let plain = lines("uwsgi_reqlog_http_socket.log");
     assert_eq!(uwsgi::parse(&plain[0]).unwrap().queue_micros(), None);
 }
+
+/// gunicorn 27.0.1 with the documented `gunicorn.conf.py` (a `pre_request`
+/// hook stamps the start; the access log ends in the queue-time fields):
+/// one sync worker, then 4 concurrent clients on a 50 ms route.
+#[test]
+fn gunicorn_queue_format_every_line() {
+    use uwsgi_red_core::logs::{DurationField, QueueError};
+    let all = lines("gunicorn_access_queue.log");
+    let got: Vec<_> = all
+        .iter()
+        .map(|l| {
+            let r = gunicorn::parse_with(l, DurationField::D)
+                .unwrap_or_else(|| panic!("unparsed: {l}"));
+            assert_eq!(r.format, LogFormat::GunicornWithMillis);
+            assert_eq!(r.user_agent, Some("curl/7.88.1"));
+            (r.path, r.queue_micros().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/a", Err(QueueError::Missing)),
+            ("/b", Ok(223_128)),
+            ("/slow", Ok(180_638)),
+            // The client's own X-Uwsgi-Red-Tmicros: 5 is overridden by
+            // the hook's (appended last, and the last header wins).
+            ("/spoof", Ok(195_985)),
+            ("/slow", Ok(174_616)),
+            ("/slow", Ok(247_236)),
+            ("/slow", Ok(348_562)),
+            ("/slow", Ok(399_958)),
+        ]
+    );
+    let slow = gunicorn::parse_with(&all[2], DurationField::D).unwrap();
+    assert_eq!(
+        (slow.duration_us, slow.request_start),
+        (Some(61_899), Some("t=1796653430.510"))
+    );
+    // Client text shaped like the fields, at either end, splits correctly.
+    let tricky = all[1].replace("\"curl/7.88.1\"", "\"curl tmicros=1 x_request_start=t=1\"")
+        + " tmicros=2 x_request_start=x";
+    let r = gunicorn::parse_with(&tricky, DurationField::D).unwrap();
+    assert_eq!(
+        (r.user_agent, r.start_us, r.request_start),
+        (
+            Some("curl tmicros=1 x_request_start=t=1"),
+            Some(1_796_653_430_492_713),
+            Some("t=1796653430269585 tmicros=2 x_request_start=x")
+        )
+    );
+    // The default gunicorn formats have no queue to report.
+    for name in [
+        "gunicorn_access_default.log",
+        "gunicorn_access_custom_M.log",
+    ] {
+        for l in lines(name) {
+            let r = gunicorn::parse_with(&l, DurationField::M).unwrap();
+            assert_eq!((r.start_us, r.queue_micros()), (None, None), "{l}");
+        }
+    }
+}

@@ -6,7 +6,8 @@
 
 use arbitrary::{Result, Unstructured};
 use uwsgi_red_core::logs::gunicorn::{self, DurationField};
-use uwsgi_red_core::logs::{time::parse_clf, LogFormat};
+use uwsgi_red_core::logs::time::{parse_clf, queue_micros};
+use uwsgi_red_core::logs::LogFormat;
 
 use crate::text::field;
 
@@ -49,6 +50,16 @@ fn raw(line: &str) {
         );
         assert!(r.duration_us.is_none() || r.unread_duration.is_none());
         assert_eq!(r.duration_field, with_time.then_some(field));
+        // Queue fields: a logged stamp is the line's text, and the queue
+        // time is exactly core's arithmetic on what was logged.
+        if let Some(stamp) = r.request_start {
+            assert!(line.contains(stamp) && r.start_us.is_some());
+        }
+        match (r.start_us, r.queue_micros()) {
+            (None, None) => {}
+            (Some(s), Some(q)) => assert_eq!(q, queue_micros(s, r.request_start)),
+            other => panic!("start and queue disagree: {other:?}"),
+        }
     }
 }
 

@@ -10,6 +10,13 @@
 //! A trailing field whose shape cannot be the declared one (a decimal under
 //! `M`/`D`, an integer under `L`) is never read as a duration: the record
 //! keeps it in `unread_duration` for the caller to flag.
+//!
+//! Queue time: gunicorn has no atom for the request start below a second
+//! (`%(t)s` is the *log* time, whole seconds), so the documented
+//! `gunicorn.conf.py` of the Collector example stamps the start itself, in
+//! a `pre_request` hook, as a request header, and its `access_log_format`
+//! ends like uWSGI's documented format:
+//! `... %(D)s tmicros=%({x-uwsgi-red-tmicros}i)s x_request_start=%({x-request-start}i)s`.
 
 use super::time::parse_clf;
 use super::{digits, method, status, LogFormat, RequestRecord};
@@ -91,9 +98,44 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     parse_with(line, DurationField::M)
 }
 
-/// The line, with a trailing request-time field read as `field` declares.
+/// The line, with a trailing request-time field read as `field` declares,
+/// and the queue-time fields when the line ends in them.
+///
+/// Both ends of such a line hold client text (the user agent before the
+/// fields, the stamp after them), so only splits whose text before ends
+/// like the format (`"` and the request time) are candidates, the first
+/// and the last of them are tried, and the whole line is parsed without
+/// the fields when neither leaves a gunicorn line: at most three parses,
+/// linear work. A client that shapes both its user agent and its stamp
+/// like the fields can get its own line unparsed (at worst), never
+/// another line's.
 pub fn parse_with(line: &str, field: DurationField) -> Option<RequestRecord<'_>> {
     let line = line.trim_end_matches(['\r', '\n']);
+    let mut splits = super::queue_fields(line).filter(|(head, _, _)| ends_like_format(head));
+    let first = splits.next();
+    let last = splits.last();
+    for (head, start, stamp) in first.into_iter().chain(last) {
+        if let Some(mut r) = parse_plain(head, field) {
+            r.start_us = Some(start);
+            r.request_start = super::logged_stamp(stamp);
+            return Some(r);
+        }
+    }
+    parse_plain(line, field)
+}
+
+/// Whether `head` ends in `"` (the user agent) or `" <number>` (the agent
+/// and a request time), as a gunicorn line before the queue fields does.
+fn ends_like_format(head: &str) -> bool {
+    let trimmed = head.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if trimmed.len() == head.len() {
+        head.ends_with('"')
+    } else {
+        trimmed.ends_with("\" ")
+    }
+}
+
+fn parse_plain(line: &str, field: DurationField) -> Option<RequestRecord<'_>> {
     let (remote_addr, rest) = line.split_once(' ')?;
     let (_ident, rest) = rest.split_once(' ')?;
     let (user, rest) = rest.split_once(" [")?;

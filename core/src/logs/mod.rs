@@ -35,6 +35,34 @@ pub fn parse_line_with(line: &str, field: gunicorn::DurationField) -> Option<Req
     uwsgi::parse(line).or_else(|| gunicorn::parse_with(line, field))
 }
 
+/// The splits of `line` at the queue-time fields
+/// ` tmicros=<digits> x_request_start=<rest of the line>`, first to last:
+/// (the text before, the request start in µs, the raw stamp). The stamp is
+/// the rest of the line (a header value may hold spaces and any text).
+/// Each candidate scans only its own digit run (runs of different
+/// candidates are disjoint: a candidate starts with a space), so walking
+/// all of them is linear in the line.
+pub(crate) fn queue_fields(line: &str) -> impl Iterator<Item = (&str, u64, &str)> + '_ {
+    const MARK: &str = " tmicros=";
+    const STAMP: &str = " x_request_start=";
+    line.match_indices(MARK).filter_map(move |(i, _)| {
+        let (head, after) = line.split_at_checked(i)?;
+        let after = after.strip_prefix(MARK)?;
+        let end = after
+            .bytes()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (micros, rest) = after.split_at_checked(end)?;
+        Some((head, digits::<u64>(micros)?, rest.strip_prefix(STAMP)?))
+    })
+}
+
+/// A logged stamp: `-` (what uWSGI and gunicorn print for an absent
+/// header) and empty are no stamp.
+pub(crate) fn logged_stamp(s: &str) -> Option<&str> {
+    (!s.is_empty() && s != "-").then_some(s)
+}
+
 /// `(path, query)` of a request target; the query excludes the `?`.
 pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
     match target.split_once('?') {

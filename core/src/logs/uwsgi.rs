@@ -15,6 +15,7 @@
 //! any text, ` => generated ` included), so the fields are found by the
 //! *first* `) tmicros=<digits> x_request_start=`: everything before it is
 //! uWSGI's own text, in which a request target holds no space.
+//! uWSGI prints `-` for an absent or empty header: no stamp.
 
 use super::{digits, method, status, LogFormat, RequestRecord};
 
@@ -79,40 +80,18 @@ pub fn parse(line: &str) -> Option<RequestRecord<'_>> {
     r.core = Some(digits(core)?);
     if let Some((start_us, stamp)) = queue {
         r.start_us = Some(start_us);
-        r.request_start = Some(stamp).filter(|s| !s.is_empty() && *s != "-");
+        r.request_start = super::logged_stamp(stamp);
     }
     Some(r)
 }
 
 /// The line without the queue-time fields, and their values (request start
-/// in µs, raw stamp) when the first `) tmicros=<digits> x_request_start=`
-/// is there. Each candidate scans only its own digit run (a candidate
-/// starts with `)`, no digit), so the search is linear in the line.
+/// in µs, raw stamp), at the first ` tmicros=` that follows uWSGI's `)`.
 fn split_queue_fields(line: &str) -> (&str, Option<(u64, &str)>) {
-    const MARK: &str = ") tmicros=";
-    const STAMP: &str = " x_request_start=";
-    for (i, _) in line.match_indices(MARK) {
-        let Some((head, after)) = line.split_at_checked(i) else {
-            continue;
-        };
-        let Some(after) = after.strip_prefix(MARK) else {
-            continue;
-        };
-        let end = after
-            .bytes()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(after.len());
-        let Some((micros, rest)) = after.split_at_checked(end) else {
-            continue;
-        };
-        let (Some(start), Some(stamp)) = (digits::<u64>(micros), rest.strip_prefix(STAMP)) else {
-            continue;
-        };
-        // Keep the `)` that closes uWSGI's own text.
-        let head = line.get(..head.len().saturating_add(1)).unwrap_or(head);
-        return (head, Some((start, stamp)));
+    match super::queue_fields(line).find(|(head, _, _)| head.ends_with(')')) {
+        Some((head, start, stamp)) => (head, Some((start, stamp))),
+        None => (line, None),
     }
-    (line, None)
 }
 
 /// uWSGI prints `-` (or -1) where it has no app or request number yet.

@@ -801,3 +801,55 @@ fn thousands_of_paths_and_methods_stay_within_cap_plus_overflow() {
     assert_eq!(per_series.values().sum::<u64>(), 10_000);
     assert_eq!(series.folded(), 10_000 - 50);
 }
+
+/// Queue-time lines through the processor: each record keeps its queue
+/// attribute, and past `max_series` its method and route become the
+/// overflow series' (the labels of the queue-time histogram too), so the
+/// queue histogram is bounded by the same cap as the request histogram.
+#[test]
+fn queue_time_attributes_and_the_series_cap() {
+    use any_value::Value::{DoubleValue as D, StringValue as S};
+    let line = |path: &str, stamp: &str| {
+        format!(
+            "[pid: 7|app: -|req: -/-] 127.0.0.1 (-) {{26 vars in 290 bytes}} [Mon Dec  7 14:13:41 2026] \
+GET {path} => generated 3 bytes in 90 micros (HTTP/1.1 200) 1 headers in 45 bytes \
+(1 switches on core 0) tmicros=1700000000500000 x_request_start={stamp}"
+        )
+    };
+    let lines = [
+        line("/a", "t=1700000000375000"),
+        line("/b", "t=1700000000.250"),
+        line("/c", "-"),
+        line("/d", "t=1700000001"),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let cfg = load_config(br#"{"max_series":1}"#);
+    let out = process_logs(
+        &cfg,
+        &mut LogSeries::default(),
+        &log_batch(&lines).encode_to_vec(),
+    );
+    let out = LogsData::decode(&out.payload[..]).unwrap();
+    let got: Vec<_> = out.resource_logs[0].scope_logs[0]
+        .log_records
+        .iter()
+        .map(|r| {
+            let a = &r.attributes;
+            (
+                attr(a, "http.route").cloned(),
+                attr(a, "uwsgi_red.queue.duration").cloned(),
+                attr(a, "uwsgi_red.queue.error").cloned(),
+            )
+        })
+        .collect();
+    let overflow = Some(S("__overflow__".into()));
+    assert_eq!(
+        got,
+        [
+            (Some(S("/a".into())), Some(D(0.125)), None),
+            (overflow.clone(), Some(D(0.25)), None),
+            (overflow.clone(), None, Some(S("missing".into()))),
+            (overflow, None, Some(S("skewed".into()))),
+        ]
+    );
+}
