@@ -1,7 +1,7 @@
 //! `uwsgi-red`: the project's native command line.
 //!
 //! ```text
-//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--timeout-ms N]
+//! uwsgi-red stats <file|tcp://host:port|http://host:port[/path]|unix:///path> [--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--upstream-host HOST] [--timeout-ms N]
 //! uwsgi-red decode <packet file>
 //! uwsgi-red check-config <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> <file|->
 //! uwsgi-red schema <red-filter|uwsgi-tcp|uwsgi-stats|otel-processor> [--kong-meta]
@@ -38,18 +38,21 @@ use std::time::Duration;
 use uwsgi_red_core::stats::families::{
     encode_text, host_families, map_document, scrape_families, MapOptions, ScrapeStatus,
 };
+use uwsgi_red_core::stats::upstream;
 
 const USAGE: &str = "usage: uwsgi-red <stats|decode|check-config|schema|logs|statsd> ... \
 (uwsgi-red <command> --help for each)";
 
 const STATS_USAGE: &str =
     "usage: uwsgi-red stats <file|tcp://host:port|http://host:port|unix:///path> \
-[--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--timeout-ms N]
+[--target NAME] [--exact] [--per-core] [--no-uwsgi-metrics] [--cron-commands] [--upstream-host HOST] [--timeout-ms N]
   Prints the uwsgi_* families Envoy's /stats/prometheus shows once the uwsgi-stats plugin
   polled this document: the same names (running and average response time in integer
   microseconds), integer values, and the poller's own uwsgi_stats_repairs_total,
   uwsgi_scrape_last_success_timestamp_seconds (now) and uwsgi_red_dropped_label_sets_total.
-  --exact: the plugin's admin /uwsgi/metrics text instead (exact floats, _seconds names).";
+  --exact: the plugin's admin /uwsgi/metrics text instead (exact floats, _seconds names).
+  --upstream-host: the target's `upstream_host` (uwsgi_upstream_info spells each TCP listen
+  socket as HOST:port).";
 const DECODE_USAGE: &str = "usage: uwsgi-red decode <packet file>";
 
 pub(crate) enum Failure {
@@ -149,6 +152,7 @@ fn stats(args: &[String]) -> Result<String, Failure> {
     let mut opts = MapOptions::default();
     let mut timeout = Duration::from_secs(5);
     let mut exact = false;
+    let mut upstream_host: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -159,6 +163,14 @@ fn stats(args: &[String]) -> Result<String, Failure> {
                     .clone()
             }
             "--per-core" => opts.per_core = true,
+            "--upstream-host" => {
+                upstream_host = Some(
+                    it.next()
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| Failure::Usage("--upstream-host needs a value".into()))?
+                        .clone(),
+                )
+            }
             "--exact" => exact = true,
             "--no-uwsgi-metrics" => opts.uwsgi_metrics = false,
             "--cron-commands" => opts.cron_commands = true,
@@ -193,6 +205,15 @@ fn stats(args: &[String]) -> Result<String, Failure> {
     };
     let mut fams = scrape_families(&target, &status);
     fams.extend(map_document(&decoded.document, &target, &opts));
+    let spelling = upstream::Spelling {
+        host: upstream_host.as_deref(),
+        list: &[],
+    };
+    fams.push(upstream::upstream_family(
+        &decoded.document,
+        &target,
+        &spelling,
+    ));
     if exact {
         return Ok(encode_text(&fams));
     }

@@ -253,3 +253,29 @@ fn decode_bad_packets_fail_cleanly() {
     assert!(fails(&["decode"], 2).contains("exactly one"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The join series: the listen socket as uWSGI names it, or respelled with
+/// `--upstream-host` (a target's `upstream_host`), in both page forms.
+#[test]
+fn stats_upstream_info_per_listen_socket() {
+    let doc = vector("stats_a_2proc_idle_http.bin");
+    for exact in [false, true] {
+        let mut args = vec!["stats", doc.as_str(), "--target", "app1"];
+        if exact {
+            args.push("--exact");
+        }
+        let out = ok(&args);
+        assert!(
+            out.contains("uwsgi_upstream_info{target=\"app1\",upstream=\"127.0.0.1:9101\"} 1\n"),
+            "{out}"
+        );
+        args.extend(["--upstream-host", "10.0.0.5"]);
+        let out = ok(&args);
+        assert!(
+            out.contains("uwsgi_upstream_info{target=\"app1\",upstream=\"10.0.0.5:9101\"} 1\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("uwsgi_upstream_info{").count(), 1, "{out}");
+    }
+    fails(&["stats", &doc, "--upstream-host"], 2);
+}

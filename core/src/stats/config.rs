@@ -12,6 +12,7 @@ use super::families::MapOptions;
 use std::ops::RangeInclusive;
 
 use super::model::Keep;
+use super::upstream::Spelling;
 use crate::config::node::{self, choice, Fields, FromNode, Node, Path};
 use crate::config::schema::{names, Key, Ty};
 use crate::config::ConfigError;
@@ -24,6 +25,12 @@ pub const MAX_DOCUMENT_BYTES: RangeInclusive<u64> = 1024..=256 * 1024 * 1024;
 pub const MAX_SERIES: RangeInclusive<u64> = 1..=1_000_000;
 pub const MAX_PREFIX_BYTES: usize = 128;
 pub const MAX_TARGET_NAME_BYTES: usize = 64;
+/// A DNS name's limit.
+pub const MAX_UPSTREAM_HOST_BYTES: usize = 253;
+/// A bracketed IPv6 with zone, or a DNS name, plus `:port`.
+pub const MAX_UPSTREAM_BYTES: usize = 260;
+/// One uWSGI rarely listens on more than a few sockets.
+pub const MAX_UPSTREAMS: usize = 64;
 
 const SHARED_DATA_PREFIX: Key = Key::new(
     "shared_data_prefix",
@@ -37,7 +44,7 @@ const SHARED_DATA_PREFIX: Key = Key::new(
 .beyond("at most 128 bytes (the schema counts characters)");
 
 /// One entry of the poller's `targets`.
-pub const TARGET_KEYS: [Key; 4] = [
+pub const TARGET_KEYS: [Key; 6] = [
     Key::new(
         "name",
         Ty::Str {
@@ -77,6 +84,30 @@ pub const TARGET_KEYS: [Key; 4] = [
         }),
         ":authority of the poll request (default: the cluster name)",
     ),
+    Key::new(
+        "upstream_host",
+        Ty::Str {
+            min: 1,
+            max_bytes: MAX_UPSTREAM_HOST_BYTES,
+            slash: false,
+        },
+        "host the proxy connects to for this uWSGI: uwsgi_upstream_info spells each TCP listen socket as <upstream_host>:<port> (default: the socket name as uWSGI reports it)",
+    )
+    .beyond("a name or IPv4 of [A-Za-z0-9._-], or an IPv6 in brackets; excludes `upstreams`"),
+    Key::new(
+        "upstreams",
+        Ty::List {
+            item: &Ty::Str {
+                min: 1,
+                max_bytes: MAX_UPSTREAM_BYTES,
+                slash: false,
+            },
+            min: 1,
+            max: MAX_UPSTREAMS,
+        },
+        "exact upstream label values (host:port as the proxy spells the backend) for uwsgi_upstream_info, instead of the listen sockets",
+    )
+    .beyond("printable ASCII without spaces; excludes `upstream_host`"),
 ];
 
 /// The poller's document (`mode` absent or `poller`).
@@ -215,6 +246,64 @@ pub struct TargetConfig {
     pub path: String,
     /// `:authority` of the poll request; defaults to the cluster name.
     pub authority: Option<String>,
+    /// Host replacing the host of each TCP listen socket in
+    /// `uwsgi_upstream_info` (see [`super::upstream`]).
+    pub upstream_host: Option<String>,
+    /// Exact `upstream` values instead of the listen sockets.
+    pub upstreams: Vec<String>,
+}
+
+impl TargetConfig {
+    /// How this target's sockets are spelled in `uwsgi_upstream_info`.
+    pub fn spelling(&self) -> Spelling<'_> {
+        Spelling {
+            host: self.upstream_host.as_deref(),
+            list: &self.upstreams,
+        }
+    }
+
+    fn validate_upstream(&self, i: usize) -> Result<(), ConfigError> {
+        if let Some(h) = &self.upstream_host {
+            let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+            let v6 = |c: char| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%');
+            let ok = !h.is_empty()
+                && h.len() <= MAX_UPSTREAM_HOST_BYTES
+                && (h.chars().all(plain)
+                    || h.strip_prefix('[')
+                        .and_then(|r| r.strip_suffix(']'))
+                        .is_some_and(|a| !a.is_empty() && a.chars().all(v6)));
+            if !ok {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].upstream_host"),
+                    "must be 1 to 253 bytes: a name or IPv4 of [A-Za-z0-9._-], or an IPv6 address in brackets",
+                ));
+            }
+            if !self.upstreams.is_empty() {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].upstreams"),
+                    "excludes upstream_host: give one of them",
+                ));
+            }
+        }
+        if self.upstreams.len() > MAX_UPSTREAMS {
+            return Err(ConfigError::new(
+                &format!("targets[{i}].upstreams"),
+                "at most 64 values",
+            ));
+        }
+        for (j, u) in self.upstreams.iter().enumerate() {
+            let ok = !u.is_empty()
+                && u.len() <= MAX_UPSTREAM_BYTES
+                && u.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(ConfigError::new(
+                    &format!("targets[{i}].upstreams[{j}]"),
+                    "must be 1 to 260 bytes of printable ASCII without spaces",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FromNode for TargetConfig {
@@ -227,6 +316,8 @@ impl FromNode for TargetConfig {
             cluster: f.take("cluster")?.ok_or_else(|| required("cluster"))?,
             path: f.take("path")?.unwrap_or_else(|| "/".to_string()),
             authority: f.take("authority")?.unwrap_or_default(),
+            upstream_host: f.take("upstream_host")?,
+            upstreams: f.take("upstreams")?.unwrap_or_default(),
         })
     }
 }
@@ -354,6 +445,7 @@ impl PollerConfig {
                     "must start with '/'",
                 ));
             }
+            t.validate_upstream(i)?;
         }
         if !INTERVAL_MS.contains(&self.interval_ms) {
             return Err(ConfigError::new(
@@ -562,6 +654,64 @@ mod tests {
         );
         assert_eq!(poller(r#"{"mode":"proxy"}"#).unwrap_err().path, "mode");
         assert!(UwsgiStatsConfig::from_json(b"{").is_err());
+    }
+
+    #[test]
+    fn upstream_spelling_keys() {
+        let p = poller(
+            r#"{"targets":[{"name":"a","cluster":"c","upstream_host":"10.0.0.5"},
+                {"name":"b","cluster":"d","upstreams":["lb:80","[::1]:81"]},
+                {"name":"e","cluster":"f","upstream_host":"[fd00::5]"},{"name":"g","cluster":"h"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.targets[0].spelling().host, Some("10.0.0.5"));
+        assert_eq!(p.targets[1].spelling().list, ["lb:80", "[::1]:81"]);
+        assert_eq!(p.targets[2].upstream_host.as_deref(), Some("[fd00::5]"));
+        assert_eq!(p.targets[3].spelling(), Spelling::default());
+        let long = "h".repeat(254);
+        for (json, key) in [
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstream_host":""}]}"#.to_string(),
+                "targets[0].upstream_host",
+            ),
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstream_host":"a b"}]}"#.to_string(),
+                "targets[0].upstream_host",
+            ),
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstream_host":"::1"}]}"#.to_string(),
+                "targets[0].upstream_host",
+            ),
+            (
+                format!(r#"{{"targets":[{{"name":"a","cluster":"c","upstream_host":"{long}"}}]}}"#),
+                "targets[0].upstream_host",
+            ),
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstream_host":"h","upstreams":["x:1"]}]}"#
+                    .to_string(),
+                "targets[0].upstreams",
+            ),
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstreams":["x:1","a b"]}]}"#.to_string(),
+                "targets[0].upstreams[1]",
+            ),
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstreams":[7]}]}"#.to_string(),
+                "targets[0].upstreams[0]",
+            ),
+            (
+                r#"{"targets":[{"name":"a","cluster":"c","upstream_host":null}]}"#.to_string(),
+                "targets[0].upstream_host",
+            ),
+        ] {
+            assert_eq!(poller(&json).unwrap_err().path, key, "{json}");
+        }
+        let many: Vec<String> = (0..65).map(|i| format!("\"h:{i}\"")).collect();
+        let json = format!(
+            r#"{{"targets":[{{"name":"a","cluster":"c","upstreams":[{}]}}]}}"#,
+            many.join(",")
+        );
+        assert_eq!(poller(&json).unwrap_err().path, "targets[0].upstreams");
     }
 
     #[test]

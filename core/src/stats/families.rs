@@ -158,6 +158,7 @@ pub const LABEL_NAMES: &[&str] = &[
     "command",
     "type",
     "reason",
+    "upstream",
 ];
 
 /// Keeps the first entry of each identity; counts the rest into `dups`.

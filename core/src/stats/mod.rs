@@ -38,6 +38,7 @@ pub mod repair;
 pub mod sink;
 pub mod snapshot;
 pub mod transport;
+pub mod upstream;
 pub mod view;
 
 pub use config::{

@@ -6,6 +6,7 @@ use uwsgi_red_core::stats::families::{
     encode_text, map_document, scrape_families, Family, ScrapeStatus, LAST_SUCCESS_TIMESTAMP,
     REPAIRS_TOTAL,
 };
+use uwsgi_red_core::stats::upstream::upstream_family;
 use uwsgi_red_core::stats::PollerConfig;
 use uwsgi_red_core::stats::{decode_with_limit, Decoded};
 use uwsgi_red_core::stats::{Snapshot, TargetSnapshot};
@@ -144,6 +145,9 @@ impl Poller {
         };
         let mut fams = scrape_families(&t.name, &status);
         fams.extend(map_document(&d.document, &t.name, &opts));
+        if let Some(tc) = self.config.targets.get(i) {
+            fams.push(upstream_family(&d.document, &t.name, &tc.spelling()));
+        }
         let name = t.name.clone();
         self.exporter.export(host, &name, &fams);
         let labels = [("target", name.as_str())];
@@ -367,6 +371,51 @@ mod tests {
         let text = p.publish(10_000).metrics_text;
         assert!(text.contains("uwsgi_up{target=\"b\"} 0"), "{text}");
         assert_eq!(text.matches("# TYPE uwsgi_up gauge").count(), 1, "{text}");
+    }
+
+    /// The join series: one per listen socket, spelled with the target's
+    /// `upstream_host`, set to 0 with every gauge when a poll fails.
+    #[test]
+    fn upstream_info_per_socket() {
+        let UwsgiStatsConfig::Poller(c) = UwsgiStatsConfig::from_json(
+            br#"{"targets":[{"name":"a","cluster":"ca"},{"name":"b","cluster":"cb","upstream_host":"10.0.0.5"}]}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        let mut p = Poller::new(c);
+        let mut h = Host::default();
+        let doc = br#"{"version":"2.0.30","workers":[],"sockets":[{"name":"127.0.0.1:8001","proto":"uwsgi"},{"name":":8002","proto":"http"}]}"#;
+        for i in 0..2 {
+            p.on_reply(
+                &mut h,
+                i,
+                Some(200),
+                doc.len(),
+                &mut |_| doc.to_vec(),
+                1_000,
+            );
+        }
+        let info =
+            |t: &str, u: &str| format!("target=.={t};.;upstream=.={u};.;uwsgi_upstream_info");
+        assert_eq!(h.get(&info("a", "127.0.0.1:8001")), Some(1));
+        assert_eq!(h.get(&info("a", ":8002")), Some(1));
+        assert_eq!(h.get(&info("b", "10.0.0.5:8001")), Some(1));
+        assert_eq!(h.get(&info("b", "10.0.0.5:8002")), Some(1));
+        assert_eq!(
+            h.0.iter()
+                .filter(|(k, _)| k.ends_with("uwsgi_upstream_info"))
+                .count(),
+            4
+        );
+        let text = p.publish(2_000).metrics_text;
+        assert!(
+            text.contains("uwsgi_upstream_info{target=\"b\",upstream=\"10.0.0.5:8001\"} 1\n"),
+            "{text}"
+        );
+        p.on_reply(&mut h, 0, None, 0, &mut |_| Vec::new(), 3_000);
+        assert_eq!(h.get(&info("a", "127.0.0.1:8001")), Some(0));
+        assert_eq!(h.get(&info("b", "10.0.0.5:8001")), Some(1));
     }
 
     /// A cron whose command line holds a credential: by default it is in
