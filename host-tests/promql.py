@@ -67,5 +67,5 @@ def example_prometheus_config(envoy_admin_ports, collector_port, collector_red_p
         ('["127.0.0.1:9901", "127.0.0.1:9911"]', f"[{targets}]"),
         ('["127.0.0.1:9464", "127.0.0.1:9465"]',
          f'["127.0.0.1:{collector_port}", "127.0.0.1:{collector_red_port or free_port()}"]'),
-        ("- rules/", f"- {EXAMPLES / 'prometheus' / 'rules'}/", 3),
+        ("- rules/", f"- {EXAMPLES / 'prometheus' / 'rules'}/", 4),
     ])

@@ -16,9 +16,11 @@ EXAMPLE = ROOT / "examples" / "prometheus"
 RULES = EXAMPLE / "rules"
 TESTS = EXAMPLE / "tests"
 # rules file -> number of rules promtool must find in it
-RULE_FILES = {"uwsgi-red-recording.yml": 20, "uwsgi-red-slo-alerts.yml": 4, "uwsgi-alerts.yml": 5}
+RULE_FILES = {"uwsgi-red-recording.yml": 20, "uwsgi-red-slo-alerts.yml": 4, "uwsgi-alerts.yml": 5,
+              "uwsgi-saturation.yml": 7}
 # unit-test file -> the alert rules file it covers
-TEST_FILES = {"uwsgi-red-slo.test.yml": "uwsgi-red-slo-alerts.yml", "uwsgi-alerts.test.yml": "uwsgi-alerts.yml"}
+TEST_FILES = {"uwsgi-red-slo.test.yml": "uwsgi-red-slo-alerts.yml", "uwsgi-alerts.test.yml": "uwsgi-alerts.yml",
+              "uwsgi-saturation.test.yml": "uwsgi-saturation.yml"}
 # An expression that fires for every series the alert's input has, with the
 # labels the real alert would carry.
 FIRES_ON_EVERYTHING = {
@@ -31,6 +33,7 @@ FIRES_ON_EVERYTHING = {
     "UwsgiListenQueueOverflow": "uwsgi_listen_queue_errors >= 0",
     "UwsgiAllWorkersBusy": "sum by (job, instance, target) (uwsgi_worker_busy) >= 0",
     "UwsgiRespawnStorm": "sum by (job, instance, target) (uwsgi_worker_respawn_count_total) >= 0",
+    "UwsgiQueueTimeHigh": "upstream:uwsgi_red_queue_seconds:mean5m >= 0",
 }
 ALERT_BLOCK = re.compile(r"(  - alert: (\w+)\n)    expr: .*?(?=\n    labels:)", re.S)
 
@@ -51,7 +54,8 @@ def alerts_in(rules_file):
 def test_every_alert_is_listed_here():
     found = sorted(a for f in TEST_FILES.values() for a in alerts_in(f))
     assert found == sorted(FIRES_ON_EVERYTHING)
-    assert len(found) == RULE_FILES["uwsgi-red-slo-alerts.yml"] + RULE_FILES["uwsgi-alerts.yml"]
+    # uwsgi-saturation.yml: 6 recording rules and 1 alert
+    assert len(found) == RULE_FILES["uwsgi-red-slo-alerts.yml"] + RULE_FILES["uwsgi-alerts.yml"] + 1
 
 
 @pytest.mark.parametrize("rules_file,count", sorted(RULE_FILES.items()))
