@@ -4,8 +4,10 @@ uWSGI (4 workers, stats server; examples/envoy-uwsgi-stats/uwsgi.ini) behind
 Envoy 1.40 running red-filter (RED per route at the proxy) and the
 uwsgi-stats singleton (uWSGI's own view: workers, listen queue) in one
 process (examples/demo/envoy.yaml); the same uWSGI also behind nginx ->
-Envoy with uwsgi-tcp (examples/nginx-envoy-uwsgi). Bounded mixed traffic, a
-live view redrawn once a second, then where to look next. Ctrl-C stops
+Envoy with uwsgi-tcp (examples/nginx-envoy-uwsgi). Bounded mixed traffic
+with a burst of slow requests every few seconds (more than the workers, so
+requests queue for one), a live view redrawn once a second (RED per route,
+queue time and utilisation), then where to look next. Ctrl-C stops
 everything at any point. Run it with ./build.sh demo.
 """
 import argparse
@@ -29,6 +31,10 @@ from view import RED_REQ, render_view  # noqa: E402
 TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
 CLIENTS = 6  # more than the 4 workers, so the listen queue can show something
 VIA_NGINX = 2  # of them go nginx -> Envoy (uwsgi-tcp) -> uWSGI's uwsgi socket
+# After 1 s and then every BURST_EVERY_S, BURST concurrent slow requests: twice the 4 workers,
+# so half of them and every client's next request wait in uWSGI's listen
+# queue for BURST_SLOW_S. That wait is the queue time the view shows.
+BURST, BURST_EVERY_S, BURST_SLOW_S = 8, 4.0, 0.4
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}
 
 
@@ -69,6 +75,7 @@ class Traffic:
         self.status = Counter()
         self.threads = [threading.Thread(target=self.client, args=(seed, ports[seed % len(ports)]), daemon=True)
                         for seed in range(CLIENTS)]
+        self.threads.append(threading.Thread(target=self.bursts, args=(ports[0],), daemon=True))
 
     def take(self):
         with self.lock:
@@ -94,6 +101,35 @@ class Traffic:
             with self.lock:
                 self.status[key] += 1
         conn.close()
+
+    def one(self, port, method, path):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        try:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            resp.read()
+            key = resp.status
+        except (OSError, http.client.HTTPException):
+            key = "failed"
+        finally:
+            conn.close()
+        with self.lock:
+            self.status[key] += 1
+
+    def bursts(self, port):
+        """BURST slow requests at once, every BURST_EVERY_S, each on its own
+        connection (counted within `requests` like the rest)."""
+        delay = 1.0  # the first one early: a short run sees it too
+        while not self.stop.wait(delay):
+            delay = BURST_EVERY_S
+            burst = [threading.Thread(target=self.one, args=(port, "GET", f"/slow?s={BURST_SLOW_S}"), daemon=True)
+                     for _ in range(BURST) if self.take()]
+            if not burst:
+                return
+            for t in burst:
+                t.start()
+            for t in burst:
+                t.join()
 
     def start(self):
         for t in self.threads:
@@ -156,16 +192,15 @@ def main():
         ports = [listen] * (CLIENTS - VIA_NGINX) + [nginx_port] * VIA_NGINX
         traffic = Traffic(ports, args.requests, seconds, stop)
         traffic.start()
-        prev_rows, prev_t = None, time.monotonic()
-        header = (f"uwsgi-red demo: {args.requests} requests at most, {seconds:g}s of traffic, {CLIENTS} clients; "
-                  "Ctrl-C stops")
+        history = []
+        header = (f"uwsgi-red demo: {args.requests} requests at most, {seconds:g}s of traffic, {CLIENTS} clients "
+                  f"and a burst of {BURST} x {BURST_SLOW_S:g}s every {BURST_EVERY_S:g}s; Ctrl-C stops")
         while not stop.is_set():
             busy = traffic.running()
             stop.wait(1.0)
             now = time.monotonic()
             samples = [s for e in envs for s in parse_prometheus(e.prometheus())]
-            lines, prev_rows = render_view(samples, prev_rows, now - prev_t)
-            prev_t = now
+            lines, history = render_view(samples, history, now)
             status = dict(sorted(traffic.status.items(), key=str))
             draw([header, f"t={now - t_start:4.0f}s  responses by status: {status}", "", *lines], live)
             if not busy:
