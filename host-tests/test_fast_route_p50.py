@@ -5,7 +5,7 @@ with the default buckets, in Envoy host mode (the examples'
 `buckets_seconds`) and nginx (self mode, millisecond clock).
 
 The route is the test app's `/slow?s=X`, with X calibrated per host so that
-the client's median round trip is ~0.9 ms: the proxy's part of it (its
+the client's median round trip is ~0.97 ms: the proxy's part of it (its
 median) is then a little less, ~0.8 ms. (The host's mean cannot calibrate
 it: on a busy machine a few slow requests pull the mean well above the
 median.) Each host also prints the p50 the same counts give with the
@@ -24,9 +24,10 @@ from envoy_red import render
 from harness import EXAMPLES, OTEL_BUCKETS_US, ROOT, get_text, samples, start_uwsgi, wait_for, wasm
 from nginx_wasm import NginxWasm, example_plugin_config
 
-CLIENT_MEDIAN_S = 0.0009
+CLIENT_MEDIAN_S = 0.00097
 OLD_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-ROUNDS, CAL_N, FINAL_N = 3, 150, 300
+ATTEMPTS, CAL_N, FINAL_N = 10, 150, 300
+CLIENT_WINDOW_S = (0.00086, 0.00108)
 SELF_FLUSH_MS = 200
 # Envoy's own default histogram bounds (no histogram_bucket_settings match),
 # as the red-filter README states them.
@@ -100,16 +101,24 @@ def measure(host, n, seconds):
 
 
 def calibrated_p50(host):
+    """Adjusts the app's sleep until a round of FINAL_N requests has the
+    client median round trip within CLIENT_WINDOW_S (other work on the
+    machine moves it from round to round), then reads that round's p50."""
     sleep = CLIENT_MEDIAN_S / 2
-    for _ in range(ROUNDS):
-        _, _, median = measure(host, CAL_N, sleep)
-        sleep = max(0.0, sleep + CLIENT_MEDIAN_S - median)
-    delta, mean, median = measure(host, FINAL_N, sleep)
+    for attempt in range(ATTEMPTS):
+        delta, mean, median = measure(host, CAL_N if attempt < 2 else FINAL_N, sleep)
+        if attempt >= 2 and CLIENT_WINDOW_S[0] <= median <= CLIENT_WINDOW_S[1]:
+            break
+        sleep = max(0.0, sleep + 0.7 * (CLIENT_MEDIAN_S - median))
+    else:
+        pytest.fail(f"{host.name}: no round of {FINAL_N} requests had a client median within {CLIENT_WINDOW_S} s "
+                    f"in {ATTEMPTS} attempts (last {median * 1e3:.3f} ms with a {sleep * 1e3:.3f} ms sleep)")
     after = histogram_quantile(0.5, delta)
     before = histogram_quantile(0.5, at_bounds(delta, OLD_BOUNDS_S))
     print(f"\nFAST_ROUTE {host.name}: client median {median * 1e3:.3f} ms, host mean {mean * 1e3:.3f} ms "
-          f"(app sleep {sleep * 1e3:.3f} ms), p50 before (old buckets, first 5 ms) {before * 1e3:.3f} ms, "
-          f"after {after * 1e3:.3f} ms; buckets ≤ 5 ms: {[(le * 1e3, c) for le, c in delta if le <= 0.005]}")
+          f"(app sleep {sleep * 1e3:.3f} ms, round {attempt + 1}), p50 before (old buckets, first 5 ms) "
+          f"{before * 1e3:.3f} ms, after {after * 1e3:.3f} ms; buckets ≤ 5 ms: "
+          f"{[(le * 1e3, c) for le, c in delta if le <= 0.005]}")
     return median, before, after
 
 
@@ -133,7 +142,6 @@ def test_envoy_host_mode_reads_a_fast_route_between_half_and_one_ms(envoy):
     host = Host("envoy-host", envoy.listen_port, envoy.prometheus, 1e6)
     host.metric = "uwsgi_red_request_duration_microseconds"
     median, before, after = calibrated_p50(host)
-    assert 0.0007 < median < 0.0011, median  # the calibration reached a ~0.8 ms route
     assert 0.0005 < after < 0.001, after
     assert 0.0025 <= before < 0.005, before  # the old first bucket: "somewhere below 5 ms"
 
@@ -143,7 +151,6 @@ def test_envoy_self_mode_reads_a_fast_route_between_half_and_one_ms(envoy):
                 lambda: get_text(f"http://127.0.0.1:{envoy.listen_port}/metrics"), 1.0)
     host.metric = "uwsgi_red_request_duration_seconds"
     median, before, after = calibrated_p50(host)
-    assert 0.0007 < median < 0.0011, median
     assert 0.0005 < after < 0.001, after
     assert 0.0025 <= before < 0.005, before  # the old first bucket: "somewhere below 5 ms"
 
@@ -177,7 +184,6 @@ def test_nginx_reads_a_fast_route_between_half_and_one_ms(logdir):
         host = Host("nginx-self", ng.port, lambda: get_text(f"http://127.0.0.1:{ng.port}/metrics"), 1.0)
         host.metric = "uwsgi_red_request_duration_seconds"
         median, before, after = calibrated_p50(host)
-        assert 0.0007 < median < 0.0011, median
         assert 0.0005 < after < 0.001, after
         assert 0.0025 <= before < 0.005, before  # the old first bucket: "somewhere below 5 ms"
     finally:
