@@ -23,6 +23,7 @@ import pytest
 
 from harness import free_port, samples, start_uwsgi, value, wait_for
 from nginx_wasm import SETUP, NginxWasm, example_plugin_config, nginx_wasm_bin
+from request_start_upstream import STAMP_REQUESTS, RecordingUpstream, assert_stamps, per_backend, send_stamped
 
 EXAMPLE = example_plugin_config()
 FLUSH_S = EXAMPLE["flush_interval_ms"] / 1000
@@ -530,3 +531,60 @@ def test_setup_script_copies_once_takes_a_users_binary_and_says_how_to_get_one(t
     assert "UWSGI_RED_NGINX_WASM" in missing.stderr and "build-from-source.sh" in missing.stderr
     no_module = run(UWSGI_RED_NGINX_WASM=shutil.which("true"))
     assert no_module.returncode == 1 and "has no ngx_wasm_module" in no_module.stderr
+
+
+# ---------------------------------------------------------------- request_start and upstream_label
+# The example with its one uWSGI server replaced by two recording
+# upstreams (uwsgi protocol, round robin): each records every
+# HTTP_X_REQUEST_START var a request carried.
+
+NGX_STAMP_MODES = {
+    # keep + upstream_label on the example's two workers (self mode merges them).
+    "keep": (dict(EXAMPLE, request_start="keep", upstream_label=True), 2),
+    "replace": (dict(EXAMPLE, request_start="replace"), 1),
+    "off": (EXAMPLE, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def ngx_stamped(logdir):
+    ups = [RecordingUpstream(), RecordingUpstream()]
+    hosts = {}
+    try:
+        servers = f"server 127.0.0.1:{ups[0].port};\n        server 127.0.0.1:{ups[1].port};"
+        for mode, (cfg, workers) in NGX_STAMP_MODES.items():
+            hosts[mode] = NginxWasm(logdir, f"ngx-stamp-{mode}", free_port(), upstream=ups[0].port, plugin_config=cfg,
+                                    extra=[(f"server 127.0.0.1:{ups[0].port};", servers),
+                                           ("worker_processes 2;", f"worker_processes {workers};")])
+        for ng in hosts.values():
+            ng.wait_loaded(ng.workers_expected)
+        sent = {mode: send_stamped(ng.port, ups) for mode, ng in hosts.items()}
+        yield {"hosts": hosts, "sent": sent, "upstreams": ups}
+    finally:
+        for ng in hosts.values():
+            ng.stop()
+        for u in ups:
+            u.stop()
+
+
+@pytest.mark.parametrize("mode", list(NGX_STAMP_MODES))
+def test_nginx_upstream_gets_exactly_one_request_start(ngx_stamped, mode):
+    """As in Envoy, over uwsgi_pass; nginx's clock has millisecond
+    resolution."""
+    assert_stamps(ngx_stamped["sent"][mode], mode, resolution_us=1000)
+
+
+def test_nginx_upstream_label_is_the_backend_address_with_exact_counts(ngx_stamped):
+    """`$upstream_addr` of each request (one try each here) is the label;
+    counts per backend equal what each backend received, across both
+    workers."""
+    ups = ngx_stamped["upstreams"]
+    want = per_backend(ngx_stamped["sent"]["keep"], ups)
+    assert set(want) == {u.address for u in ups} and sum(want.values()) == STAMP_REQUESTS, want
+    t = settled_total(ngx_stamped["hosts"]["keep"].port, STAMP_REQUESTS, "keep")
+    got = {}
+    for labels, v in samples(t, "uwsgi_red_requests_total"):
+        got[labels["upstream"]] = got.get(labels["upstream"], 0) + v
+    assert got == want, (got, want)
+    off = settled_total(ngx_stamped["hosts"]["off"].port, STAMP_REQUESTS, "off")
+    assert all("upstream" not in l for l, _ in samples(off, "uwsgi_red_requests_total"))

@@ -21,6 +21,7 @@ from envoy_red import render
 from harness import start_gunicorn, start_uwsgi
 from harness.envoy import envoy_label_value
 from harness.prom import parse_prometheus
+from request_start_upstream import STAMP_REQUESTS, RecordingUpstream, assert_stamps, per_backend, send_stamped
 
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/prom/{id}"], "max_series": 1000}
 
@@ -473,3 +474,76 @@ def test_hostile_paths_cannot_split_labels(stacks):
                                  route=hostile_route(p))] == [2], p
     # `;` and `_` no longer share a series (nor an admission slot's name).
     assert hostile_route("/semi;x") == "/semi\\x3Bx" != hostile_route("/semi_x")
+
+
+# ---------------------------------------------------------------- request_start and upstream_label
+# Two recording upstreams behind one Envoy cluster (round robin): each
+# records every X-Request-Start value a request carried, so "exactly one"
+# and "within the request's time window" are checked on what arrived.
+
+STAMP_MODES = {
+    # keep + upstream_label, in both expositions at once (host and self).
+    "keep": {"request_start": "keep", "upstream_label": True, "exposition": "both", "flush_interval_ms": 100},
+    "replace": {"request_start": "replace"},
+    "off": {},
+}
+def two_backend_envoy(logdir, name, upstreams, plugin_config):
+    wasm("red-filter")
+    listen, admin = free_port(), free_port()
+    cfg = render(listen, admin, upstreams[0].port, plugin_config)
+    one = f"        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstreams[0].port}}}}}}}\n"
+    two = one.replace(str(upstreams[0].port), str(upstreams[1].port))
+    assert cfg.count(one) == 1, cfg
+    env = Envoy(name, cfg.replace(one, one + two), logdir, admin)
+    env.wait_ready()
+    env.listen_port = listen
+    return env
+
+
+@pytest.fixture(scope="module")
+def stamped(logdir):
+    ups = [RecordingUpstream(), RecordingUpstream()]
+    envs = []
+    try:
+        # Envoys start together, then traffic goes to one at a time.
+        for mode, extra in STAMP_MODES.items():
+            envs.append(two_backend_envoy(logdir, f"red-stamp-{mode}", ups, dict(PLUGIN_CONFIG, **extra)))
+        sent = {mode: send_stamped(env.listen_port, ups) for mode, env in zip(STAMP_MODES, envs)}
+        yield {"envs": dict(zip(STAMP_MODES, envs)), "sent": sent, "upstreams": ups}
+    finally:
+        for e in envs:
+            e.stop()
+        for u in ups:
+            u.stop()
+
+
+@pytest.mark.parametrize("mode", list(STAMP_MODES))
+def test_upstream_gets_exactly_one_request_start(stamped, mode):
+    """keep: an outer proxy's value arrives as it was, else Envoy's own;
+    replace: always Envoy's own, once; off: nothing added, an outer value
+    untouched."""
+    assert_stamps(stamped["sent"][mode], mode)
+
+
+def test_upstream_label_is_the_backend_address_with_exact_counts(stamped):
+    """Round robin over two backends: the `upstream` label is each
+    backend's real address, and its count is exactly the requests that
+    backend received, in host mode (Envoy stats) and self mode alike."""
+    ups = stamped["upstreams"]
+    want = per_backend(stamped["sent"]["keep"], ups)
+    assert set(want) == {u.address for u in ups} and sum(want.values()) == STAMP_REQUESTS, want
+    env = stamped["envs"]["keep"]
+    host = wait_for(lambda: (t := env.prometheus()) and value(t, "uwsgi_red_requests_total") >= STAMP_REQUESTS
+                    and t, 15, what="host counts")
+    self_text = wait_for(lambda: (t := get_text(f"http://127.0.0.1:{env.listen_port}/metrics"))
+                         and value(t, "uwsgi_red_requests_total") >= STAMP_REQUESTS and t, 15, what="self counts")
+    for text in (host, self_text):
+        got = {}
+        for labels, v in samples(text, "uwsgi_red_requests_total"):
+            got[labels["upstream"]] = got.get(labels["upstream"], 0) + v
+        assert got == want, (got, want)
+    # Off (the default): no `upstream` label at all.
+    off = stamped["envs"]["off"]
+    text = wait_for(lambda: (t := off.prometheus()) and value(t, "uwsgi_red_requests_total") >= STAMP_REQUESTS
+                    and t, 15, what="off counts")
+    assert all("upstream" not in l for l, _ in samples(text, "uwsgi_red_requests_total"))

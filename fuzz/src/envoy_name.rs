@@ -16,7 +16,7 @@
 
 use std::sync::OnceLock;
 
-use uwsgi_red_core::red::labels::LabelSet;
+use uwsgi_red_core::red::labels::LABEL_NAMES as RED_LABELS;
 use uwsgi_red_core::stats::families::LABEL_NAMES;
 use uwsgi_red_envoy_name::emulate::{produce_tags, shipped_rules, Rule, WASM_NAMESPACE};
 use uwsgi_red_envoy_name::{encode, unescape_value, KEY_END, VALUE_END};
@@ -35,8 +35,7 @@ const METRICS: [&str; 6] = [
 fn keys() -> &'static [&'static str] {
     static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let l = LabelSet::new("GET", 200, "/".into(), "s".into(), "http");
-        let mut k: Vec<&'static str> = l.pairs().iter().map(|p| p.0).collect();
+        let mut k: Vec<&'static str> = RED_LABELS.to_vec();
         k.push("reason");
         for n in LABEL_NAMES {
             if !k.contains(n) {

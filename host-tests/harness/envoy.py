@@ -16,7 +16,7 @@ from .paths import DIST, EXAMPLES
 from .procs import Proc, envoy_bin, wait_port
 from .render import RenderError, Sub, render
 
-RED_TAGS = ("method", "code", "code_class", "route", "service", "protocol", "reason")
+RED_TAGS = ("method", "code", "code_class", "route", "service", "protocol", "upstream", "reason")
 # red-filter's default buckets_seconds in µs (Envoy histograms are integers): OpenTelemetry's
 # http.server.request.duration buckets with 0.5, 1 and 2.5 ms below them (name kept for callers).
 OTEL_BUCKETS_US = (500, 1000, 2500, 5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000, 1000000, 2500000,

@@ -381,6 +381,28 @@ mod tests {
         assert_eq!(kv.get("t.adm.n").unwrap().0.unwrap(), 2u64.to_le_bytes());
     }
 
+    /// Each backend address makes its own label set, so an `upstream`
+    /// label is bounded by the same cap; beyond it the request goes to the
+    /// overflow series, whose `upstream` is the overflow value.
+    #[test]
+    fn upstream_addresses_share_the_one_cap() {
+        use crate::red::labels::LabelSet;
+        let mut kv = LocalKv::new();
+        let p = Admission::new("u", 2);
+        p.ensure_created(&mut kv).unwrap();
+        let mut a = Admitter::new(p);
+        let set = |u: &str| {
+            LabelSet::new("GET", 200, "/".into(), "s".into(), "http")
+                .with_upstream(Some(u.to_string()))
+        };
+        assert_eq!(a.decide(&mut kv, &set("10.0.0.1:80")), Decision::Admitted);
+        assert_eq!(a.decide(&mut kv, &set("10.0.0.2:80")), Decision::Admitted);
+        let third = set("10.0.0.3:80");
+        assert_eq!(a.decide(&mut kv, &third), Decision::Refused);
+        assert_eq!(third.overflow().upstream.as_deref(), Some("__overflow__"));
+        assert_eq!(a.decide(&mut kv, &set("10.0.0.1:80")), Decision::Admitted);
+    }
+
     #[test]
     fn namespaces_differ_by_format_and_never_hold_a_slash() {
         let a = namespace("red_filter", "a/b", &(1000usize, [0.1f64.to_bits()]));

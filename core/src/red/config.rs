@@ -40,6 +40,57 @@ impl FromNode for Exposition {
     }
 }
 
+/// Whether and how the HTTP filter stamps the upstream request with
+/// `X-Request-Start: t=<µs since the epoch>` (`"off"`, `"keep"`, `"replace"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestStart {
+    /// Nothing read, nothing added: no work on the request path.
+    #[default]
+    Off,
+    /// Add the header only when the request has none: an outer proxy's
+    /// stamp (the earliest moment the request was seen) is kept.
+    Keep,
+    /// Always set this proxy's stamp, dropping any incoming value.
+    Replace,
+}
+
+impl FromNode for RequestStart {
+    fn from_node(node: Node, at: Path<'_>) -> Result<Self, ConfigError> {
+        choice(
+            node,
+            at,
+            &[
+                ("off", RequestStart::Off),
+                ("keep", RequestStart::Keep),
+                ("replace", RequestStart::Replace),
+            ],
+        )
+    }
+}
+
+/// The header the stamp travels in (lower case, as proxy-wasm hosts want
+/// header names).
+pub const REQUEST_START_HEADER: &str = "x-request-start";
+
+impl RequestStart {
+    /// The value to send upstream for a request whose headers passed at
+    /// `now_ns` (ns since the epoch), given whether it already carries the
+    /// header (only asked in `keep` mode); `None`: leave the request as it is.
+    pub fn stamp(self, has_incoming: impl FnOnce() -> bool, now_ns: u64) -> Option<String> {
+        match self {
+            RequestStart::Off => None,
+            RequestStart::Keep if has_incoming() => None,
+            RequestStart::Keep | RequestStart::Replace => Some(stamp_value(now_ns)),
+        }
+    }
+}
+
+/// `t=<µs since the epoch>`: the unit agents expect when the number has 16
+/// digits (they tell seconds, ms and µs apart by magnitude).
+pub fn stamp_value(now_ns: u64) -> String {
+    format!("t={}", now_ns / 1000)
+}
+
 /// The keys red-filter and uwsgi-tcp share, as the schema states them.
 pub mod keys {
     use super::schema::{Key, Ty};
@@ -86,7 +137,7 @@ pub mod keys {
 }
 
 /// red-filter's keys, in the order they are reported.
-pub const RED_KEYS: [Key; 12] = [
+pub const RED_KEYS: [Key; 14] = [
     keys::SERVICE,
     Key::new(
         "use_route_name",
@@ -136,6 +187,16 @@ pub const RED_KEYS: [Key; 12] = [
     ),
     ALLOW_CIDRS_KEY,
     BEARER_TOKEN_KEY,
+    Key::new(
+        "request_start",
+        Ty::Choice(&["off", "keep", "replace"]),
+        "HTTP filter: send `X-Request-Start: t=<µs since the epoch>` upstream; `keep` leaves an incoming value, `replace` overwrites it",
+    ),
+    Key::new(
+        "upstream_label",
+        Ty::Bool,
+        "label `upstream` with the backend address (`host:port`) that answered",
+    ),
 ];
 
 /// The JSON document of the HTTP filter. Every key is optional (absent
@@ -170,6 +231,10 @@ pub struct RedFilterConfig {
     /// `self`/`both` mode: when set, a scrape must also carry
     /// `Authorization: Bearer <token>`.
     pub scrape_bearer_token: Option<String>,
+    /// HTTP filter: stamp the upstream request with `X-Request-Start`.
+    pub request_start: RequestStart,
+    /// Add the `upstream` label: the backend address that answered.
+    pub upstream_label: bool,
 }
 
 impl Default for RedFilterConfig {
@@ -187,6 +252,8 @@ impl Default for RedFilterConfig {
             time_to_first_byte: true,
             scrape_allow_cidrs: None,
             scrape_bearer_token: None,
+            request_start: RequestStart::Off,
+            upstream_label: false,
         }
     }
 }
@@ -211,6 +278,8 @@ impl FromNode for RedFilterConfig {
                 .unwrap_or(d.time_to_first_byte),
             scrape_allow_cidrs: f.take("scrape_allow_cidrs")?,
             scrape_bearer_token: f.take("scrape_bearer_token")?,
+            request_start: f.take("request_start")?.unwrap_or(d.request_start),
+            upstream_label: f.take("upstream_label")?.unwrap_or(d.upstream_label),
         })
     }
 }
@@ -238,6 +307,11 @@ pub const MAX_METRICS_PATH_BYTES: usize = crate::red::route::MAX_PATH_BYTES;
 /// Longest `service` label value, in bytes.
 pub const MAX_SERVICE_BYTES: usize = 128;
 
+/// Longest `upstream` label value, in bytes: any `host:port` (a DNS name
+/// is at most 253 bytes, but hosts report addresses, not names) fits;
+/// a longer value is cut like a long cluster name.
+pub const MAX_UPSTREAM_BYTES: usize = 128;
+
 // Self mode stores labels in the shared-state format, which holds labels of
 // at most `MAX_LABEL_BYTES`: every label a valid configuration can produce
 // (a template, a route or route name cut at `MAX_PATH_BYTES`, a service)
@@ -247,6 +321,7 @@ const _: () = assert!(
     MAX_ROUTE_PATTERN_BYTES <= crate::red::shared::MAX_LABEL_BYTES
         && crate::red::route::MAX_PATH_BYTES <= crate::red::shared::MAX_LABEL_BYTES
         && MAX_SERVICE_BYTES <= crate::red::shared::MAX_LABEL_BYTES
+        && MAX_UPSTREAM_BYTES <= crate::red::shared::MAX_LABEL_BYTES
 );
 
 /// Upper bound for `max_series`: beyond it one plugin could hold hundreds of
@@ -267,6 +342,8 @@ pub struct RedFilterSettings {
     pub time_to_first_byte: bool,
     /// Who the self-served page is answered to.
     pub scrape_access: ScrapeAccess,
+    pub request_start: RequestStart,
+    pub upstream_label: bool,
 }
 
 impl RedFilterConfig {
@@ -358,6 +435,8 @@ impl RedFilterConfig {
             flush_interval_ms: self.flush_interval_ms,
             time_to_first_byte: self.time_to_first_byte,
             scrape_access,
+            request_start: self.request_start,
+            upstream_label: self.upstream_label,
         })
     }
 }
@@ -475,6 +554,54 @@ mod tests {
             (e.path.as_str(), e.message.as_str()),
             ("route_patterns[0]", "expected a string, got a list")
         );
+    }
+
+    #[test]
+    fn request_start_and_upstream_label_keys() {
+        let d = RedFilterConfig::from_json(b"{}").unwrap();
+        assert_eq!(d.request_start, RequestStart::Off);
+        assert!(!d.upstream_label);
+        let s = RedFilterConfig::from_json(br#"{"request_start":"keep","upstream_label":true}"#)
+            .unwrap();
+        assert_eq!(s.request_start, RequestStart::Keep);
+        assert!(s.upstream_label);
+        let s = RedFilterConfig::from_json(br#"{"request_start":"replace"}"#).unwrap();
+        assert_eq!(s.request_start, RequestStart::Replace);
+        for (doc, key) in [
+            (&br#"{"request_start":"on"}"#[..], "request_start"),
+            (br#"{"request_start":true}"#, "request_start"),
+            (br#"{"upstream_label":"yes"}"#, "upstream_label"),
+        ] {
+            let e = RedFilterConfig::from_json(doc).unwrap_err();
+            assert_eq!(e.path, key, "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn stamp_modes() {
+        let now = 1_765_000_000_123_456_789;
+        let asked = std::cell::Cell::new(0);
+        let has = |v: bool| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                v
+            }
+        };
+        assert_eq!(RequestStart::Off.stamp(has(false), now), None);
+        assert_eq!(asked.get(), 0, "off reads no header");
+        assert_eq!(
+            RequestStart::Replace.stamp(has(true), now).as_deref(),
+            Some("t=1765000000123456")
+        );
+        assert_eq!(asked.get(), 0, "replace reads no header");
+        assert_eq!(RequestStart::Keep.stamp(has(true), now), None);
+        assert_eq!(
+            RequestStart::Keep.stamp(has(false), now).as_deref(),
+            Some("t=1765000000123456")
+        );
+        assert_eq!(asked.get(), 2);
+        assert_eq!(stamp_value(now).len(), 18, "t= and 16 digits");
     }
 
     #[test]

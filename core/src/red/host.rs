@@ -197,7 +197,7 @@ fn define_series<H: MetricsHost + SeriesNames>(
     l: &LabelSet,
 ) -> Result<SeriesIds, HostError> {
     let pairs = l.pairs();
-    let pairs = pairs.each_ref().map(|(k, v)| (*k, v.as_str()));
+    let pairs: Vec<(&'static str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut define = |kind, metric| {
         let name = host.series_name(metric, &pairs);
         host.define(kind, &name)

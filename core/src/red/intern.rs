@@ -27,6 +27,7 @@ struct OwnedFacts {
     route_name: Option<String>,
     code: u16,
     upstream: Option<String>,
+    upstream_address: Option<String>,
 }
 
 impl OwnedFacts {
@@ -37,6 +38,7 @@ impl OwnedFacts {
             route_name: f.route_name.map(str::to_string),
             code: f.code,
             upstream: f.upstream.map(str::to_string),
+            upstream_address: f.upstream_address.map(str::to_string),
         }
     }
 
@@ -46,6 +48,7 @@ impl OwnedFacts {
             && self.path == f.path
             && self.route_name.as_deref() == f.route_name
             && self.upstream.as_deref() == f.upstream
+            && self.upstream_address.as_deref() == f.upstream_address
     }
 }
 
@@ -72,7 +75,15 @@ impl Default for Interner {
 
 fn key(f: &RequestFacts<'_>) -> u64 {
     let mut h = DefaultHasher::new();
-    (f.method, f.path, f.route_name, f.code, f.upstream).hash(&mut h);
+    (
+        f.method,
+        f.path,
+        f.route_name,
+        f.code,
+        f.upstream,
+        f.upstream_address,
+    )
+        .hash(&mut h);
     h.finish()
 }
 
@@ -82,6 +93,7 @@ fn internable(f: &RequestFacts<'_>) -> bool {
         && short(f.path)
         && f.route_name.is_none_or(short)
         && f.upstream.is_none_or(short)
+        && f.upstream_address.is_none_or(short)
 }
 
 impl Interner {
@@ -140,6 +152,7 @@ mod tests {
             route_name: None,
             code,
             upstream: Some("app"),
+            upstream_address: None,
         }
     }
 

@@ -13,7 +13,21 @@ pub struct LabelSet {
     pub route: String,
     pub service: String,
     pub protocol: &'static str,
+    /// The backend address that answered (`host:port`), when configured
+    /// (red-filter `upstream_label`); `None` leaves the label out.
+    pub upstream: Option<String>,
 }
+
+/// Every label name a RED series can carry, in export order.
+pub const LABEL_NAMES: [&str; 7] = [
+    "method",
+    "code",
+    "code_class",
+    "route",
+    "service",
+    "protocol",
+    "upstream",
+];
 
 impl LabelSet {
     pub fn new(
@@ -31,7 +45,13 @@ impl LabelSet {
             route,
             service,
             protocol,
+            upstream: None,
         }
+    }
+
+    /// The same set with an `upstream` label.
+    pub fn with_upstream(self, upstream: Option<String>) -> Self {
+        Self { upstream, ..self }
     }
 
     /// The one series per status class and protocol that absorbs every
@@ -45,6 +65,8 @@ impl LabelSet {
             route: OVERFLOW_ROUTE.to_string(),
             service: OVERFLOW_ROUTE.to_string(),
             protocol: self.protocol,
+            // Same label names as the sets it absorbs.
+            upstream: self.upstream.as_ref().map(|_| OVERFLOW_ROUTE.to_string()),
         }
     }
 
@@ -70,16 +92,22 @@ impl LabelSet {
         }
     }
 
-    /// Label pairs in a stable order, as exported everywhere.
-    pub fn pairs(&self) -> [(&'static str, String); 6] {
-        [
+    /// Label pairs in a stable order ([`LABEL_NAMES`]), as exported
+    /// everywhere; `upstream` only when the set has one.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::with_capacity(LABEL_NAMES.len());
+        p.extend([
             ("method", self.method.to_string()),
             ("code", self.code_label()),
             ("code_class", self.code_class.to_string()),
             ("route", self.route.clone()),
             ("service", self.service.clone()),
             ("protocol", self.protocol.to_string()),
-        ]
+        ]);
+        if let Some(u) = &self.upstream {
+            p.push(("upstream", u.clone()));
+        }
+        p
     }
 }
 
@@ -138,5 +166,21 @@ mod tests {
         assert_eq!(o.pairs()[1].1, "");
         assert_eq!(o.pairs()[2].1, "5xx");
         assert_eq!(o.route, "__overflow__");
+        assert_eq!(o.upstream, None);
+    }
+
+    #[test]
+    fn upstream_label_is_last_and_folds_into_the_overflow_value() {
+        let l = LabelSet::new("GET", 200, "/".into(), "s".into(), "http")
+            .with_upstream(Some("10.0.0.1:8001".into()));
+        let names: Vec<_> = l.pairs().iter().map(|p| p.0).collect();
+        assert_eq!(names, LABEL_NAMES);
+        assert_eq!(l.pairs()[6].1, "10.0.0.1:8001");
+        let o = l.overflow();
+        assert_eq!(o.upstream.as_deref(), Some("__overflow__"));
+        assert!(o.is_overflow());
+        let plain = LabelSet::new("GET", 200, "/".into(), "s".into(), "http");
+        assert_eq!(plain.pairs().len(), 6);
+        assert_ne!(plain, l, "a different backend is a different series");
     }
 }

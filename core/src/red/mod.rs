@@ -21,8 +21,8 @@ pub mod shared;
 // as a namespace (`red::names::REQUESTS_TOTAL`).
 pub use self::admission::{namespace, Admission, Admitter, Decision};
 pub use self::aggregate::{Observation, RedAggregate, Series};
-pub use self::config::{Exposition, RedFilterConfig, RedFilterSettings, RED_KEYS};
-pub use self::facts::RequestFacts;
+pub use self::config::{Exposition, RedFilterConfig, RedFilterSettings, RequestStart, RED_KEYS};
+pub use self::facts::{last_upstream_addr, RequestFacts};
 pub use self::histogram::{Buckets, Histogram};
 pub use self::host::{HostError, HostRecorder, MetricsHost, SeriesNames};
 pub use self::intern::Interner;

@@ -50,6 +50,7 @@ impl RecorderCore {
             route_name: None,
             code: status,
             upstream: None,
+            upstream_address: None,
         };
         let labels = self.settings.labels(&facts, self.protocol);
         self.aggregate.record(Observation {

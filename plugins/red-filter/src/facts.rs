@@ -30,6 +30,8 @@ pub struct View<'a> {
     pub path: Option<&'a str>,
     pub route_name: Option<&'a str>,
     pub upstream: Option<&'a str>,
+    /// The backend address that answered (`upstream_label`).
+    pub upstream_address: Option<&'a str>,
     /// 0 when no response was sent.
     pub code: u16,
     /// A value read held bytes that are not UTF-8 (shown as U+FFFD).
@@ -41,6 +43,20 @@ pub struct View<'a> {
 pub struct Wanted {
     pub route_name: bool,
     pub upstream: bool,
+    pub upstream_address: bool,
+}
+
+/// The backend address that answered, `host:port`. Envoy's
+/// `upstream.address` is exactly that. ngx_wasm_module's `upstream.address`
+/// holds the host without the port (and dereferences the peer name without
+/// a check when no peer was chosen), so nginx's own `$upstream_addr` is read
+/// instead: it lists every try, and the last one answered.
+fn upstream_address(source: Source) -> Option<Vec<u8>> {
+    match source {
+        Source::Nginx => props::bytes(&["ngx", "upstream_addr"])
+            .map(|v| uwsgi_red_core::red::last_upstream_addr(&v).to_vec()),
+        _ => props::bytes(&["upstream", "address"]),
+    }
 }
 
 /// One probe per VM, never per request.
@@ -86,8 +102,14 @@ pub fn with<R>(
     } else {
         None
     };
+    let upstream_address = if w.upstream_address {
+        text(upstream_address(source))
+    } else {
+        None
+    };
     f(View {
         method: &method,
+        upstream_address: upstream_address.as_deref(),
         path: path.as_deref(),
         route_name: route_name.as_deref(),
         upstream: upstream.as_deref(),

@@ -24,6 +24,7 @@ mod facts;
 mod metrics;
 mod props;
 mod selfserve;
+mod stamp;
 #[cfg(feature = "test-trap")]
 mod trap;
 
@@ -296,6 +297,7 @@ impl HttpContext for RedStream {
             self.scrape = true;
             return Action::Pause;
         }
+        stamp::apply(state.settings.request_start, &mut stamp::Proxy, start);
         Action::Continue
     }
 
@@ -371,6 +373,7 @@ fn wanted(settings: &RedFilterSettings) -> Wanted {
     Wanted {
         route_name: settings.use_route_name,
         upstream: settings.service.is_none(),
+        upstream_address: settings.upstream_label,
     }
 }
 
@@ -445,6 +448,7 @@ fn record_view(state: &mut State, view: &View<'_>, clock: Option<Clock>) {
         route_name: view.route_name,
         code: view.code,
         upstream: view.upstream,
+        upstream_address: view.upstream_address,
     };
     let State {
         settings,
@@ -519,7 +523,9 @@ mod tests {
         let fixed =
             RedFilterConfig::from_json(br#"{"service":"shop","use_route_name":false}"#).unwrap();
         let w = wanted(&fixed);
-        assert!(!w.route_name && !w.upstream);
+        assert!(!w.route_name && !w.upstream && !w.upstream_address);
+        let on = RedFilterConfig::from_json(br#"{"upstream_label":true}"#).unwrap();
+        assert!(wanted(&on).upstream_address);
     }
 
     #[test]

@@ -20,6 +20,10 @@ const VERSION: u8 = 2;
 /// Protocol labels a state may hold; `LabelSet::protocol` is `&'static str`.
 const PROTOCOLS: [&str; 2] = ["http", "uwsgi"];
 const CODE_CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Set in the protocol byte when an `upstream` label string follows it: a
+/// state without that label is byte for byte what it was before the label
+/// existed, so no version change.
+const HAS_UPSTREAM: u8 = 0x80;
 /// The longest label string the format holds. Labels are bounded well
 /// below it (routes and route names ≤ 256 bytes, services ≤ 128), and
 /// [`fits_format`] checks every configured label that could exceed it.
@@ -189,7 +193,8 @@ impl SharedState {
     /// `"URED"`, version byte, bound count byte, bounds as f64 LE,
     /// started_s, dropped, reason count, (reason string, count)…, series
     /// count, then per series: method string, code, code-class index byte,
-    /// route string, service string, protocol index byte, requests, errors,
+    /// route string, service string, protocol index byte (`HAS_UPSTREAM`
+    /// set: the upstream string follows), requests, errors,
     /// and two histograms (bucket counts, `+Inf` last, then the sum as f64
     /// LE). Strings are a varint length and UTF-8 bytes.
     pub fn encode(&self) -> Vec<u8> {
@@ -217,7 +222,13 @@ impl SharedState {
             out.push(index_of(&CODE_CLASSES, l.code_class));
             put_str(&mut out, &l.route);
             put_str(&mut out, &l.service);
-            out.push(index_of(&PROTOCOLS, l.protocol));
+            match &l.upstream {
+                Some(u) => {
+                    out.push(index_of(&PROTOCOLS, l.protocol) | HAS_UPSTREAM);
+                    put_str(&mut out, u);
+                }
+                None => out.push(index_of(&PROTOCOLS, l.protocol)),
+            }
             put_varint(&mut out, s.requests);
             put_varint(&mut out, s.errors);
             put_histogram(&mut out, &s.duration);
@@ -304,10 +315,16 @@ fn read_labels(r: &mut Reader<'_>) -> Result<LabelSet, DecodeError> {
         .ok_or(DecodeError::BadLabel("code_class"))?;
     let route = r.str()?.to_string();
     let service = r.str()?.to_string();
+    let p = r.byte()?;
     let protocol = *PROTOCOLS
-        .get(usize::from(r.byte()?))
+        .get(usize::from(p & !HAS_UPSTREAM))
         .ok_or(DecodeError::BadLabel("protocol"))?;
-    let labels = LabelSet::new(method, code, route, service, protocol);
+    let upstream = if p & HAS_UPSTREAM != 0 {
+        Some(r.str()?.to_string())
+    } else {
+        None
+    };
+    let labels = LabelSet::new(method, code, route, service, protocol).with_upstream(upstream);
     if labels.is_overflow() {
         // Overflow series keep only their class (see LabelSet::overflow).
         if code != 0 {
@@ -417,8 +434,11 @@ mod props {
             "/\\PC{0,6}",
             prop::sample::select(vec!["app", "ünï"]),
             prop::sample::select(vec!["http", "uwsgi"]),
+            prop::option::of(prop::sample::select(vec!["127.0.0.1:8001", "[::1]:80", ""])),
         )
-            .prop_map(|(m, c, r, s, p)| LabelSet::new(m, c, r, s.to_string(), p))
+            .prop_map(|(m, c, r, s, p, u)| {
+                LabelSet::new(m, c, r, s.to_string(), p).with_upstream(u.map(str::to_string))
+            })
     }
 
     fn state_bytes(reqs: &[(LabelSet, f64)]) -> Vec<u8> {

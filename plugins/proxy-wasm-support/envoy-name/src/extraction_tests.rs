@@ -6,14 +6,13 @@
 use crate::emulate::{produce_tags, shipped_rules, Rule, WASM_NAMESPACE};
 use crate::{encode, escape_value, unescape_value};
 use proptest::prelude::*;
-use uwsgi_red_core::red::labels::LabelSet;
+use uwsgi_red_core::red::labels::LABEL_NAMES as RED_LABELS;
 use uwsgi_red_core::red::names;
 use uwsgi_red_core::stats::families::LABEL_NAMES;
 
 /// The RED keys in the order the plugins encode them, then `reason`.
 fn red_keys() -> Vec<&'static str> {
-    let l = LabelSet::new("GET", 200, "/".into(), "s".into(), "http");
-    let mut k: Vec<_> = l.pairs().iter().map(|p| p.0).collect();
+    let mut k = RED_LABELS.to_vec();
     k.push("reason");
     k
 }

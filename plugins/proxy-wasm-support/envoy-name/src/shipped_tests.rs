@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use regex::Regex;
-use uwsgi_red_core::red::labels::LabelSet;
+use uwsgi_red_core::red::labels::LABEL_NAMES as RED_LABELS;
 use uwsgi_red_core::stats::families::LABEL_NAMES;
 
 use crate::stats_tag_regex;
 
 fn red_keys() -> Vec<&'static str> {
-    let l = LabelSet::new("GET", 200, "/".into(), "s".into(), "http");
-    let mut k: Vec<_> = l.pairs().iter().map(|p| p.0).collect();
+    let mut k = RED_LABELS.to_vec();
     k.push("reason");
     k
 }

@@ -1,0 +1,165 @@
+"""An in-process upstream that records what the proxy sent: for every
+request, each `X-Request-Start` value it carried (HTTP/1.1 header lines, or
+uwsgi-protocol `HTTP_X_REQUEST_START` vars; duplicates kept), so a test can
+check there is exactly one. Speaks HTTP/1.1 (Envoy's router) and the uwsgi
+protocol (nginx uwsgi_pass), told apart by the first byte (a uwsgi packet
+starts with modifier1 0). One request per connection, then close.
+"""
+import http.client
+import re
+import socketserver
+import struct
+import threading
+import time
+
+MAX_HEAD = 65536
+BODY = b"ok\n"
+
+
+def _read_exact(f, n):
+    data = f.read(n)
+    if data is None or len(data) != n:
+        raise EOFError
+    return data
+
+
+def _uwsgi_vars(packet):
+    out, i = [], 0
+    while i + 2 <= len(packet):
+        (kl,) = struct.unpack_from("<H", packet, i)
+        key = packet[i + 2:i + 2 + kl]
+        i += 2 + kl
+        (vl,) = struct.unpack_from("<H", packet, i)
+        out.append((key, packet[i + 2:i + 2 + vl]))
+        i += 2 + vl
+    return out
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        try:
+            first = _read_exact(self.rfile, 1)
+            if first == b"\x00":
+                head = _read_exact(self.rfile, 3)
+                (size,) = struct.unpack("<H", head[:2])
+                pairs = _uwsgi_vars(_read_exact(self.rfile, size))
+                stamps = [v for k, v in pairs if k == b"HTTP_X_REQUEST_START"]
+                length = int(dict(pairs).get(b"CONTENT_LENGTH") or b"0")
+            else:
+                raw = first + self.rfile.readline(MAX_HEAD)
+                stamps, length = [], 0
+                while True:
+                    line = self.rfile.readline(MAX_HEAD)
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"x-request-start":
+                        stamps.append(value.strip())
+                    elif name == b"content-length":
+                        length = int(value.strip())
+                del raw
+            if length:
+                _read_exact(self.rfile, length)
+        except (EOFError, ValueError, struct.error):
+            return
+        self.server.record(stamps)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                         + str(len(BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + BODY)
+
+
+class RecordingUpstream(socketserver.ThreadingTCPServer):
+    """Listens on 127.0.0.1:<free port>; `.seen` lists, per request, the
+    X-Request-Start values it carried; `.address` is `host:port`."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.seen = []
+        self.port = self.server_address[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def record(self, stamps):
+        with self.lock:
+            self.seen.append(stamps)
+
+    def take(self):
+        """What arrived since the last take."""
+        with self.lock:
+            out, self.seen = self.seen, []
+        return out
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+OUTER_STAMP = b"t=1700000000.123"
+STAMP_RE = re.compile(rb"t=([0-9]{16})")
+STAMP_REQUESTS = 20
+
+
+def now_us():
+    return time.time_ns() // 1000
+
+
+def send_stamped(port, upstreams, n=STAMP_REQUESTS):
+    """n requests, every other one with an outer proxy's X-Request-Start;
+    per request: (had_outer, index of the upstream that got it, the values
+    it carried, client time before sending and after the answer, in µs)."""
+    out = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        for i in range(n):
+            outer = i % 2 == 1
+            headers = {"X-Request-Start": OUTER_STAMP.decode()} if outer else {}
+            t0 = now_us()
+            conn.request("GET", f"/stamp/{i}", headers=headers)
+            r = conn.getresponse()
+            r.read()
+            t1 = now_us()
+            assert r.status == 200, r.status
+            got = [(k, s) for k, up in enumerate(upstreams) for s in up.take()]
+            assert len(got) == 1, got
+            out.append((outer, got[0][0], got[0][1], t0, t1))
+    finally:
+        conn.close()
+    return out
+
+
+def assert_own_stamp(values, t0, t1, resolution_us=1):
+    """Exactly one value, `t=` and 16 digits of µs since the epoch, taken
+    between the client's send and its answer, to the host clock's
+    resolution (nginx: ms, from a clock read once per event-loop turn, and
+    its nanoseconds can fall 1 µs short of the ms: ...312999)."""
+    assert len(values) == 1, values
+    m = STAMP_RE.fullmatch(values[0])
+    assert m, values
+    t = int(m.group(1))
+    assert t0 - resolution_us <= t <= t1, (t0, t, t1)
+
+
+def assert_stamps(sent, mode, resolution_us=1):
+    """What send_stamped's requests carried under request_start `mode`:
+    keep: an outer proxy's value as it was, else the proxy's own; replace:
+    always the proxy's own, once; off: nothing added, an outer value
+    untouched."""
+    for outer, _, values, t0, t1 in sent:
+        if mode == "replace" or (mode == "keep" and not outer):
+            assert_own_stamp(values, t0, t1, resolution_us)
+        elif outer:
+            assert values == [OUTER_STAMP], (mode, values)
+        else:
+            assert values == [], (mode, values)
+
+
+def per_backend(sent, upstreams):
+    """{address: requests that upstream received} from send_stamped."""
+    counts = {}
+    for _, k, _, _, _ in sent:
+        counts[upstreams[k].address] = counts.get(upstreams[k].address, 0) + 1
+    return counts
