@@ -64,6 +64,15 @@ def test_bounded_run_counts_exactly_and_cleans_up():
     assert max(float(q) for _, _, q, _ in sat) > 1.0, sat
     assert max(int(u) for *_, u in sat) > 0, sat
     assert "avg_rt is left out: it is (avg + rt) / 2, not a mean" in out
+    # Per request from uWSGI's log: every request that reached uWSGI carried
+    # a stamp (red-filter's t=<µs> or nginx's t=${msec}), none skewed.
+    logq = re.findall(r"^queue from uWSGI's log \(tmicros - X-Request-Start\), last 5s: mean ([\d.]+) ms, p95 ([\d.]+) ms "
+                      r"over (\d+) requests \(stamped by red-filter (\d+), by nginx t=\$\{msec\} (\d+); no stamp (\d+), "
+                      r"unreadable (\d+), skewed (\d+)\)$", out, re.M)
+    assert logq, out[-3000:]
+    assert any(int(us) > 0 and int(ms) > 0 for *_, us, ms, _, _, _ in logq), logq
+    assert all((missing, bad, skewed) == ("0", "0", "0") for *_, missing, bad, skewed in logq), logq
+    assert max(float(mean) for mean, *_ in logq) > 1.0, logq
     for hint in ("/stats/prometheus", "./build.sh viewer", "?target=http://127.0.0.1:",
                  "histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket"):
         assert hint in out

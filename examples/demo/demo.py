@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 from harness import (EXAMPLES, Hosts, demo_config, free_port, parse_prometheus, render,  # noqa: E402
                      uwsgi_tcp_example_config, wasm)
-from view import RED_REQ, render_view  # noqa: E402
+from view import RED_REQ, WINDOW_S, queue_from_log, render_view  # noqa: E402
 
 TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
 CLIENTS = 6  # more than the 4 workers, so the listen queue can show something
@@ -36,6 +36,38 @@ VIA_NGINX = 2  # of them go nginx -> Envoy (uwsgi-tcp) -> uWSGI's uwsgi socket
 # queue for BURST_SLOW_S. That wait is the queue time the view shows.
 BURST, BURST_EVERY_S, BURST_SLOW_S = 8, 4.0, 0.4
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}
+# red-filter stamps each request with X-Request-Start: t=<µs> ("keep": an
+# outer proxy's stamp would win); nginx's example stamps t=${msec}. uWSGI
+# logs its own start beside it in the documented format, so the demo reads
+# each request's queue time from uWSGI's request log.
+RED_CONFIG_LINE = ('\'{"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}\'',
+                   '\'{"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000, '
+                   '"request_start": "keep"}\'')
+LOG_FORMAT = ("[pid: %(pid)|app: -|req: -/-] %(addr) (%(user)) {%(vars) vars in %(pktsize) bytes} [%(ctime)] "
+              "%(method) %(uri) => generated %(rsize) bytes in %(micros) micros (%(proto) %(status)) %(headers) "
+              "headers in %(hsize) bytes (%(switches) switches on core %(core)) tmicros=%(tmicros) "
+              "x_request_start=%(var.HTTP_X_REQUEST_START)")
+
+
+class RequestLog:
+    """uWSGI's request log, read incrementally: the queue_from_log entries
+    of the last WINDOW_S seconds."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.partial, self.entries = path, 0, b"", []
+
+    def read(self, now_us):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return self.entries
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        self.entries += [e for e in map(queue_from_log, lines) if e]
+        self.entries = [e for e in self.entries if now_us - e[0] <= (WINDOW_S + 1) * 1e6]
+        return self.entries
 
 
 def workload(rnd):
@@ -175,12 +207,16 @@ def main():
         app_port, stats_port, sock_port = free_port(), free_port(), free_port()
         print(f"starting uWSGI: 4 workers, http-socket 127.0.0.1:{app_port}, stats server 127.0.0.1:{stats_port}, "
               f"uwsgi socket 127.0.0.1:{sock_port}")
+        reqlog = RequestLog(logdir / "uwsgi-requests.log")
         hosts.uwsgi_ini("uwsgi", EXAMPLES / "envoy-uwsgi-stats" / "uwsgi.ini",
                         [("127.0.0.1:9090", f"127.0.0.1:{app_port}"), ("127.0.0.1:9191", f"127.0.0.1:{stats_port}")],
-                        port=app_port, stats_port=stats_port, extra=("--socket", f"127.0.0.1:{sock_port}"))
+                        port=app_port, stats_port=stats_port,
+                        extra=("--socket", f"127.0.0.1:{sock_port}", "--log-format", LOG_FORMAT,
+                               "--req-logger", f"file:{reqlog.path}"))
         listen, admin = free_port(), free_port()
         print(f"starting Envoy with red-filter + uwsgi-stats: listener 127.0.0.1:{listen}, admin 127.0.0.1:{admin}")
-        env = hosts.envoy("envoy", demo_config(listen, admin, app_port, stats_port), admin, concurrency=2)
+        env = hosts.envoy("envoy", render(demo_config(listen, admin, app_port, stats_port), [RED_CONFIG_LINE]), admin,
+                          concurrency=2)
         tcp_listen, tcp_admin, nginx_port = free_port(), free_port(), free_port()
         print(f"starting nginx 127.0.0.1:{nginx_port} -> Envoy with uwsgi-tcp (admin 127.0.0.1:{tcp_admin})")
         envs = [env, hosts.envoy("envoy-uwsgi-tcp", uwsgi_tcp_example_config(tcp_admin, tcp_listen, sock_port,
@@ -200,7 +236,8 @@ def main():
             stop.wait(1.0)
             now = time.monotonic()
             samples = [s for e in envs for s in parse_prometheus(e.prometheus())]
-            lines, history = render_view(samples, history, now)
+            now_us = time.time_ns() // 1000
+            lines, history = render_view(samples, history, now, reqlog.read(now_us), now_us)
             status = dict(sorted(traffic.status.items(), key=str))
             draw([header, f"t={now - t_start:4.0f}s  responses by status: {status}", "", *lines], live)
             if not busy:

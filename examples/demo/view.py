@@ -5,6 +5,7 @@ requests wait for a worker (queue), and how busy the workers are. Pure
 functions of the scraped samples (and of earlier scrapes, for rates and
 windows), so they are easy to check."""
 import math
+import re
 from collections import defaultdict
 
 RED_REQ = "uwsgi_red_requests_total"
@@ -12,6 +13,59 @@ RED_ERR = "uwsgi_red_errors_total"
 RED_DUR = "uwsgi_red_request_duration_microseconds"
 RED_BUCKET = RED_DUR + "_bucket"
 WINDOW_S = 5.0  # rates, means and utilisation over the last few scrapes
+# The two fields of the documented uWSGI log format the queue needs:
+# %(tmicros), the request start after accept() in µs since the epoch, and
+# %(var.HTTP_X_REQUEST_START), the proxy's stamp ("-" when absent).
+LOG_FIELDS = re.compile(rb" tmicros=(\d+) x_request_start=(\S+)\s*$")
+SKEW_TOLERANCE_US = 10_000  # a stamp later than the start by more is a clock problem, not a queue
+
+
+def stamp_us(raw):
+    """X-Request-Start as µs since the epoch: `t=` optional, seconds with a
+    fraction, or an integer whose digit count says s/ms/µs (as the APM
+    agents read it). None when absent or unreadable."""
+    v = raw[2:] if raw.startswith(b"t=") else raw
+    if not re.fullmatch(rb"\d{10}(\.\d{1,6})?|\d{13}|\d{16}", v):
+        return None
+    if b"." in v:
+        whole, frac = v.split(b".")
+        return int(whole) * 1_000_000 + int(frac.ljust(6, b"0"))
+    return int(v) * {10: 1_000_000, 13: 1000, 16: 1}[len(v)]
+
+
+def queue_from_log(line):
+    """(start_us, queue_s or None, kind) of one request-log line: queue =
+    tmicros - stamp, clamped at 0 within SKEW_TOLERANCE_US; kind is "us"
+    (red-filter's t=<µs>), "ms" (nginx's t=${msec}), "missing",
+    "unparsable" or "skewed". None for a line without the fields."""
+    m = LOG_FIELDS.search(line)
+    if not m:
+        return None
+    start, raw = int(m.group(1)), m.group(2)
+    if raw == b"-":
+        return start, None, "missing"
+    t = stamp_us(raw)
+    if t is None:
+        return start, None, "unparsable"
+    if t - start > SKEW_TOLERANCE_US:
+        return start, None, "skewed"
+    return start, max(0, start - t) / 1e6, "ms" if b"." in raw else "us"
+
+
+def log_queue_line(entries, now_us):
+    """One line: mean and p95 queue over the entries of the last WINDOW_S."""
+    recent = [e for e in entries if now_us - e[0] <= WINDOW_S * 1e6]
+    qs = sorted(q for _, q, _ in recent if q is not None)
+    kinds = defaultdict(int)
+    for _, _, k in recent:
+        kinds[k] += 1
+    if not qs:
+        return f"queue from uWSGI's log (tmicros - X-Request-Start), last {WINDOW_S:g}s: no stamped request"
+    p95 = qs[min(len(qs) - 1, math.ceil(0.95 * len(qs)) - 1)]
+    return (f"queue from uWSGI's log (tmicros - X-Request-Start), last {WINDOW_S:g}s: mean "
+            f"{fmt_ms(sum(qs) / len(qs))} ms, p95 {fmt_ms(p95)} ms over {len(qs)} requests (stamped by "
+            f"red-filter {kinds['us']}, by nginx t=${{msec}} {kinds['ms']}; no stamp {kinds['missing']}, "
+            f"unreadable {kinds['unparsable']}, skewed {kinds['skewed']})")
 
 
 def quantile(q, buckets):
@@ -153,9 +207,10 @@ def saturation(cur, old):
     return out
 
 
-def render_view(samples, history, now):
+def render_view(samples, history, now, log_entries=None, now_us=None):
     """Lines of the view and the history to pass next time (snapshots of
-    the last WINDOW_S seconds)."""
+    the last WINDOW_S seconds); `log_entries` are queue_from_log results
+    (start_us, queue_s, kind) and now_us the wall clock in µs."""
     cur = snapshot(samples, now)
     old = window_start(history, now)
     rows, prev_rows, dt = cur["rows"], (old or cur)["rows"], now - (old or cur)["t"]
@@ -186,6 +241,8 @@ def render_view(samples, history, now):
     out.append(f"saturation, last {span:.0f}s: proxy mean {fmt_ms(sat['proxy'])} ms - app mean "
                f"{fmt_ms(sat['app'])} ms = queue {fmt_ms(sat['queue'])} ms per request; "
                f"utilisation {fmt_pct(sat['util'])} of {len(ws)} workers")
+    if log_entries is not None and now_us is not None:
+        out.append(log_queue_line(log_entries, now_us))
     for wid in sorted(ws, key=int):
         w = ws[wid]
         mean, util = sat["workers"].get(wid, (math.nan, math.nan))
