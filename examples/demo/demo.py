@@ -32,7 +32,7 @@ TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
 CLIENTS = 6  # more than the 4 workers, so the listen queue can show something
 VIA_NGINX = 2  # of them go nginx -> Envoy (uwsgi-tcp) -> uWSGI's uwsgi socket
 # After 1 s and then every BURST_EVERY_S, BURST concurrent slow requests: twice the 4 workers,
-# so half of them and every client's next request wait in uWSGI's listen
+# so half of them and the clients' next requests wait in uWSGI's listen
 # queue for BURST_SLOW_S. That wait is the queue time the view shows.
 BURST, BURST_EVERY_S, BURST_SLOW_S = 8, 4.0, 0.4
 PLUGIN_CONFIG = {"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max_series": 1000}
@@ -273,7 +273,8 @@ Where to look next (while this runs):
     sum by (route) (rate(uwsgi_red_requests_total[1m]))
     histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket[5m]))) / 1e6
   Try it:                       curl -s http://127.0.0.1:{listen}/users/42
-  Logs:                         {logdir}""", flush=True)
+  Logs:                         {logdir} (uwsgi-requests.log: uWSGI's request log with tmicros= and
+                                x_request_start=, the per-request queue time's source)""", flush=True)
 
 
 if __name__ == "__main__":
