@@ -73,6 +73,15 @@ def test_bounded_run_counts_exactly_and_cleans_up():
     assert any(int(us) > 0 and int(ms) > 0 for *_, us, ms, _, _, _ in logq), logq
     assert all((missing, bad, skewed) == ("0", "0", "0") for *_, missing, bad, skewed in logq), logq
     assert max(float(mean) for mean, *_ in logq) > 1.0, logq
+    # Over the whole run the two ways agree: every request that reached
+    # uWSGI is counted by the proxies, by uWSGI and in its log.
+    m = re.search(r"^queue over the whole run: proxy mean ([\d.]+) ms - app mean ([\d.]+) ms = ([\d.-]+) ms "
+                  r"\((\d+) requests at the proxies, (\d+) in uWSGI\); from uWSGI's log ([\d.]+) ms "
+                  r"\((\d+) stamped requests\)$", out, re.M)
+    assert m, out[-3000:]
+    stats_q, log_q = float(m.group(3)), float(m.group(6))
+    assert m.group(4) == m.group(5) == m.group(7), m.group(0)
+    assert stats_q > 1.0 and abs(stats_q - log_q) <= max(2.0, 0.25 * log_q), m.group(0)
     for hint in ("/stats/prometheus", "./build.sh viewer", "?target=http://127.0.0.1:",
                  "histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket"):
         assert hint in out

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 from harness import (EXAMPLES, Hosts, demo_config, free_port, parse_prometheus, render,  # noqa: E402
                      uwsgi_tcp_example_config, wasm)
-from view import RED_REQ, WINDOW_S, queue_from_log, render_view  # noqa: E402
+from view import RED_REQ, WINDOW_S, proxy_totals, queue_from_log, render_view, uwsgi_state  # noqa: E402
 
 TOTAL_LIMIT_S = 120.0  # the whole demo, start to stop
 CLIENTS = 6  # more than the 4 workers, so the listen queue can show something
@@ -55,6 +55,7 @@ class RequestLog:
 
     def __init__(self, path):
         self.path, self.offset, self.partial, self.entries = path, 0, b"", []
+        self.all = []  # every entry, for the whole run's figure
 
     def read(self, now_us):
         try:
@@ -65,7 +66,9 @@ class RequestLog:
             return self.entries
         self.offset += len(data)
         *lines, self.partial = (self.partial + data).split(b"\n")
-        self.entries += [e for e in map(queue_from_log, lines) if e]
+        new = [e for e in map(queue_from_log, lines) if e]
+        self.all += new
+        self.entries += new
         self.entries = [e for e in self.entries if now_us - e[0] <= (WINDOW_S + 1) * 1e6]
         return self.entries
 
@@ -245,7 +248,7 @@ def main():
         if stop.is_set():
             print("\nCtrl-C: stopping uWSGI, Envoy and nginx", flush=True)
         else:
-            summary(envs, traffic, listen, stats_port, logdir)
+            summary(envs, traffic, listen, stats_port, logdir, reqlog)
             left = min(hold, TOTAL_LIMIT_S - (time.monotonic() - t_start)) if hold > 0 else 0.0
             if left > 0:
                 print(f"\nkeeping everything up for {left:.0f}s more; Ctrl-C stops it now", flush=True)
@@ -253,12 +256,32 @@ def main():
     print("stopped uWSGI, Envoy and nginx")
 
 
-def summary(envs, traffic, listen, stats_port, logdir):
-    """Exact count check and where to look next."""
+def summary(envs, traffic, listen, stats_port, logdir, reqlog):
+    """Exact count check, the queue time of the whole run by both ways, and
+    where to look next."""
     time.sleep(1.2)  # one stats flush so the histograms hold the last requests
     counted = [int(sum(v for n, _, v in parse_prometheus(e.prometheus()) if n == RED_REQ)) for e in envs]
     print(f"\nanswered {traffic.answered()} requests ({traffic.status['failed']} failed), "
           f"counted {sum(counted)} (red-filter {counted[0]}, uwsgi-tcp {counted[1]})")
+    # The whole run: once uwsgi-stats has polled after the last request (its
+    # request count reaches what the proxies forwarded), within a few polls.
+    deadline = time.monotonic() + 5.0
+    while True:
+        samples = [s for e in envs for s in parse_prometheus(e.prometheus())]
+        proxy_s, proxy_n = proxy_totals(samples)
+        workers = uwsgi_state(samples)["workers"].values()
+        app_s = sum(w.get("running", 0.0) for w in workers)
+        app_n = sum(w.get("requests", 0.0) for w in workers)
+        if app_n >= proxy_n or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    reqlog.read(time.time_ns() // 1000)
+    logged = [q for _, q, _ in reqlog.all if q is not None]
+    if proxy_n and app_n and logged:
+        print(f"queue over the whole run: proxy mean {1e3 * proxy_s / proxy_n:.2f} ms - app mean "
+              f"{1e3 * app_s / app_n:.2f} ms = {1e3 * (proxy_s / proxy_n - app_s / app_n):.2f} ms "
+              f"({int(proxy_n)} requests at the proxies, {int(app_n)} in uWSGI); from uWSGI's log "
+              f"{1e3 * sum(logged) / len(logged):.2f} ms ({len(logged)} stamped requests)")
     admin, tcp_admin = (e.admin_port for e in envs)
     print(f"""
 Where to look next (while this runs):
