@@ -66,9 +66,9 @@ def test_bounded_run_counts_exactly_and_cleans_up():
     assert "avg_rt is left out: it is (avg + rt) / 2, not a mean" in out
     # Per request from uWSGI's log: every request that reached uWSGI carried
     # a stamp (red-filter's t=<µs> or nginx's t=${msec}), none skewed.
-    logq = re.findall(r"^queue from uWSGI's log \(tmicros - X-Request-Start\), last 5s: mean ([\d.]+) ms, p95 ([\d.]+) ms "
-                      r"over (\d+) requests \(stamped by red-filter (\d+), by nginx t=\$\{msec\} (\d+); no stamp (\d+), "
-                      r"unreadable (\d+), skewed (\d+)\)$", out, re.M)
+    logq = re.findall(r"^queue from uWSGI's log \(tmicros - X-Request-Start\), last 5s: mean ([\d.]+) ms, "
+                      r"p95 ([\d.]+) ms over (\d+) requests \(stamped by red-filter (\d+), by nginx t=\$\{msec\} "
+                      r"(\d+); no stamp (\d+), unreadable (\d+), skewed (\d+)\)$", out, re.M)
     assert logq, out[-3000:]
     assert any(int(us) > 0 and int(ms) > 0 for *_, us, ms, _, _, _ in logq), logq
     assert all((missing, bad, skewed) == ("0", "0", "0") for *_, missing, bad, skewed in logq), logq
