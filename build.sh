@@ -6,7 +6,8 @@
 #   ./build.sh env     build, plus every host the examples use (Debian packages, nginx with
 #                      ngx_wasm_module, the Collector); prints the line that puts them on PATH
 #   ./build.sh test    install what is missing, then unit tests + host tests
-#   ./build.sh demo    uWSGI + Envoy (red-filter, uwsgi-stats) + nginx -> uwsgi-tcp, live view (<= 2 min)
+#   ./build.sh demo    uWSGI + Envoy (red-filter, uwsgi-stats) + nginx -> uwsgi-tcp, live view of RED,
+#                      queue time and utilisation under bursts of slow requests (<= 2 min)
 #   ./build.sh bench   criterion benches + scripted host benchmarks (BENCH lines)
 #   ./build.sh oci     red-filter, uwsgi-stats, uwsgi-tcp as OCI image layouts in dist/oci/ (Istio)
 #   ./build.sh viewer  build the browser stats viewer and serve it on 127.0.0.1 (PORT, default 8089)

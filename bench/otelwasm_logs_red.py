@@ -70,7 +70,7 @@ connectors:
         conditions: ['attributes["http.server.request.duration"] != nil']
         attributes: [{{key: http.request.method}}, {{key: http.route}}, {{key: http.response.status_code}}]
         histogram:
-          buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+          buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
           value: Double(attributes["http.server.request.duration"])
       - name: http.server.request.count
         unit: "{{request}}"

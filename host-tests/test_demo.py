@@ -34,7 +34,7 @@ def ports(out):
 
 def test_bounded_run_counts_exactly_and_cleans_up():
     wasm("red-filter"), wasm("uwsgi-stats"), wasm("uwsgi-tcp")
-    r = subprocess.run([sys.executable, str(DEMO), "--seconds", "6", "--requests", "400", "--plain", "--hold", "0"],
+    r = subprocess.run([sys.executable, str(DEMO), "--seconds", "6", "--requests", "1200", "--plain", "--hold", "0"],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=DEMO_ENV)
     out = r.stdout
     assert r.returncode == 0, out[-3000:] + r.stderr[-3000:]
@@ -42,11 +42,46 @@ def test_bounded_run_counts_exactly_and_cleans_up():
                   out)
     assert m, out[-3000:]
     answered, failed, counted, red, tcp = (int(x) for x in m.groups())
-    assert (answered, failed, counted) == (400, 0, 400) and red + tcp == 400 and red > 0 and tcp > 0
+    assert (answered, failed, counted) == (1200, 0, 1200) and red + tcp == 1200 and red > 0 and tcp > 0
     for proto in ("http", "uwsgi"):  # RED per route from both plugins in the view
         assert re.search(rf"^  {proto} +/users/\{{id\}} +\d", out, re.M), proto
+    # Latency as an interpolated quantile with the bucket it falls in: the
+    # burst's /slow?s=0.4 requests sit in the (250, 500] ms bucket or above.
+    slow = re.search(r"^  http +/slow +[\d.]+ +\d+ +\d+ +[\d.]+  ([\d.]+) \(([\d.]+)–([\d.inf]+)\)", out, re.M)
+    assert slow, out[-3000:]
+    p50, lo, hi = (float(x) for x in slow.groups())
+    assert lo < p50 <= hi and lo >= 250, slow.group(0)
     assert re.search(r"workers busy \d / idle \d  listen queue \d+", out)
-    assert len(re.findall(r"^  worker +\d ", out.split("answered")[0].rsplit("RED at the proxy", 1)[1], re.M)) == 4
+    last = out.split("answered")[0].rsplit("RED at the proxy", 1)[1]
+    workers = re.findall(r"^  worker +\d +(?:busy|idle) +requests +\d+  mean +([\d.]+|-) ms  busy +(\d+ %|-)",
+                         last, re.M)
+    assert len(workers) == 4, last
+    # Queue time and utilisation: the bursts (8 slow requests on 4 workers)
+    # make requests wait for a worker, which proxy mean - app mean shows.
+    sat = re.findall(r"^saturation, last \d+s: proxy mean ([\d.]+) ms - app mean ([\d.]+) ms = queue ([\d.]+) ms "
+                     r"per request; utilisation (\d+) % of 4 workers", out, re.M)
+    assert sat, out[-3000:]
+    assert max(float(q) for _, _, q, _ in sat) > 1.0, sat
+    assert max(int(u) for *_, u in sat) > 0, sat
+    assert "avg_rt is left out: it is (avg + rt) / 2, not a mean" in out
+    # Per request from uWSGI's log: every request that reached uWSGI carried
+    # a stamp (red-filter's t=<µs> or nginx's t=${msec}), none skewed.
+    logq = re.findall(r"^queue from uWSGI's log \(tmicros - X-Request-Start\), last 5s: mean ([\d.]+) ms, "
+                      r"p95 ([\d.]+) ms over (\d+) requests \(stamped by red-filter (\d+), by nginx t=\$\{msec\} "
+                      r"(\d+); no stamp (\d+), unreadable (\d+), skewed (\d+)\)$", out, re.M)
+    assert logq, out[-3000:]
+    assert any(int(us) > 0 and int(ms) > 0 for *_, us, ms, _, _, _ in logq), logq
+    assert all((missing, bad, skewed) == ("0", "0", "0") for *_, missing, bad, skewed in logq), logq
+    assert max(float(mean) for mean, *_ in logq) > 1.0, logq
+    # Over the whole run the two ways agree: every request that reached
+    # uWSGI is counted by the proxies, by uWSGI and in its log.
+    m = re.search(r"^queue over the whole run: proxy mean ([\d.]+) ms - app mean ([\d.]+) ms = ([\d.-]+) ms "
+                  r"\((\d+) requests at the proxies, (\d+) in uWSGI\); from uWSGI's log ([\d.]+) ms "
+                  r"\((\d+) stamped requests\)$", out, re.M)
+    assert m, out[-3000:]
+    stats_q, log_q = float(m.group(3)), float(m.group(6))
+    assert m.group(4) == m.group(5) == m.group(7), m.group(0)
+    assert stats_q > 1.0 and abs(stats_q - log_q) <= max(2.0, 0.25 * log_q), m.group(0)
     for hint in ("/stats/prometheus", "./build.sh viewer", "?target=http://127.0.0.1:",
                  "histogram_quantile(0.95, sum by (le, route) (rate(uwsgi_red_request_duration_microseconds_bucket"):
         assert hint in out

@@ -210,7 +210,7 @@ def test_gunicorn_statsd_becomes_http_semconv(collector, gunicorn_run):
     assert max(int(dp["count"]) for _, dp in hist) == gunicorn_run  # the latest running total
     for _, dp in hist:
         assert sum(int(c) for c in dp["bucketCounts"]) == int(dp["count"])
-        assert dp["explicitBounds"][0] == 0.005
+        assert dp["explicitBounds"][:3] == [0.0005, 0.001, 0.0025]
         # The app answers in well under a second: seconds, not milliseconds.
         assert 0 < float(dp["sum"]) < int(dp["count"]) * 1.0
     workers = [number(dp) for res, m, kind, dp, a in pts if m["name"] == "gunicorn.workers"]
@@ -263,7 +263,7 @@ def test_gunicorn_access_log_red_per_route(collector, gunicorn_run):
                    http_response_status_code=status)
         buckets = sorted((float(l["le"]), v) for l, v in samples(text, "http_server_request_duration_seconds_bucket",
                                                                **lab))
-        assert [b for b, _ in buckets][:2] == [0.005, 0.01] and buckets[-1] == (float("inf"), n)
+        assert [b for b, _ in buckets][:4] == [0.0005, 0.001, 0.0025, 0.005] and buckets[-1] == (float("inf"), n)
         assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
         total = sum(v for _, v in samples(text, "http_server_request_duration_seconds_sum", **lab))
         assert 0 < total < n * 1.0  # microseconds became seconds

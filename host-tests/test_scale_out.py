@@ -111,7 +111,7 @@ def test_fixed_buckets_merge_exactly(fleet):
     got = query(fleet.port, "sum by (le) (uwsgi_red_request_duration_microseconds_bucket)")
     assert {l["le"]: v for l, v in got} == dict(want)
     assert want["+Inf"] == sum(SENT.values())
-    assert len(want) == 15  # the 14 OpenTelemetry bounds in µs and +Inf
+    assert len(want) == 18  # the 17 default bounds in µs and +Inf
 
 
 def test_recording_rule_aggregates_the_fleet(fleet):

@@ -43,10 +43,16 @@ def require_browser():
         pytest.fail("playwright-core missing; run scripts/setup.d/browser.sh (npm ci in plugins/stats-viewer)")
 
 
+# uWSGI's stats show its working directory (`cwd`), and so does the
+# screenshot in docs/: a neutral one, not this checkout's path.
+NEUTRAL_CWD = Path("/tmp/app")
+
+
 def start_uwsgi(logdir, name, http_port, stats_port):
+    NEUTRAL_CWD.mkdir(exist_ok=True)
     p = Proc(name, [uwsgi_bin(), "--master", "--processes", "4", "--http-socket", f"127.0.0.1:{http_port}",
                     "--wsgi-file", str(APPS / "app.py"), "--stats", f"127.0.0.1:{stats_port}", "--stats-http",
-                    "--die-on-term", "--disable-logging"], logdir)
+                    "--die-on-term", "--disable-logging"], logdir, cwd=str(NEUTRAL_CWD))
     wait_port(http_port, 20, p)
     wait_port(stats_port, 20, p)
     return p

@@ -524,7 +524,7 @@ other.metric:5|g\n";
         r#"{"attributes":{"http.response.status_code":200},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","temporality":"delta","type":"sum","unit":"{request}","value":2}"#,
         r#"{"attributes":{"error.type":"503","http.response.status_code":503},"monotonic":true,"name":"http.server.request.count","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","temporality":"delta","type":"sum","unit":"{request}","value":2}"#,
         r#"{"attributes":{},"name":"gunicorn.workers","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","type":"gauge","unit":"{worker}","value":2.0}"#,
-        r#"{"attributes":{},"bounds":[0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1.0,2.5,5.0,7.5,10.0],"bucket_counts":[0,0,1,0,0,0,0,0,0,0,0,1,0,0,0],"count":2,"max":3.0,"min":0.02,"name":"http.server.request.duration","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","sum":3.02,"temporality":"delta","type":"histogram","unit":"s"}"#,
+        r#"{"attributes":{},"bounds":[0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1.0,2.5,5.0,7.5,10.0],"bucket_counts":[0,0,0,0,0,1,0,0,0,0,0,0,0,0,1,0,0,0],"count":2,"max":3.0,"min":0.02,"name":"http.server.request.duration","resource":{"service.name":"app"},"scope":"uwsgi-red/otel-processor","sum":3.02,"temporality":"delta","type":"histogram","unit":"s"}"#,
     ];
     let got: Vec<&str> = out.lines().collect();
     assert_eq!(got.len(), want.len(), "{out}");

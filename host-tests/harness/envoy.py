@@ -17,8 +17,9 @@ from .procs import Proc, envoy_bin, wait_port
 from .render import RenderError, Sub, render
 
 RED_TAGS = ("method", "code", "code_class", "route", "service", "protocol", "upstream", "reason")
-# OpenTelemetry http.server.request.duration buckets in µs (Envoy histograms are integers).
-OTEL_BUCKETS_US = (5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000, 1000000, 2500000,
+# red-filter's default buckets_seconds in µs (Envoy histograms are integers): OpenTelemetry's
+# http.server.request.duration buckets with 0.5, 1 and 2.5 ms below them (name kept for callers).
+OTEL_BUCKETS_US = (500, 1000, 2500, 5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000, 1000000, 2500000,
                    5000000, 7500000, 10000000)
 
 

@@ -464,7 +464,7 @@ mod tests {
     fn empty_means_defaults() {
         let s = RedFilterConfig::from_json(b"").unwrap();
         assert_eq!(s.max_series, 1000);
-        assert_eq!(s.buckets.bounds().len(), 14);
+        assert_eq!(s.buckets.bounds().len(), 17);
         let s = RedFilterConfig::from_json(b"{}").unwrap();
         assert!(s.use_route_name);
     }

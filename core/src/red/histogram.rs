@@ -2,9 +2,17 @@
 
 use std::fmt;
 
-/// OpenTelemetry's advisory boundaries for `http.server.request.duration`.
-pub const DEFAULT_BUCKETS_SECONDS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+/// OpenTelemetry's advisory boundaries for `http.server.request.duration`
+/// (0.005 .. 10 s) with 0.5, 1 and 2.5 ms below them: a Python route that
+/// answers in under a millisecond otherwise reads "somewhere below 5 ms",
+/// and `histogram_quantile` puts its p50 at 2.5 ms. The 1-2.5-5 steps go on
+/// downwards; below 0.5 ms a proxy's own share of the time dominates, and
+/// nginx's millisecond clock records 0 or 1 ms, which 0.5 and 1 already
+/// tell apart. The top stays at 10 s, so above 5 ms a series compares with
+/// OpenTelemetry's bucket for bucket.
+pub const DEFAULT_BUCKETS_SECONDS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+    7.5, 10.0,
 ];
 
 /// Validated upper bounds (seconds), strictly increasing, finite, positive.
@@ -178,6 +186,28 @@ mod tests {
         assert!(Buckets::new(vec![1.0, 1.0]).is_err());
         assert!(Buckets::new(vec![-1.0]).is_err());
         assert!(Buckets::new(vec![f64::INFINITY]).is_err());
-        assert_eq!(Buckets::default().bounds_micros()[0], 5000);
+    }
+
+    #[test]
+    fn default_bounds_in_micros_are_the_examples_envoy_buckets() {
+        // examples/*/envoy.yaml `histogram_bucket_settings` hold this list.
+        assert_eq!(
+            Buckets::default().bounds_micros(),
+            vec![
+                500, 1000, 2500, 5000, 10000, 25000, 50000, 75000, 100000, 250000, 500000, 750000,
+                1000000, 2500000, 5000000, 7500000, 10000000
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sub_millisecond_request_has_a_bucket_of_its_own() {
+        let b = Buckets::default();
+        let mut h = Histogram::new(&b);
+        h.observe(&b, 0.0004);
+        h.observe(&b, 0.0008);
+        h.observe(&b, 0.001);
+        h.observe(&b, 0.004);
+        assert_eq!(h.counts().get(..5), Some(&[1, 2, 0, 1, 0][..]));
     }
 }

@@ -213,11 +213,11 @@ fn gunicorn_metrics_become_semconv_and_others_stay() {
         (p.count, p.sum, p.min, p.max),
         (4, Some(1.5045), Some(0.0015), Some(1.5))
     );
-    assert_eq!(p.explicit_bounds[0], 0.005);
-    // (1,2] ms -> le 0.005 s; (1.024,2.048] s -> le 2.5 s.
+    assert_eq!(p.explicit_bounds[..3], [0.0005, 0.001, 0.0025]);
+    // (1,2] ms -> le 0.0025 s; (1.024,2.048] s -> le 2.5 s.
     assert_eq!(
         p.bucket_counts,
-        vec![3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+        vec![0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
     );
 }
 

@@ -34,15 +34,17 @@ const step = (msg) => console.log(`STEP ${msg}`);
 const num = (text) => Number(String(text).replace(/,/g, '').replace(/[^\d.]+$/, ''));
 
 // Bounded loopback load: at most `max` requests and `ms` milliseconds.
-async function drive(url, { max = 4000, ms = 20000, concurrency = 4, stop }) {
+// Eight clients on four workers: requests wait in the listen queue and the
+// workers are busy most of the time, which the page shows.
+async function drive(url, { max = 4000, ms = 20000, concurrency = 8, stop }) {
   const until = Date.now() + ms;
   let sent = 0;
   let ok = 0;
   async function loop() {
     while (sent < max && Date.now() < until && !stop.flag) {
       const i = sent++;
-      // Every 8th request is slow, so busy workers show on the chart.
-      const path = i % 8 === 0 ? 'slow?s=0.15' : `item/${i % 50}`;
+      // Every 4th request is slow, so busy workers show on the chart.
+      const path = i % 4 === 0 ? 'slow?s=0.15' : `item/${i % 50}`;
       try {
         const r = await fetch(`${url}/${path}`);
         await r.arrayBuffer();
@@ -167,6 +169,18 @@ async function e2e(page) {
   console.log(`E2E req/s total=${total} per worker=${perWorker.join(',')}`);
   assert.ok(total > 0, `total req/s ${total}`);
   assert.ok(perWorker.some((v) => v > 0), `per-worker req/s ${perWorker}`);
+  // Utilisation and the true per-worker mean, from running_time between polls.
+  const util = num(await src.locator('.utilisation .v').textContent());
+  const means = (await src.locator('table.workers td.mean').allTextContents()).filter((t) => t !== '–').map(num);
+  const shares = (await src.locator('table.workers td.share').allTextContents()).filter((t) => t !== '–').map(num);
+  console.log(`E2E utilisation=${util} % worker means=${means.join(',')} ms busy=${shares.join(',')} % `
+    + `listen queue=${await src.locator('.listen-queue .v').textContent()}`);
+  assert.ok(util > 0 && util <= 100, `utilisation ${util}`);
+  assert.ok(shares.length === 4 && shares.every((v) => v >= 0 && v <= 100), `busy shares ${shares}`);
+  // A mix of 0.15 s and sub-millisecond requests: every mean is a mean of
+  // those (with slack for a loaded machine), never uWSGI's avg_rt halving.
+  assert.ok(means.length > 0 && means.every((v) => v > 0 && v < 500), `worker means ${means}`);
+  assert.match(await src.locator('.avg-rt .k').textContent(), /not a mean/);
   mkdirSync(ARTIFACTS, { recursive: true });
   const shot = join(ARTIFACTS, 'viewer.png');
   await page.screenshot({ path: shot, fullPage: false });

@@ -47,6 +47,33 @@ function fmtBytes(b) {
   return `${nf1.format(b)} ${u[i]}`;
 }
 const fmtTime = (ms) => new Date(ms).toLocaleTimeString();
+const fmtPct = (x) => (x == null ? '–' : `${nf0.format(100 * x)} %`);
+
+// Per worker, between two polls of the same workers (same pid: no respawn):
+// the true mean time per request, Δrunning_time / Δrequests, and the busy
+// share of the interval, Δrunning_time / Δt. uWSGI adds a request's time to
+// running_time when it ends, so a request longer than the interval counts in
+// the interval it ends in: the share is capped at 100 %. (uWSGI's avg_rt is
+// a running (avg + rt) / 2, not a mean: it is shown only as such.)
+function busyShare(view, prevView, rates) {
+  const out = { workers: new Map(), utilisation: null };
+  if (!prevView || !rates || !(rates.elapsed_s > 0)) return out;
+  const before = new Map(prevView.workers.map((w) => [w.id, w]));
+  let run = 0;
+  let n = 0;
+  for (const w of view.workers) {
+    const b = before.get(w.id);
+    if (!b || b.pid !== w.pid || w.running_time_us < b.running_time_us || w.requests < b.requests) continue;
+    const dRun = w.running_time_us - b.running_time_us;
+    const dReq = w.requests - b.requests;
+    const share = Math.min(1, dRun / (rates.elapsed_s * 1e6));
+    out.workers.set(w.id, { mean_us: dReq > 0 ? dRun / dReq : null, share });
+    run += share;
+    n += 1;
+  }
+  if (n) out.utilisation = run / n;
+  return out;
+}
 
 // ---------- sources ----------
 function normaliseUrl(raw) {
@@ -218,13 +245,16 @@ function ingest(src, targets, at) {
     p.prev?.free();
     p.prev = stats;
     p.prevAt = sampleAt;
+    p.busy = busyShare(view, p.view, rates);
     p.view = view;
     p.rates = rates;
     if (src.kind === 'url') {
       p.history.push({
         t: sampleAt,
         rps: rates ? rates.requests_per_s : null,
-        rt: view.avg_rt_us / 1000,
+        rt: rates?.mean_rt_us != null ? rates.mean_rt_us / 1000 : null,
+        util: p.busy.utilisation != null ? 100 * p.busy.utilisation : null,
+        queue: view.listen_queue,
         busy: view.status.busy,
       });
       const keep = sampleAt - 60 * 60 * 1000;
@@ -277,9 +307,10 @@ function render(src, p, view, rates, meta) {
     card('req/s', live ? fmtRate(rates?.requests_per_s) : '–', 'total-rps'),
     card('exceptions/s', live ? fmtRate(rates?.exceptions_per_s) : '–'),
     card('tx/s', live && rates ? `${fmtBytes(rates.tx_bytes_per_s)}/s` : '–'),
-    card('avg_rt', fmtMs(view.avg_rt_us), 'avg-rt'),
-    card('interval mean rt', live ? fmtMs(rates?.mean_rt_us) : '–'),
+    card('mean rt (Δrunning_time/Δrequests)', live ? fmtMs(rates?.mean_rt_us) : '–', 'mean-rt'),
+    card('utilisation (busy time share)', live ? fmtPct(p.busy?.utilisation) : '–', 'utilisation'),
     card('listen queue', `${view.listen_queue}${view.listen_queue_errors ? ` (${view.listen_queue_errors} errors)` : ''}`, 'listen-queue'),
+    card('avg_rt (uWSGI\'s (avg+rt)/2, not a mean)', fmtMs(view.avg_rt_us), 'avg-rt'),
     card('requests', fmtN(view.totals.requests)),
     card('busy cores', `${view.totals.busy_cores}/${view.totals.cores}`),
     card('cwd', view.cwd, 'cwd')));
@@ -288,8 +319,9 @@ function render(src, p, view, rates, meta) {
     const now = p.history.length ? p.history[p.history.length - 1].t : Date.now();
     parts.push(h('div', { class: 'charts' },
       chart('total req/s', p.history, 'rps', now, fmtRate, '#2563eb'),
-      chart('avg_rt (ms)', p.history, 'rt', now, fmtRate, '#d97706'),
-      chart('busy workers', p.history, 'busy', now, fmtN, '#b91c1c')));
+      chart('mean rt (ms)', p.history, 'rt', now, fmtRate, '#d97706'),
+      chart('utilisation (%)', p.history, 'util', now, fmtN, '#b91c1c'),
+      chart('listen queue', p.history, 'queue', now, fmtN, '#7c3aed')));
   }
 
   const perWorker = new Map((rates?.workers ?? []).map((w) => [w.id, w]));
@@ -298,11 +330,12 @@ function render(src, p, view, rates, meta) {
     h('td', { class: 'status' }, h('span', { class: `pill ${w.status_class}` }, w.status)),
     h('td', {}, fmtN(w.requests)),
     h('td', { class: 'rps' }, fmtRate(perWorker.get(w.id)?.requests_per_s)),
-    h('td', {}, fmtMs(w.avg_rt_us)),
+    h('td', { class: 'mean' }, live ? fmtMs(p.busy?.workers.get(w.id)?.mean_us) : '–'),
+    h('td', { class: 'share' }, live ? fmtPct(p.busy?.workers.get(w.id)?.share) : '–'),
     h('td', {}, w.rss ? fmtBytes(w.rss) : '–'),
     h('td', {}, w.respawn_count), h('td', {}, w.harakiri_count), h('td', {}, w.exceptions)));
   parts.push(table('Workers', 'workers',
-    ['id', 'pid', 'status', 'requests', 'req/s', 'avg_rt', 'rss', 'respawns', 'harakiri', 'exceptions'], wrows));
+    ['id', 'pid', 'status', 'requests', 'req/s', 'mean rt', 'busy', 'rss', 'respawns', 'harakiri', 'exceptions'], wrows));
 
   const small = [];
   small.push(table('Queues', 'sockets', ['socket', 'proto', 'queue', 'max', 'shared', 'offload'], [
