@@ -138,7 +138,7 @@ pub(super) fn worker_fams<const P: bool>() -> [(Meta, WorkerGet<P>); 20] {
         (
             fractional(
                 "uwsgi_worker_average_response_time_seconds",
-                "Average response time in seconds.",
+                "uWSGI avg_rt in seconds: (avg_rt + last rt) / 2 at each request, not a mean; the mean is rate(running_time) / rate(requests).",
                 "uwsgi_worker_average_response_time_microseconds",
                 US_PER_S,
             ),
