@@ -69,3 +69,22 @@ def example_prometheus_config(envoy_admin_ports, collector_port, collector_red_p
          f'["127.0.0.1:{collector_port}", "127.0.0.1:{collector_red_port or free_port()}"]'),
         ("- rules/", f"- {EXAMPLES / 'prometheus' / 'rules'}/", 4),
     ])
+
+
+def quantile(q, buckets):
+    """PromQL histogram_quantile's interpolation over [(upper bound, cumulative
+    count)], +Inf last: the oracle the tests compare Prometheus and the
+    dashboards with."""
+    buckets = sorted(buckets)
+    total = buckets[-1][1]
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return prev_bound
+            if count == prev_count:  # rank 0 over an empty first bucket
+                return bound
+            return prev_bound + (bound - prev_bound) * ((rank - prev_count) / (count - prev_count))
+        prev_bound, prev_count = bound, count
+    raise AssertionError(buckets)

@@ -33,7 +33,7 @@ from http.client import HTTPConnection
 import pytest
 
 from harness import EXAMPLES, ROOT, demo_config, free_port, get_text, http, require_binary, wait_for, wasm
-from promql import by, example_prometheus_config, finite, label_values, query
+from promql import by, example_prometheus_config, finite, label_values, quantile, query
 
 GRAFANA = EXAMPLES / "grafana"
 BOARDS = ("red-by-route.json", "uwsgi-workers.json", "gunicorn-collector.json")
@@ -108,21 +108,6 @@ def counter_form(expr):
     out = RATE.sub(r"\1", expr)
     assert "rate(" not in out, out
     return out
-
-
-def quantile(q, buckets):
-    """histogram_quantile's interpolation over [(upper bound, cumulative count)]."""
-    buckets = sorted(buckets)
-    total = buckets[-1][1]
-    rank = q * total
-    prev_bound, prev_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return prev_bound
-            return prev_bound + (bound - prev_bound) * ((rank - prev_count) / (count - prev_count))
-        prev_bound, prev_count = bound, count
-    raise AssertionError(buckets)
 
 
 def show(board_name, panel, target, got, exact=None):

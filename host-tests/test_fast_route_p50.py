@@ -23,6 +23,7 @@ from conftest import Envoy, free_port
 from envoy_red import render
 from harness import EXAMPLES, OTEL_BUCKETS_US, ROOT, get_text, samples, start_uwsgi, wait_for, wasm
 from nginx_wasm import NginxWasm, example_plugin_config
+from promql import quantile
 
 CLIENT_MEDIAN_S = 0.00097
 OLD_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
@@ -33,21 +34,6 @@ SELF_FLUSH_MS = 200
 # as the red-filter README states them.
 ENVOY_DEFAULT_BOUNDS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
                         600000, 1800000, 3600000)
-
-
-def histogram_quantile(q, cumulative):
-    """PromQL's histogram_quantile over [(le, cumulative count)], +Inf last."""
-    cumulative = sorted(cumulative)
-    total = cumulative[-1][1]
-    rank = q * total
-    lower, below = 0.0, 0.0
-    for le, c in cumulative:
-        if c >= rank:
-            if math.isinf(le):
-                return lower
-            return lower + (le - lower) * (rank - below) / (c - below) if c > below else le
-        lower, below = le, c
-    raise AssertionError(cumulative)
 
 
 def at_bounds(cumulative, bounds):
@@ -113,8 +99,8 @@ def calibrated_p50(host):
     else:
         pytest.fail(f"{host.name}: no round of {FINAL_N} requests had a client median within {CLIENT_WINDOW_S} s "
                     f"in {ATTEMPTS} attempts (last {median * 1e3:.3f} ms with a {sleep * 1e3:.3f} ms sleep)")
-    after = histogram_quantile(0.5, delta)
-    before = histogram_quantile(0.5, at_bounds(delta, OLD_BOUNDS_S))
+    after = quantile(0.5, delta)
+    before = quantile(0.5, at_bounds(delta, OLD_BOUNDS_S))
     print(f"\nFAST_ROUTE {host.name}: client median {median * 1e3:.3f} ms, host mean {mean * 1e3:.3f} ms "
           f"(app sleep {sleep * 1e3:.3f} ms, round {attempt + 1}), p50 before (old buckets, first 5 ms) "
           f"{before * 1e3:.3f} ms, after {after * 1e3:.3f} ms; buckets ≤ 5 ms: "

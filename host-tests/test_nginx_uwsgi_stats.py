@@ -378,15 +378,6 @@ def test_page_only_for_allowed_clients(env):
 
 # ---------------------------------------------------------------- dashboards
 
-def http_get(port, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", path)
-    r = c.getresponse()
-    r.read()
-    c.close()
-    return r.status
-
-
 def test_uwsgi_dashboard_queries_on_prometheus_scraping_nginx(env, logdir):
     """Every panel of examples/grafana/uwsgi-workers.json, as Grafana would
     send it, answered by a real Prometheus scraping nginx's page."""
@@ -409,7 +400,7 @@ def test_uwsgi_dashboard_queries_on_prometheus_scraping_nginx(env, logdir):
         served = 'sum(uwsgi_worker_requests_total{target=~"app1|app2"})'
         before = query(prom.port, served)[0][1]
         for i in range(8):
-            assert http_get(env.port, f"/users/{i}") == 200
+            assert get_app(env.port, f"/users/{i}") == 200
         wait_for(lambda: query(prom.port, served)[0][1] == before + 8, 30, what="8 requests polled and scraped")
         d = board("uwsgi-workers.json")
         seen = []
