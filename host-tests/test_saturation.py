@@ -332,21 +332,28 @@ def near(x, want, rel):
     return abs(x - want) <= rel * want
 
 
-def agree(m):
+def agree(m, rel=0.0):
     """The two paths measure the same requests: their queue means agree
-    within 3 ms (the stamp's millisecond resolution, the proxy's clock)."""
-    assert abs(m["queue_log"] - m["queue_stats"]) <= 0.003, m
+    within 3 ms (the stamp's millisecond resolution, the proxy's clock), or
+    within `rel` of the queue where the proxy's duration sum is itself an
+    estimate (Envoy host mode: a histogram's `_sum` comes from its log-linear
+    bins, two significant digits per sample)."""
+    assert abs(m["queue_log"] - m["queue_stats"]) <= max(0.003, rel * m["queue_log"]), m
+
+
+# Envoy host mode's `_sum` is binned (see `agree`): 5 % of the queue.
+ENVOY_SUM_REL = 0.05
 
 
 # ---------------------------------------------------------------- tests
 
-def one_worker_oracle(m):
+def one_worker_oracle(m, rel=0.0):
     assert m["missing"] == 0
     assert near(m["app_log"], APP_S, 0.10), m
     assert near(m["app_stats"], APP_S, 0.10), m
     assert near(m["queue_log"], 3 * APP_S, 0.15), m
     assert near(m["queue_stats"], 3 * APP_S, 0.15), m
-    agree(m)
+    agree(m, rel)
 
 
 @pytest.mark.parametrize("server", ["w1", "w1f"])
@@ -367,7 +374,7 @@ def test_one_worker_envoy(stack):
     m = measure([stack["one"]], lambda: closed_loop(env.listen_port, slow_plans()),
                 lambda: envoy_totals(env))
     report("envoy (red-filter request_start) -> uWSGI 1 worker, 4 clients", "~150 ms", m)
-    one_worker_oracle(m)
+    one_worker_oracle(m, ENVOY_SUM_REL)
     # Envoy's upstream label is one of the uWSGI's listen sockets as
     # uwsgi_upstream_info spells them (its HTTP socket): the join holds.
     fams = parse_prometheus(get_text(f"http://127.0.0.1:{env.admin_port}/stats/prometheus"))

@@ -86,6 +86,7 @@ TAG_GAPS = {("uwsgi_overview", "uid"), ("uwsgi_overview", "gid")}
 ADDED = {
     "uwsgi_up", "uwsgi_workers", "uwsgi_worker_apps", "uwsgi_worker_cores", "uwsgi_version_info",
     "uwsgi_socket_queue_length", "uwsgi_socket_max_queue_length", "uwsgi_socket_shared", "uwsgi_socket_can_offload",
+    "uwsgi_upstream_info",
     "uwsgi_cache_hits_total", "uwsgi_cache_misses_total", "uwsgi_cache_full_total", "uwsgi_cache_items",
     "uwsgi_cache_max_items",
     "uwsgi_spooler_tasks", "uwsgi_spooler_running", "uwsgi_spooler_respawns_total",
