@@ -89,7 +89,9 @@ def otlp_lines(path):
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    # The file exporter may be writing a line as we read: only lines it has
+    # finished (ended by a line feed) are documents yet.
+    for line in path.read_text().split("\n")[:-1]:
         line = line.strip()
         if line:
             out.append(json.loads(line))
