@@ -161,9 +161,11 @@ red = [{"route_patterns": ["/users/{id}", "/users/{id}/orders/{order_id}"], "max
        {"buckets_seconds": [1, 0.5]}, {"exposition": "self"}, {"route_patterns": ["/a/{id"]}]
 write_corpus("config_red_filter", cfgs(red))
 RED_KEYS = ["service", "use_route_name", "route_patterns", "collapse_ids", "max_series",
-            "buckets_seconds", "exposition", "metrics_path", "flush_interval_ms"]
+            "buckets_seconds", "exposition", "metrics_path", "flush_interval_ms", "time_to_first_byte",
+            "exemplars", "scrape_allow_cidrs", "scrape_bearer_token", "request_start", "upstream_label"]
 write_dict("config_red_filter", ['"%s"' % k for k in RED_KEYS]
-           + ['"host"', '"self"', '"both"', "{id}", "{path*}", "true", "null", "1e400", "-1", "[]"])
+           + ['"host"', '"self"', '"both"', '"off"', '"keep"', '"replace"', "{id}", "{path*}", "true", "null",
+              "1e400", "-1", "[]"])
 
 tcp = [{"route_patterns": ["/items/{id}"], "max_series": 1000}, {"head_limit": 4, "response_head_limit": 16},
        {"head_limit": 70000}, {"service": "s", "collapse_ids": False}]
