@@ -604,7 +604,10 @@ def test_nginx_upstream_label_after_a_failed_try_is_the_backend_that_answered(lo
     try:
         ng.wait_loaded(1)
         sent = send_stamped(ng.port, [up], n=4)
-        tries = [l.split("|")[0] for l in ng.access_log()]
+        # nginx writes a request's access-log line after its response (log
+        # phase): the client can have the 4th answer before the 4th line.
+        tries = wait_for(lambda: (t := [l.split("|")[0] for l in ng.access_log()]) and len(t) >= 4 and t, 10,
+                         what="4 access-log lines")
         assert tries[0] == f"127.0.0.1:{dead}, {up.address}" and len(tries) == 4, tries
         t = settled_total(ng.port, len(sent), "tries")
         got = {l["upstream"]: v for l, v in samples(t, "uwsgi_red_requests_total")}
