@@ -244,11 +244,36 @@ cmd_env() {
   cat "$DIST/env.sh"
 }
 
-cmd_test() {
-  ensure_all
+# Every setup hook (scripts/setup.d): each builds or fetches one host or tool
+# into $UWSGI_RED_CACHE once per machine. The Go ones (Telegraf, the
+# Collector, statsd_exporter, the xDS server, the CRD modules) need Go's
+# module and build caches only while they build: about 4 GB that a CI disk
+# would otherwise carry through the whole run. Unless the caller chose its
+# own GOMODCACHE/GOCACHE, they live in a scratch directory removed after the
+# hooks (a hook that rebuilds later downloads again).
+run_setup_hooks() {
+  local hook scratch=""
+  if [ -z "${GOMODCACHE:-}${GOCACHE:-}" ]; then
+    scratch="$UWSGI_RED_CACHE/go-scratch"
+    export GOMODCACHE="$scratch/mod" GOCACHE="$scratch/build"
+  fi
   for hook in "$ROOT"/scripts/setup.d/*.sh; do
     [ -f "$hook" ] && { log "setup hook $(basename "$hook")"; bash "$hook"; }
   done
+  if [ -n "$scratch" ]; then
+    # The module cache is read-only by design; go clean knows how to remove it.
+    if [ -d "$GOMODCACHE" ]; then go clean -modcache; fi
+    rm -rf "$scratch"
+    unset GOMODCACHE GOCACHE
+  fi
+}
+
+cmd_test() {
+  ensure_all
+  # A test run builds every target once: incremental state (1 GB in
+  # target/debug) would only be written, never read, on a CI machine.
+  export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+  run_setup_hooks
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy -D warnings"

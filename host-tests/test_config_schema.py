@@ -17,7 +17,7 @@ from collections import Counter
 import jsonschema
 import pytest
 
-from harness import DIST, EXAMPLES, ROOT
+from harness import DIST, EXAMPLES, ROOT, cli_bin
 
 PLUGINS = ("red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor")
 # Module file name -> plugin, to find the plugin of an Envoy config block.
@@ -25,10 +25,7 @@ MODULES = {f"{p}.wasm": p for p in PLUGINS}
 
 
 def cli():
-    p = DIST / "uwsgi-red"
-    if not p.exists():
-        pytest.fail(f"{p} missing: run ./build.sh build (the CLI build hook)")
-    return str(p)
+    return cli_bin()
 
 
 def schema(plugin):

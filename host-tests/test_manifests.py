@@ -24,7 +24,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness import DIST, EXAMPLES, ROOT
+from harness import DIST, EXAMPLES, ROOT, cli_bin
 
 ISTIO = "istio.io/api@v1.32.0/customresourcedefinitions.gen.json"
 GATEWAY = "github.com/envoyproxy/gateway@v1.9.1/gateway.envoyproxy.io_envoyextensionpolicies.json"
@@ -55,10 +55,7 @@ def yaml2json():
 
 
 def cli():
-    p = DIST / "uwsgi-red"
-    if not p.exists():
-        pytest.fail(f"{p} missing: run ./build.sh build (the CLI build hook)")
-    return str(p)
+    return cli_bin()
 
 
 def check_config(plugin, config):

@@ -24,7 +24,7 @@ from collections import Counter
 
 import pytest
 
-from harness import ROOT, free_port, parse_prometheus, uwsgi_stats_config, wait_for, wasm
+from harness import ROOT, cli_bin, free_port, parse_prometheus, uwsgi_stats_config, wait_for, wasm
 from influx import parse_lines
 
 VECTORS = ROOT / "core" / "tests" / "vectors"
@@ -327,14 +327,6 @@ def test_what_we_add_is_declared(both):
     assert {lab["name"] for lab, _ in fams["uwsgi_cache_items"]} == {"small", "big"}
     assert one(fams, "uwsgi_cache_items", name="small") == 1
     assert len(fams["uwsgi_spooler_running"]) == 2
-
-
-def cli_bin():
-    exe = ROOT / "target" / "debug" / "uwsgi-red"
-    subprocess.run(["cargo", "build", "--locked", "--quiet", "-p", "uwsgi-red-cli"], cwd=ROOT, check=True,
-                   timeout=600)
-    assert exe.exists(), exe
-    return exe
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from .hosts import (Hosts, influx_query, influxd_bin, nginx_globals, start_envoy
                     start_nginx, start_prometheus, start_registry, start_telegraf, start_uwsgi, start_uwsgi_ini,
                     telegraf_bin)
 from .paths import APPS, CACHE, DIST, EXAMPLES, ROOT, VENV
-from .procs import (Proc, envoy_bin, fail, free_port, gunicorn_bin, nginx_bin, prometheus_bin, registry_bin,
+from .procs import (Proc, cli_bin, envoy_bin, fail, free_port, gunicorn_bin, nginx_bin, prometheus_bin, registry_bin,
                     require_binary, skopeo_bin, uwsgi_bin, wait_port, wasm)
 from .prom import parse_prometheus, samples, value
 from .render import RenderError, Sub, render, render_to

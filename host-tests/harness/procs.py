@@ -69,6 +69,16 @@ def wasm(name):
     return str(p)
 
 
+def cli_bin():
+    """Path of dist/uwsgi-red (the native CLI `./build.sh build` puts there),
+    or fail. Tests never build it again: a second profile of the CLI and its
+    dependencies would cost minutes and disk for the same program."""
+    p = DIST / "uwsgi-red"
+    if not p.exists():
+        fail(f"{p} missing: run ./build.sh build (scripts/build.d/uwsgi-red-cli.sh)")
+    return str(p)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
