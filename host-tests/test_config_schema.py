@@ -153,7 +153,8 @@ def agree(plugin, s, data, where):
 def committed_configs():
     """(plugin, JSON text, where) of every plugin configuration in the
     examples: Envoy `configuration` values, the Collector's plugin_config,
-    the mesh/gateway manifests' plugin configs."""
+    nginx's `proxy_wasm` arguments, the mesh/gateway manifests' plugin
+    configs."""
     out = []
     for path in sorted(EXAMPLES.rglob("envoy.yaml")):
         text = path.read_text()
@@ -178,6 +179,13 @@ def committed_configs():
             for x in v:
                 walk(x)
     walk(json.loads(otel))
+    # nginx (ngx_wasm_module): `module <name> …/<file>.wasm;`, then
+    # `proxy_wasm <name> '<JSON>';` wherever a filter is attached.
+    for path in sorted(EXAMPLES.rglob("*.conf")):
+        text = path.read_text()
+        modules = dict(re.findall(r"^\s*module (\w+) [^;\n]*?([a-z-]+\.wasm);", text, re.M))
+        for name, conf in re.findall(r"^\s*proxy_wasm (\w+) '(\{.*\})';", text, re.M):
+            out.append((MODULES[modules[name]], conf, f"{path.relative_to(ROOT)}"))
     for rel, key in (("istio/red-filter.yaml", "pluginConfig"), ("istio/traffic-extension.yaml", "pluginConfig"),
                      ("envoy-gateway/envoy-extension-policy.yaml", "config"), ("kong/kong.yaml", "config")):
         m = re.search(rf"^\s*{key}: (\{{.*\}})$", (EXAMPLES / rel).read_text(), re.M)

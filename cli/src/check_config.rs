@@ -3,7 +3,7 @@
 
 use uwsgi_red_core::config::{json_schema, json_schema_switch};
 use uwsgi_red_core::red::{RedFilterConfig, RED_KEYS};
-use uwsgi_red_core::stats::{UwsgiStatsConfig, ADMIN_KEYS, POLLER_KEYS};
+use uwsgi_red_core::stats::{UwsgiStatsConfig, ADMIN_KEYS, NGINX_KEYS, POLLER_KEYS};
 use uwsgi_red_core::statsd::OTEL_KEYS;
 use uwsgi_red_core::uwsgi::{UwsgiTcpConfig, UWSGI_TCP_KEYS};
 
@@ -28,8 +28,14 @@ pub fn schema(plugin: &str) -> Option<serde_json::Value> {
     Some(match plugin {
         "red-filter" => json_schema(&title, &RED_KEYS),
         "uwsgi-tcp" => json_schema(&title, &UWSGI_TCP_KEYS),
-        // `mode` picks the reader, as in `UwsgiStatsConfig::from_json`.
-        "uwsgi-stats" => json_schema_switch(&title, "mode", "admin", &POLLER_KEYS, &ADMIN_KEYS),
+        // `mode` picks the reader, as in `check` below: nginx's one
+        // document, the admin filter's, else the poller's.
+        "uwsgi-stats" => json_schema_switch(
+            &title,
+            "mode",
+            &POLLER_KEYS,
+            &[("admin", &ADMIN_KEYS), ("nginx", &NGINX_KEYS)],
+        ),
         "otel-processor" => {
             let mut s = json_schema(&title, &OTEL_KEYS);
             // otelwasm hands the processor `null` when plugin_config is absent.

@@ -115,23 +115,30 @@ pub fn json_schema(title: &str, keys: &[Key]) -> Value {
     schema
 }
 
-/// A document read by one of two tables, chosen by the value of one key:
-/// `alt` when `key` is `value`, else `main` (uwsgi-stats: `mode`). Written
-/// as a `oneOf` of two branches that exclude each other by that key, which
-/// is draft-04's if/then/else.
-pub fn json_schema_switch(title: &str, key: &str, value: &str, main: &[Key], alt: &[Key]) -> Value {
-    let is_alt = json!({"properties": {key: {"enum": [value]}}, "required": [key]});
-    let mut alt_branch = object(alt);
+/// A document read by one of several tables, chosen by the value of one
+/// key: the table paired with `key`'s value in `alts`, else `main` (key
+/// absent or any other value; uwsgi-stats: `mode` `admin` and `nginx`, else
+/// the poller). Written as a `oneOf` of branches that exclude each other by
+/// that key, which is draft-04's if/then/else.
+pub fn json_schema_switch(title: &str, key: &str, main: &[Key], alts: &[(&str, &[Key])]) -> Value {
+    let is = |values: Vec<&str>| json!({"properties": {key: {"enum": values}}, "required": [key]});
     let mut main_branch = object(main);
-    if let (Value::Object(a), Value::Object(m)) = (&mut alt_branch, &mut main_branch) {
-        a.insert("allOf".into(), json!([is_alt]));
-        m.insert("not".into(), is_alt);
+    if let Value::Object(m) = &mut main_branch {
+        m.insert("not".into(), is(alts.iter().map(|(v, _)| *v).collect()));
+    }
+    let mut branches = vec![main_branch];
+    for (value, keys) in alts {
+        let mut branch = object(keys);
+        if let Value::Object(b) = &mut branch {
+            b.insert("allOf".into(), json!([is(vec![value])]));
+        }
+        branches.push(branch);
     }
     json!({
         "$schema": "http://json-schema.org/draft-04/schema#",
         "title": title,
         "type": "object",
-        "oneOf": [main_branch, alt_branch],
+        "oneOf": branches,
     })
 }
 
@@ -269,11 +276,20 @@ mod tests {
 
     #[test]
     fn switch_branches_exclude_each_other() {
-        let s = json_schema_switch("t", "mode", "admin", &KEYS, INNER);
+        let s = json_schema_switch("t", "mode", &KEYS, &[("admin", INNER), ("nginx", &KEYS)]);
         assert_eq!(
             s["oneOf"][0]["not"]["properties"]["mode"]["enum"],
-            json!(["admin"])
+            json!(["admin", "nginx"])
         );
         assert_eq!(s["oneOf"][1]["allOf"][0]["required"], json!(["mode"]));
+        assert_eq!(
+            s["oneOf"][1]["allOf"][0]["properties"]["mode"]["enum"],
+            json!(["admin"])
+        );
+        assert_eq!(
+            s["oneOf"][2]["allOf"][0]["properties"]["mode"]["enum"],
+            json!(["nginx"])
+        );
+        assert_eq!(s["oneOf"].as_array().map(Vec::len), Some(3));
     }
 }

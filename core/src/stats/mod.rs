@@ -48,7 +48,7 @@ pub use config::{
 pub use error::StatsError;
 pub use families::{integer_value, map_document, Family, MapOptions, LABEL_NAMES};
 pub use model::{Cache, Socket, Spooler, StatsDocument, WorkerStatus};
-pub use nginx::NginxConfig;
+pub use nginx::{NginxConfig, NGINX_KEYS};
 pub use snapshot::{Snapshot, TargetSnapshot};
 
 use serde::Deserialize;

@@ -10,14 +10,50 @@
 //! red-filter's self mode (`scrape_allow_cidrs`, default loopback only;
 //! `scrape_bearer_token`). Unknown keys are refused by name.
 
-use super::config::{AdminConfig, PollerConfig};
+use super::config::{AdminConfig, PollerConfig, ADMIN_KEYS, INTERVAL_MS, POLLER_KEYS};
 use crate::config::node::{self, FromNode, Node, Path};
-use crate::config::ConfigError;
-use crate::scrape_access::ScrapeAccess;
+use crate::config::{ConfigError, Key, Ty};
+use crate::scrape_access::{ScrapeAccess, ALLOW_CIDRS_KEY, BEARER_TOKEN_KEY};
 
 /// Keys of the admin role's document (page paths) besides `mode`.
 const PAGE_KEYS: [&str; 2] = ["snapshot_path", "metrics_path"];
-const ACCESS_KEYS: [&str; 2] = ["scrape_allow_cidrs", "scrape_bearer_token"];
+const ACCESS_KEYS: [&str; 2] = [ALLOW_CIDRS_KEY.name, BEARER_TOKEN_KEY.name];
+
+/// Five ticks per interval: ticks shorter than 100 ms would cost every
+/// worker for nothing.
+const MIN_INTERVAL_MS: u64 = 500;
+
+/// The document as the JSON Schema (`uwsgi-red schema uwsgi-stats`) states
+/// it: `mode` `nginx`, the poller's keys but its `mode`, the admin role's
+/// page paths and the scrape access keys; the table `split` reads by.
+pub const NGINX_KEYS: [Key; 15] = [
+    Key::new(
+        "mode",
+        Ty::Choice(&["nginx"]),
+        "`nginx`: poller and pages in one document (ngx_wasm_module)",
+    )
+    .required(),
+    POLLER_KEYS[1],
+    Key {
+        ty: Ty::UInt {
+            min: MIN_INTERVAL_MS,
+            max: *INTERVAL_MS.end(),
+        },
+        ..POLLER_KEYS[2]
+    },
+    POLLER_KEYS[3],
+    POLLER_KEYS[4],
+    POLLER_KEYS[5],
+    POLLER_KEYS[6],
+    POLLER_KEYS[7],
+    POLLER_KEYS[8],
+    POLLER_KEYS[9],
+    POLLER_KEYS[10],
+    ADMIN_KEYS[1],
+    ADMIN_KEYS[2],
+    ALLOW_CIDRS_KEY,
+    BEARER_TOKEN_KEY,
+];
 
 #[derive(Debug, Clone)]
 pub struct NginxConfig {
@@ -79,9 +115,7 @@ fn split(entries: Vec<(String, Node)>) -> Result<NginxConfig, ConfigError> {
     }
     let poller = PollerConfig::from_node(Node::Object(poller), Path::Root)?.validate()?;
     let pages = AdminConfig::from_node(Node::Object(pages), Path::Root)?.validate()?;
-    if poller.interval_ms < 500 {
-        // Five ticks per interval: ticks shorter than 100 ms would cost
-        // every worker for nothing.
+    if poller.interval_ms < MIN_INTERVAL_MS {
         return Err(ConfigError::new(
             "interval_ms",
             "must be at least 500 in nginx mode",
@@ -148,5 +182,23 @@ mod tests {
             let e = from_json(doc).unwrap().unwrap_err();
             assert_eq!(e.path, key, "{}", String::from_utf8_lossy(doc));
         }
+    }
+
+    #[test]
+    fn schema_table_is_what_split_reads() {
+        // NGINX_KEYS picks from the other tables by position: a reordered
+        // table must fail here, not drift silently.
+        let names: Vec<&str> = NGINX_KEYS.iter().map(|k| k.name).collect();
+        let mut expected = vec!["mode"];
+        expected.extend(POLLER_KEYS.iter().map(|k| k.name).filter(|n| *n != "mode"));
+        expected.extend(PAGE_KEYS);
+        expected.extend(ACCESS_KEYS);
+        assert_eq!(names, expected);
+        assert_eq!(NGINX_KEYS[2].name, "interval_ms");
+        assert_eq!(
+            (ADMIN_KEYS[1].name, ADMIN_KEYS[2].name),
+            (PAGE_KEYS[0], PAGE_KEYS[1])
+        );
+        assert!(NGINX_KEYS[0].required);
     }
 }
