@@ -99,6 +99,10 @@ class RecordingUpstream(socketserver.ThreadingTCPServer):
 
 
 OUTER_STAMP = b"t=1700000000.123"
+# What an outer proxy (or a client: keep cannot tell them apart) may send:
+# a stamp, bytes that are not UTF-8, a value far longer than any stamp. The
+# filter only asks whether the header is there: each arrives as it was sent.
+OUTER_VALUES = (OUTER_STAMP, b"t=\xff\xfe\x80 \xc3(", b"t=" + b"9" * 4000)
 STAMP_RE = re.compile(rb"t=([0-9]{16})")
 STAMP_REQUESTS = 20
 
@@ -108,15 +112,16 @@ def now_us():
 
 
 def send_stamped(port, upstreams, n=STAMP_REQUESTS):
-    """n requests, every other one with an outer proxy's X-Request-Start;
-    per request: (had_outer, index of the upstream that got it, the values
-    it carried, client time before sending and after the answer, in µs)."""
+    """n requests, every other one with an outer X-Request-Start (the
+    OUTER_VALUES in turn); per request: (the outer value or None, index of
+    the upstream that got it, the values it carried, client time before
+    sending and after the answer, in µs)."""
     out = []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
         for i in range(n):
-            outer = i % 2 == 1
-            headers = {"X-Request-Start": OUTER_STAMP.decode()} if outer else {}
+            outer = OUTER_VALUES[(i // 2) % len(OUTER_VALUES)] if i % 2 == 1 else None
+            headers = {"X-Request-Start": outer} if outer is not None else {}
             t0 = now_us()
             conn.request("GET", f"/stamp/{i}", headers=headers)
             r = conn.getresponse()
@@ -145,14 +150,15 @@ def assert_own_stamp(values, t0, t1, resolution_us=1):
 
 def assert_stamps(sent, mode, resolution_us=1):
     """What send_stamped's requests carried under request_start `mode`:
-    keep: an outer proxy's value as it was, else the proxy's own; replace:
+    keep: an outer value as it was, byte for byte, else the proxy's own; replace:
     always the proxy's own, once; off: nothing added, an outer value
     untouched."""
+    assert {o for o, *_ in sent} == {None, *OUTER_VALUES}, "every outer value sent"
     for outer, _, values, t0, t1 in sent:
-        if mode == "replace" or (mode == "keep" and not outer):
+        if mode == "replace" or (mode == "keep" and outer is None):
             assert_own_stamp(values, t0, t1, resolution_us)
-        elif outer:
-            assert values == [OUTER_STAMP], (mode, values)
+        elif outer is not None:
+            assert values == [outer], (mode, outer[:40], [v[:40] for v in values])
         else:
             assert values == [], (mode, values)
 
