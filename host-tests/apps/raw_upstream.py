@@ -34,44 +34,60 @@ def read_exact(f, n):
 
 
 def uwsgi_vars(packet):
-    out, i = {}, 0
+    """(key, value) pairs of a uwsgi packet's vars, in order, repeats kept."""
+    out, i = [], 0
     while i + 2 <= len(packet):
         (kl,) = struct.unpack_from("<H", packet, i)
         key = packet[i + 2:i + 2 + kl]
         i += 2 + kl
         (vl,) = struct.unpack_from("<H", packet, i)
-        out[key] = packet[i + 2:i + 2 + vl]
+        out.append((key, packet[i + 2:i + 2 + vl]))
         i += 2 + vl
     return out
+
+
+def cgi_name(header):
+    """An HTTP header name as the uwsgi protocol carries it (as nginx's
+    uwsgi_pass and uWSGI name it): X-Request-Start -> HTTP_X_REQUEST_START."""
+    name = header.strip().upper().replace(b"-", b"_")
+    return name if name in (b"CONTENT_LENGTH", b"CONTENT_TYPE") else b"HTTP_" + name
+
+
+def read_request(rfile):
+    """One request from either protocol, its body read and dropped:
+    (method, target, fields), fields being (CGI name, value) pairs in the
+    order they came, repeats kept (uwsgi vars as sent; HTTP header lines
+    under their CGI names). Raises EOFError, ValueError or struct.error on
+    a truncated or malformed request."""
+    first = read_exact(rfile, 1)
+    if first == b"\x00":
+        head = read_exact(rfile, 3)
+        (size,) = struct.unpack("<H", head[:2])
+        fields = uwsgi_vars(read_exact(rfile, size))
+        v = dict(fields)
+        method = v.get(b"REQUEST_METHOD", b"")
+        target = v.get(b"REQUEST_URI") or v.get(b"PATH_INFO", b"")
+    else:
+        line = first + rfile.readline(MAX_HEAD)
+        method, _, rest = line.rstrip(b"\r\n").partition(b" ")
+        target = rest.rpartition(b" ")[0]
+        fields = []
+        while True:
+            h = rfile.readline(MAX_HEAD)
+            if h in (b"\r\n", b"\n", b""):
+                break
+            name, _, val = h.partition(b":")
+            fields.append((cgi_name(name), val.strip()))
+    length = int(dict(fields).get(b"CONTENT_LENGTH") or b"0")
+    if length:
+        read_exact(rfile, length)
+    return method, target, fields
 
 
 class Handler(socketserver.StreamRequestHandler):
     def handle(self):
         try:
-            first = read_exact(self.rfile, 1)
-            if first == b"\x00":
-                head = read_exact(self.rfile, 3)
-                (size,) = struct.unpack("<H", head[:2])
-                v = uwsgi_vars(read_exact(self.rfile, size))
-                length = int(v.get(b"CONTENT_LENGTH") or b"0")
-                if length:
-                    read_exact(self.rfile, length)
-                method = v.get(b"REQUEST_METHOD", b"")
-                target = v.get(b"REQUEST_URI") or v.get(b"PATH_INFO", b"")
-            else:
-                line = first + self.rfile.readline(MAX_HEAD)
-                method, _, rest = line.rstrip(b"\r\n").partition(b" ")
-                target = rest.rpartition(b" ")[0]
-                length = 0
-                while True:
-                    h = self.rfile.readline(MAX_HEAD)
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, val = h.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(val.strip() or b"0")
-                if length:
-                    read_exact(self.rfile, length)
+            method, target, _ = read_request(self.rfile)
             self.wfile.write(answer(method, target))
         except (EOFError, ValueError, struct.error, ConnectionError):
             pass
