@@ -135,6 +135,7 @@ impl RedAggregate {
             self.dropped(),
             None,
             None,
+            &std::collections::BTreeMap::new(),
         )
     }
 }

@@ -12,30 +12,11 @@ use crate::prom::text::{Format, MetricType, TextEncoder, TextExemplar};
 
 /// Writes every RED family. `internal` holds `(reason, count)` pairs for
 /// `uwsgi_red_internal_errors_total`; the family is left out when `None`.
-pub fn encode<'a>(
-    format: Format,
-    buckets: &Buckets,
-    series: impl Iterator<Item = (&'a LabelSet, &'a Series)>,
-    dropped: u64,
-    internal: Option<&[(&str, u64)]>,
-    started_s: Option<u64>,
-) -> String {
-    encode_with_exemplars(
-        format,
-        buckets,
-        series,
-        dropped,
-        internal,
-        started_s,
-        &BTreeMap::new(),
-    )
-}
-
-/// [`encode`] with exemplars (self mode): in OpenMetrics each duration
-/// bucket line carries the latest request's trace id of that bucket, and
+/// `exemplars` (self mode): in OpenMetrics each duration bucket line
+/// carries the latest request's trace id of that bucket, and
 /// `uwsgi_red_requests_total` the series' latest one, with value 1 (the
 /// increment that request made). Prometheus text never shows them.
-pub fn encode_with_exemplars<'a>(
+pub fn encode<'a>(
     format: Format,
     buckets: &Buckets,
     series: impl Iterator<Item = (&'a LabelSet, &'a Series)>,

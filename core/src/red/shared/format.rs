@@ -239,7 +239,7 @@ impl SharedState {
     /// Prometheus text or OpenMetrics, second-based histograms.
     pub fn encode_text(&self, format: Format) -> String {
         let internal: Vec<(&str, u64)> = self.internal().collect();
-        crate::red::expose::encode_with_exemplars(
+        crate::red::expose::encode(
             format,
             &self.buckets,
             self.series.iter(),
