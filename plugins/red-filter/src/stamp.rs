@@ -75,13 +75,8 @@ mod tests {
     }
 
     const NOW: Option<u64> = Some(1_765_000_000_123_456_789);
-
-    fn with_outer() -> Fake {
-        Fake {
-            headers: vec![("x-request-start".into(), b"t=1700000000.123".to_vec())],
-            ..Fake::default()
-        }
-    }
+    const OUTER: &[u8] = b"t=1700000000.123";
+    const OWN: &[u8] = b"t=1765000000123456";
 
     fn stamp(f: &Fake) -> Vec<&[u8]> {
         f.headers
@@ -91,37 +86,39 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn off_touches_nothing() {
-        let mut f = with_outer();
-        apply(RequestStart::Off, &mut f, NOW);
-        assert_eq!((f.reads, f.writes), (0, 0));
-        assert_eq!(stamp(&f), [b"t=1700000000.123"]);
-    }
+    /// (mode, an outer value present, the clock, header reads and writes
+    /// the host sees, the values the request carries after).
+    type Case = (
+        RequestStart,
+        bool,
+        Option<u64>,
+        (usize, usize),
+        &'static [&'static [u8]],
+    );
+    const CASES: [Case; 7] = [
+        // off: no host call at all, whatever arrived stays.
+        (RequestStart::Off, true, NOW, (0, 0), &[OUTER]),
+        (RequestStart::Off, false, NOW, (0, 0), &[]),
+        // keep: one read; a write only when nothing arrived.
+        (RequestStart::Keep, false, NOW, (1, 1), &[OWN]),
+        (RequestStart::Keep, true, NOW, (1, 0), &[OUTER]),
+        // replace: writes without reading.
+        (RequestStart::Replace, true, NOW, (0, 1), &[OWN]),
+        // No clock reading from the host: no stamp, no call.
+        (RequestStart::Replace, true, None, (0, 0), &[OUTER]),
+        (RequestStart::Keep, false, None, (0, 0), &[]),
+    ];
 
     #[test]
-    fn keep_adds_only_when_absent() {
-        let mut f = Fake::default();
-        apply(RequestStart::Keep, &mut f, NOW);
-        assert_eq!(stamp(&f), [b"t=1765000000123456"]);
-        let mut f = with_outer();
-        apply(RequestStart::Keep, &mut f, NOW);
-        assert_eq!((f.reads, f.writes), (1, 0));
-        assert_eq!(stamp(&f), [b"t=1700000000.123"]);
-    }
-
-    #[test]
-    fn replace_overwrites_without_reading() {
-        let mut f = with_outer();
-        apply(RequestStart::Replace, &mut f, NOW);
-        assert_eq!((f.reads, f.writes), (0, 1));
-        assert_eq!(stamp(&f), [b"t=1765000000123456"]);
-    }
-
-    #[test]
-    fn no_clock_no_stamp() {
-        let mut f = Fake::default();
-        apply(RequestStart::Replace, &mut f, None);
-        assert_eq!((f.reads, f.writes), (0, 0));
+    fn each_mode_reads_writes_and_leaves_what_it_says() {
+        for (i, (mode, outer, now, calls, after)) in CASES.into_iter().enumerate() {
+            let mut f = Fake::default();
+            if outer {
+                f.headers.push(("x-request-start".into(), OUTER.to_vec()));
+            }
+            apply(mode, &mut f, now);
+            assert_eq!((f.reads, f.writes), calls, "case {i}");
+            assert_eq!(stamp(&f), after, "case {i}");
+        }
     }
 }
