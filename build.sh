@@ -239,33 +239,33 @@ cmd_env() {
   log "nginx with ngx_wasm_module"
   bash "$ROOT/scripts/setup.d/nginx-wasm.sh" >/dev/null
   log "OpenTelemetry Collector with otelwasm (first build: minutes)"
-  bash "$ROOT/scripts/setup.d/otelcol.sh" >/dev/null
+  with_go_scratch bash "$ROOT/scripts/setup.d/otelcol.sh" >/dev/null
   cmd_build >&2
   cat "$DIST/env.sh"
 }
 
+# Runs "$@" with Go's module and build caches in a scratch directory that is
+# removed afterwards, unless the caller chose its own GOMODCACHE/GOCACHE. The
+# Go tools the hooks build (Telegraf, the Collector, statsd_exporter, the xDS
+# server, the CRD modules) are cached in $UWSGI_RED_CACHE; the caches, about
+# 4 GB, are needed only while building, and a CI disk would otherwise carry
+# them through the whole run (a tool rebuilt later downloads again).
+with_go_scratch() {
+  if [ -n "${GOMODCACHE:-}${GOCACHE:-}" ]; then "$@"; return; fi
+  local scratch="$UWSGI_RED_CACHE/go-scratch"
+  GOMODCACHE="$scratch/mod" GOCACHE="$scratch/build" "$@"
+  # The module cache is read-only by design; go clean knows how to remove it.
+  if [ -d "$scratch/mod" ]; then GOMODCACHE="$scratch/mod" go clean -modcache; fi
+  rm -rf "$scratch"
+}
+
 # Every setup hook (scripts/setup.d): each builds or fetches one host or tool
-# into $UWSGI_RED_CACHE once per machine. The Go ones (Telegraf, the
-# Collector, statsd_exporter, the xDS server, the CRD modules) need Go's
-# module and build caches only while they build: about 4 GB that a CI disk
-# would otherwise carry through the whole run. Unless the caller chose its
-# own GOMODCACHE/GOCACHE, they live in a scratch directory removed after the
-# hooks (a hook that rebuilds later downloads again).
+# into $UWSGI_RED_CACHE once per machine.
 run_setup_hooks() {
-  local hook scratch=""
-  if [ -z "${GOMODCACHE:-}${GOCACHE:-}" ]; then
-    scratch="$UWSGI_RED_CACHE/go-scratch"
-    export GOMODCACHE="$scratch/mod" GOCACHE="$scratch/build"
-  fi
+  local hook
   for hook in "$ROOT"/scripts/setup.d/*.sh; do
     [ -f "$hook" ] && { log "setup hook $(basename "$hook")"; bash "$hook"; }
   done
-  if [ -n "$scratch" ]; then
-    # The module cache is read-only by design; go clean knows how to remove it.
-    if [ -d "$GOMODCACHE" ]; then go clean -modcache; fi
-    rm -rf "$scratch"
-    unset GOMODCACHE GOCACHE
-  fi
 }
 
 cmd_test() {
@@ -273,7 +273,7 @@ cmd_test() {
   # A test run builds every target once: incremental state (1 GB in
   # target/debug) would only be written, never read, on a CI machine.
   export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-  run_setup_hooks
+  with_go_scratch run_setup_hooks
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy -D warnings"
