@@ -16,7 +16,7 @@ use crate::config::{ConfigError, Key, Ty};
 use crate::scrape_access::{ScrapeAccess, ALLOW_CIDRS_KEY, BEARER_TOKEN_KEY};
 
 /// Keys of the admin role's document (page paths) besides `mode`.
-const PAGE_KEYS: [&str; 2] = ["snapshot_path", "metrics_path"];
+const PAGE_KEYS: [&str; 2] = [ADMIN_KEYS[1].name, ADMIN_KEYS[2].name];
 const ACCESS_KEYS: [&str; 2] = [ALLOW_CIDRS_KEY.name, BEARER_TOKEN_KEY.name];
 
 /// Five ticks per interval: ticks shorter than 100 ms would cost every
@@ -195,10 +195,7 @@ mod tests {
         expected.extend(ACCESS_KEYS);
         assert_eq!(names, expected);
         assert_eq!(NGINX_KEYS[2].name, "interval_ms");
-        assert_eq!(
-            (ADMIN_KEYS[1].name, ADMIN_KEYS[2].name),
-            (PAGE_KEYS[0], PAGE_KEYS[1])
-        );
+        assert_eq!(PAGE_KEYS, ["snapshot_path", "metrics_path"]);
         assert!(NGINX_KEYS[0].required);
     }
 }
