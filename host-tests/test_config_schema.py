@@ -24,10 +24,6 @@ PLUGINS = ("red-filter", "uwsgi-tcp", "uwsgi-stats", "otel-processor")
 MODULES = {f"{p}.wasm": p for p in PLUGINS}
 
 
-def cli():
-    return cli_bin()
-
-
 def schema(plugin):
     path = DIST / f"{plugin}.schema.json"
     if not path.exists():
@@ -35,13 +31,13 @@ def schema(plugin):
     s = json.loads(path.read_text())
     jsonschema.Draft4Validator.check_schema(s)
     # The shipped file is exactly what the CLI prints now.
-    out = subprocess.run([cli(), "schema", plugin], capture_output=True, check=True, timeout=30).stdout
+    out = subprocess.run([cli_bin(), "schema", plugin], capture_output=True, check=True, timeout=30).stdout
     assert json.loads(out) == s
     return s
 
 
 def check_config(plugin, data):
-    r = subprocess.run([cli(), "check-config", plugin, "-"], input=data, capture_output=True, timeout=30)
+    r = subprocess.run([cli_bin(), "check-config", plugin, "-"], input=data, capture_output=True, timeout=30)
     assert r.returncode in (0, 1), r.stderr
     if r.returncode == 0:
         return None

@@ -54,14 +54,10 @@ def yaml2json():
     return load
 
 
-def cli():
-    return cli_bin()
-
-
 def check_config(plugin, config):
     """`uwsgi-red check-config` on the JSON text of `config`: (exit code, output)."""
     text = config if isinstance(config, str) else json.dumps(config)
-    r = subprocess.run([cli(), "check-config", plugin, "-"], input=text.encode(), capture_output=True, timeout=30)
+    r = subprocess.run([cli_bin(), "check-config", plugin, "-"], input=text.encode(), capture_output=True, timeout=30)
     return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
 
 
